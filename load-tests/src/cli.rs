@@ -1,0 +1,242 @@
+//! Command line: `keel-load <SCENARIO> --http URL [options]`. Every option can also be set
+//! through a `KEEL_LOAD_*` environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::catalog::is_valid_id;
+use crate::workload::SkuDist;
+
+/// Keel's load generator: drives the public API, measures, and verifies the invariants at the end.
+#[derive(Debug, Parser)]
+#[command(name = "keel-load", version)]
+pub struct Cli {
+    /// The scenario to run.
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// A mixed day: orders, some cancels, receipts, fulfillments walked to delivered.
+    Steady(SteadyArgs),
+    /// A promotion spike: most lines on a few scarce SKUs, demand a multiple of their stock.
+    Promo(PromoArgs),
+}
+
+impl Scenario {
+    /// The options every scenario has.
+    pub fn run_args(&self) -> &RunArgs {
+        match self {
+            Scenario::Steady(a) => &a.run,
+            Scenario::Promo(a) => &a.run,
+        }
+    }
+}
+
+/// Options of `steady`.
+#[derive(Debug, Args)]
+pub struct SteadyArgs {
+    /// Options every scenario has.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Share of orders whose fulfillments are walked picked → packed → shipped → delivered.
+    #[arg(long, env = "KEEL_LOAD_WALK_SHARE", default_value_t = 0.15, value_parser = parse_share)]
+    pub walk_share: f64,
+}
+
+/// Options of `promo`.
+#[derive(Debug, Args)]
+pub struct PromoArgs {
+    /// Options every scenario has.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Number of scarce SKUs.
+    #[arg(long, env = "KEEL_LOAD_SCARCE_SKUS", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub scarce_skus: u32,
+    /// Share of order lines on the scarce SKUs.
+    #[arg(long, env = "KEEL_LOAD_SCARCE_SHARE", default_value_t = 0.8, value_parser = parse_share)]
+    pub scarce_share: f64,
+    /// Expected demand on the scarce SKUs, as a multiple of their stock (sizes the stock).
+    #[arg(long, env = "KEEL_LOAD_DEMAND_MULTIPLE", default_value_t = 3.0, value_parser = parse_positive)]
+    pub demand_multiple: f64,
+}
+
+/// Options every scenario has.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Base URL of Keel's HTTP API, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "KEEL_LOAD_HTTP", value_name = "URL")]
+    pub http: String,
+    /// How long to generate load (e.g. 30s, 2m, 500ms).
+    #[arg(long, env = "KEEL_LOAD_DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Worker threads (each with its own keep-alive connection). Without --rate, each keeps one
+    /// request in flight (closed loop).
+    #[arg(long, env = "KEEL_LOAD_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
+    /// Open loop: target orders per second across all workers; latency is measured from each
+    /// order's scheduled send time (no coordinated omission).
+    #[arg(long, env = "KEEL_LOAD_RATE", value_parser = parse_positive)]
+    pub rate: Option<f64>,
+    /// Also write a JSON summary to this file.
+    #[arg(long, env = "KEEL_LOAD_JSON_OUT", value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
+    /// SKUs in the run's (normal) catalog.
+    #[arg(long, env = "KEEL_LOAD_CATALOG_SKUS", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub catalog_skus: u32,
+    /// Most lines per order (each order has 1..=N distinct SKUs).
+    #[arg(long, env = "KEEL_LOAD_LINES_MAX", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub lines_max: u32,
+    /// Prefix of every id the run creates (default: derived from the clock, unique per run).
+    #[arg(long, env = "KEEL_LOAD_PREFIX", value_parser = parse_prefix)]
+    pub prefix: Option<String>,
+    /// Seed of the workload decisions (default: derived from the clock; printed in the report).
+    #[arg(long, env = "KEEL_LOAD_SEED")]
+    pub seed: Option<u64>,
+    /// How order lines pick SKUs from the normal catalog.
+    #[arg(long, env = "KEEL_LOAD_SKU_DIST", value_enum, default_value_t = SkuDist::Zipf)]
+    pub sku_dist: SkuDist,
+    /// Verify at most this many orders (a seeded sample); SKU-locations are always all verified.
+    #[arg(long, env = "KEEL_LOAD_VERIFY_SAMPLE", default_value_t = 20_000)]
+    pub verify_sample: usize,
+    /// Timeout of each request.
+    #[arg(long, env = "KEEL_LOAD_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h`, `1.5s`; a bare number is seconds. Zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 30s, 2m, 1h)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {s:?} (ms, s, m, h)"
+            ))
+        }
+    };
+    let d = Duration::try_from_secs_f64(seconds).map_err(|e| format!("{s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("duration {s:?} must be positive"));
+    }
+    Ok(d)
+}
+
+fn parse_positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a share between 0 and 1")),
+    }
+}
+
+/// Prefixes become part of every id, fulfillment ids (`{order}-F{n}`) included, so they are
+/// kept short enough for the 64-character id limit.
+fn parse_prefix(s: &str) -> Result<String, String> {
+    if s.len() <= 24 && is_valid_id(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "prefix {s:?} must be 1-24 characters of [A-Za-z0-9_-]"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration(" 10s "), Ok(Duration::from_secs(10)));
+        for bad in ["", "s", "0s", "10x", "-5s", "1.2.3s", "ms10"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn every_option_has_a_keel_load_env() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                let want = format!("KEEL_LOAD_{}", id.to_uppercase());
+                assert_eq!(env.as_deref(), Some(want.as_str()), "option {id}");
+            }
+        }
+        cmd.debug_assert();
+    }
+
+    #[test]
+    fn parses_a_full_command_line() {
+        let cli = Cli::try_parse_from([
+            "keel-load",
+            "promo",
+            "--http",
+            "http://h:1",
+            "--duration",
+            "10s",
+            "--rate",
+            "500",
+            "--prefix",
+            "kl-x",
+            "--seed",
+            "7",
+            "--sku-dist",
+            "uniform",
+            "--scarce-skus",
+            "5",
+        ])
+        .unwrap();
+        let Scenario::Promo(p) = &cli.scenario else {
+            panic!("not promo")
+        };
+        assert_eq!(p.scarce_skus, 5);
+        let run = cli.scenario.run_args();
+        assert_eq!(run.duration, Duration::from_secs(10));
+        assert_eq!(run.rate, Some(500.0));
+        assert_eq!(run.concurrency, 16);
+        assert_eq!(run.sku_dist, SkuDist::Uniform);
+        assert!(
+            Cli::try_parse_from(["keel-load", "steady", "--http", "x", "--prefix", "a.b"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["keel-load", "steady", "--http", "x", "--rate", "0"]).is_err()
+        );
+    }
+}

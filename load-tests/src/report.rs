@@ -1,0 +1,322 @@
+//! The run's summary: a readable table for stdout and the JSON written with `--json-out`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::scenario::RunOutcome;
+use crate::stats::{LatencySummary, OpCounts};
+use crate::verify::Verified;
+
+/// Violations printed in the table (the JSON has up to [`crate::verify::MAX_VIOLATIONS`]).
+const TABLE_VIOLATIONS: usize = 50;
+
+/// The JSON summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Base URL.
+    pub target: String,
+    /// Prefix of the run's ids.
+    pub prefix: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Measured length of the load phase, seconds.
+    pub duration_s: f64,
+    /// Worker threads.
+    pub concurrency: usize,
+    /// Open loop target in orders/s (`null` for closed loop).
+    pub rate: Option<f64>,
+    /// `closed_loop` or `open_loop`.
+    pub mode: &'static str,
+    /// Orders answered 2xx during the load.
+    pub orders_accepted: u64,
+    /// `orders_accepted / duration_s`.
+    pub orders_per_sec: f64,
+    /// Accept latency (order placement round trip).
+    pub latency_ms: LatencySummary,
+    /// Placement → delivered, for walked fulfillments (when measured).
+    pub e2e_latency_ms: Option<LatencySummary>,
+    /// Failed attempts by error code.
+    pub errors: BTreeMap<String, u64>,
+    /// Final status of the verified orders, as read back.
+    pub statuses: BTreeMap<String, u64>,
+    /// Status in the placement reply.
+    pub accept_statuses: BTreeMap<String, u64>,
+    /// Operation counters.
+    pub operations: OpCounts,
+    /// Scenario-specific figures.
+    pub scenario_info: BTreeMap<String, serde_json::Value>,
+    /// How the scenario was sized, and warnings.
+    pub notes: Vec<String>,
+    /// What verification checked.
+    pub verified: Verified,
+    /// Number of violations (the list below may be capped).
+    pub violations_total: usize,
+    /// Violations; empty when every invariant held.
+    pub violations: Vec<String>,
+}
+
+impl Summary {
+    /// Summarizes a run.
+    pub fn build(o: &RunOutcome) -> Self {
+        let secs = o.elapsed.as_secs_f64();
+        let e2e = (!o.stats.e2e.is_empty()).then(|| LatencySummary::of(&o.stats.e2e));
+        let mut notes = o.plan.notes.clone();
+        if let (Some(target), Some(achieved)) = (
+            o.plan.demand_target,
+            o.info
+                .get("scarce_demand_multiple")
+                .and_then(|v| v.as_f64()),
+        ) {
+            if achieved < target {
+                notes.push(format!(
+                    "scarce demand reached only {achieved}x of the stock (target {target}x): the \
+                     server was slower than the sizing assumed; use --rate or a longer --duration"
+                ));
+            }
+        }
+        if o.verification.verified.orders_sampled {
+            notes.push(format!(
+                "orders verified on a seeded sample of {} of {}; all SKU-locations verified",
+                o.verification.verified.orders_checked, o.verification.verified.orders_acknowledged
+            ));
+        }
+        let v = &o.verification;
+        if v.verified.transient_violations > 0 && v.violations_total == 0 {
+            notes.push(format!(
+                "{} violations of the first read cleared on re-read (state converging after the \
+                 load)",
+                v.verified.transient_violations
+            ));
+        }
+        if !o.verification.verified.snapshot_stable {
+            notes.push(
+                "positions kept changing while they were read; verified the last read".into(),
+            );
+        }
+        Summary {
+            scenario: o.plan.name.to_owned(),
+            target: o.target.clone(),
+            prefix: o.plan.catalog.prefix.clone(),
+            seed: o.settings.seed,
+            duration_s: round3(secs),
+            concurrency: o.settings.concurrency,
+            rate: o.settings.rate,
+            mode: if o.settings.rate.is_some() {
+                "open_loop"
+            } else {
+                "closed_loop"
+            },
+            orders_accepted: o.stats.accepted,
+            orders_per_sec: round3(if secs > 0.0 {
+                o.stats.accepted as f64 / secs
+            } else {
+                0.0
+            }),
+            latency_ms: LatencySummary::of(&o.stats.accept),
+            e2e_latency_ms: e2e,
+            errors: o.stats.errors.clone(),
+            statuses: o.verification.final_statuses.clone(),
+            accept_statuses: o.stats.accept_statuses.clone(),
+            operations: o.stats.ops,
+            scenario_info: o.info.clone(),
+            notes,
+            verified: o.verification.verified.clone(),
+            violations_total: o.verification.violations_total,
+            violations: o.verification.violations.clone(),
+        }
+    }
+
+    /// Writes the JSON summary to `path`.
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let mut row = |k: &str, v: String| {
+            let _ = writeln!(t, "{k:<20} {v}");
+        };
+        row(
+            "scenario",
+            format!("{} against {}", self.scenario, self.target),
+        );
+        row("prefix / seed", format!("{} / {}", self.prefix, self.seed));
+        row(
+            "load",
+            match self.rate {
+                Some(r) => format!(
+                    "open loop, {r} orders/s target, {} workers",
+                    self.concurrency
+                ),
+                None => format!("closed loop, {} workers", self.concurrency),
+            },
+        );
+        row("duration", format!("{:.1} s", self.duration_s));
+        row(
+            "orders accepted",
+            format!("{} ({:.1}/s)", self.orders_accepted, self.orders_per_sec),
+        );
+        row("accept latency", latency(&self.latency_ms));
+        if let Some(e2e) = &self.e2e_latency_ms {
+            row("e2e latency", latency(e2e));
+        }
+        let ops = &self.operations;
+        row(
+            "operations",
+            format!(
+                "orders sent {}, receipts {}, cancels {}, confirmations {}, delivered {}",
+                ops.orders_sent, ops.receipts, ops.cancels, ops.confirmations, ops.delivered
+            ),
+        );
+        if ops.settled_late + ops.unresolved > 0 {
+            row(
+                "ambiguous writes",
+                format!(
+                    "{} settled late, {} unresolved",
+                    ops.settled_late, ops.unresolved
+                ),
+            );
+        }
+        row("accept statuses", counts(&self.accept_statuses));
+        row("final statuses", counts(&self.statuses));
+        row("errors", counts(&self.errors));
+        for (k, v) in &self.scenario_info {
+            row(k, v.to_string());
+        }
+        let v = &self.verified;
+        row(
+            "verified",
+            format!(
+                "{} SKU-locations ({} ledger entries, {} reservations, {} backorders), {} of {} \
+                 orders{} ({} fulfillments, {} walked)",
+                v.sku_locations,
+                v.ledger_entries,
+                v.reservations,
+                v.backorders,
+                v.orders_checked,
+                v.orders_acknowledged,
+                if v.orders_sampled { " sampled" } else { "" },
+                v.fulfillments_checked,
+                v.walked_fulfillments_checked
+            ),
+        );
+        for n in &self.notes {
+            row("note", n.clone());
+        }
+        if self.violations_total == 0 {
+            row("violations", "none: every invariant held".into());
+        } else {
+            row("violations", self.violations_total.to_string());
+            for msg in self.violations.iter().take(TABLE_VIOLATIONS) {
+                row("", format!("- {msg}"));
+            }
+            if self.violations_total > TABLE_VIOLATIONS {
+                row(
+                    "",
+                    format!("… and {} more", self.violations_total - TABLE_VIOLATIONS),
+                );
+            }
+        }
+        t
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn latency(l: &LatencySummary) -> String {
+    format!(
+        "p50 {:.3} ms  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (n={})",
+        l.p50, l.p90, l.p99, l.p999, l.max, l.count
+    )
+}
+
+fn counts(m: &BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> Summary {
+        Summary {
+            scenario: "promo".into(),
+            target: "http://h".into(),
+            prefix: "kl".into(),
+            seed: 1,
+            duration_s: 2.0,
+            concurrency: 4,
+            rate: None,
+            mode: "closed_loop",
+            orders_accepted: 10,
+            orders_per_sec: 5.0,
+            latency_ms: LatencySummary::default(),
+            e2e_latency_ms: None,
+            errors: [("transport".to_string(), 2)].into(),
+            statuses: BTreeMap::new(),
+            accept_statuses: BTreeMap::new(),
+            operations: OpCounts::default(),
+            scenario_info: BTreeMap::new(),
+            notes: Vec::new(),
+            verified: Verified::default(),
+            violations_total: 0,
+            violations: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let v = serde_json::to_value(summary()).unwrap();
+        for key in [
+            "scenario",
+            "duration_s",
+            "orders_accepted",
+            "orders_per_sec",
+            "latency_ms",
+            "e2e_latency_ms",
+            "errors",
+            "statuses",
+            "concurrency",
+            "rate",
+            "violations",
+            "verified",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        for key in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                v["latency_ms"].get(key).is_some(),
+                "missing latency_ms.{key}"
+            );
+        }
+        assert_eq!(v["errors"]["transport"], 2);
+        assert!(v["violations"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn table_lists_violations() {
+        let mut s = summary();
+        assert!(s.table().contains("none: every invariant held"));
+        s.violations_total = 1;
+        s.violations.push("S@L: allocated 3 > on_hand 2".into());
+        let t = s.table();
+        assert!(t.contains("- S@L: allocated 3 > on_hand 2"), "{t}");
+        assert!(t.contains("transport 2"), "{t}");
+    }
+}

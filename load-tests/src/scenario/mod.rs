@@ -1,0 +1,271 @@
+//! Running a scenario: setup, the measured load, settling, reading back, verifying.
+//!
+//! A scenario ([`steady`], [`promo`]) only builds a [`Plan`]: its catalog, initial stock,
+//! operation mix and order shape. The engine here and in [`worker`] is shared.
+
+pub mod promo;
+mod setup;
+pub mod steady;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::catalog::Catalog;
+use crate::client::Connector;
+use crate::collect;
+use crate::runlog::RunLog;
+use crate::stats::{report_progress, Board, WorkerStats};
+use crate::verify::{verify, Verification};
+use crate::workload::{LineSpec, Mix, Rng};
+
+/// Reads-and-verifies before the violations found are reported.
+const VERIFY_ATTEMPTS: usize = 3;
+/// Pause between verification attempts.
+const VERIFY_PAUSE: Duration = Duration::from_secs(2);
+
+/// What a scenario does.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Scenario name.
+    pub name: &'static str,
+    /// The run's own catalog.
+    pub catalog: Catalog,
+    /// Initial receipts: `(slot, units)`.
+    pub stock: Vec<(usize, u64)>,
+    /// Operation weights.
+    pub mix: Mix,
+    /// Order shape.
+    pub lines: LineSpec,
+    /// Share of orders whose fulfillments are walked to `delivered`.
+    pub walk_share: f64,
+    /// Units per receipt during the run, `lo..=hi`.
+    pub receipt_qty: (u32, u32),
+    /// Target demand on the hot SKUs as a multiple of their stock (reported against the
+    /// achieved one).
+    pub demand_target: Option<f64>,
+    /// Explanations for the report (e.g. how stock was sized).
+    pub notes: Vec<String>,
+}
+
+/// How hard and how long.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Length of the measured load.
+    pub duration: Duration,
+    /// Worker threads.
+    pub concurrency: usize,
+    /// Open loop target (orders/s across workers), `None` for closed loop.
+    pub rate: Option<f64>,
+    /// Seed of every random decision.
+    pub seed: u64,
+    /// Most orders to read back and verify.
+    pub verify_sample: usize,
+}
+
+/// Everything a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The plan that ran.
+    pub plan: Plan,
+    /// The settings it ran with.
+    pub settings: Settings,
+    /// Where it ran (base URL).
+    pub target: String,
+    /// Measured length of the load phase.
+    pub elapsed: Duration,
+    /// All workers' measurements.
+    pub stats: WorkerStats,
+    /// The verdict.
+    pub verification: Verification,
+    /// Scenario-specific figures for the report.
+    pub info: BTreeMap<String, serde_json::Value>,
+}
+
+/// Runs `plan`. Errors are setup errors (server unreachable, catalog refused …); what goes
+/// wrong during the load is measured and verified instead.
+pub fn run(
+    connector: &dyn Connector,
+    plan: Plan,
+    settings: Settings,
+) -> anyhow::Result<RunOutcome> {
+    let target = connector.target();
+    let workers = settings.concurrency;
+    eprintln!(
+        "keel-load: {} against {target}: prefix {}, seed {}, {} SKUs, {} workers, {}, {:?}",
+        plan.name,
+        plan.catalog.prefix,
+        settings.seed,
+        plan.catalog.skus.len(),
+        workers,
+        settings.rate.map_or("closed loop".to_owned(), |r| format!(
+            "open loop at {r} orders/s"
+        )),
+        settings.duration
+    );
+    let mut log = setup::create(connector, &plan, workers)?;
+
+    let board = Board::new(workers);
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let shared = worker::Shared {
+        plan: &plan,
+        board: &board,
+        seed: settings.seed,
+        start,
+        deadline: start + settings.duration,
+        pace: settings
+            .rate
+            .map(|r| Duration::from_secs_f64(workers as f64 / r)),
+        workers,
+    };
+    let results: Vec<(RunLog, Instant)> = thread::scope(|s| {
+        s.spawn(|| report_progress(&board, start, &stop));
+        let handles: Vec<_> = (0..workers)
+            .map(|i| {
+                let shared = &shared;
+                s.spawn(move || worker::run(shared, i, connector.connect()))
+            })
+            .collect();
+        let results = handles
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        results
+    });
+    let mut load_end = start;
+    for (worker_log, end) in results {
+        log.merge(worker_log);
+        load_end = load_end.max(end);
+    }
+    let elapsed = load_end - start;
+    let stats = board.snapshot();
+
+    let sample = sample(log.orders.len(), settings.verify_sample, settings.seed);
+    eprintln!(
+        "keel-load: load done in {:.1}s; verifying {} SKU-locations and {} of {} orders{}",
+        elapsed.as_secs_f64(),
+        plan.catalog.slots(),
+        sample.len(),
+        log.orders.len(),
+        if sample.len() < log.orders.len() {
+            " (sampled)"
+        } else {
+            ""
+        }
+    );
+    let expected = log.expected(&plan.catalog, &sample);
+    let ids: Vec<String> = expected.orders.iter().map(|o| o.id.clone()).collect();
+    // Order and SKU-location state converge through messages; a violation that is only a
+    // moment's lag disappears on a later read, a real one persists.
+    let mut attempt = 0;
+    let mut first_total = 0;
+    let (mut verification, observed) = loop {
+        attempt += 1;
+        let observed = collect::observe(connector, workers.min(16), &plan.catalog, &ids);
+        let verification = verify(&expected, &observed);
+        if verification.violations_total == 0 || attempt == VERIFY_ATTEMPTS {
+            break (verification, observed);
+        }
+        if attempt == 1 {
+            first_total = verification.violations_total;
+        }
+        eprintln!(
+            "keel-load: {} violations; reading again in {VERIFY_PAUSE:?} in case they are transient",
+            verification.violations_total
+        );
+        thread::sleep(VERIFY_PAUSE);
+    };
+    verification.verified.attempts = attempt;
+    verification.verified.transient_violations = first_total;
+    let info = scenario_info(&plan, &log, &observed);
+    Ok(RunOutcome {
+        plan,
+        settings,
+        target,
+        elapsed,
+        stats,
+        verification,
+        info,
+    })
+}
+
+/// Sorted indexes of `k` of `n` items chosen with `seed` (all of them when `n <= k`).
+pub fn sample(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    if n > k {
+        let mut rng = Rng::stream(seed, u64::MAX);
+        for i in 0..k {
+            let j = i + rng.below(n - i);
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        all.sort_unstable();
+    }
+    all
+}
+
+/// Figures about the hot (scarce) SKUs, when the plan has some.
+fn scenario_info(
+    plan: &Plan,
+    log: &RunLog,
+    observed: &crate::verify::Observed,
+) -> BTreeMap<String, serde_json::Value> {
+    let cat = &plan.catalog;
+    let hot = cat.hot();
+    let mut info = BTreeMap::new();
+    if hot.is_empty() {
+        return info;
+    }
+    let stock: u64 = plan
+        .stock
+        .iter()
+        .filter(|(slot, _)| hot.contains(&cat.unslot(*slot).0))
+        .map(|(_, q)| q)
+        .sum();
+    let demanded = log.demand(|sku| hot.contains(&sku));
+    let allocated: i64 = observed
+        .positions
+        .iter()
+        .filter(|p| cat.sku(&p.sku).is_some_and(|s| hot.contains(&s)))
+        .filter_map(|p| match &p.position {
+            crate::verify::Fetched::Ok(p) => Some(p.allocated),
+            _ => None,
+        })
+        .sum();
+    let multiple = if stock == 0 {
+        0.0
+    } else {
+        demanded as f64 / stock as f64
+    };
+    info.insert("scarce_skus".into(), hot.len().into());
+    info.insert("scarce_stock_units".into(), stock.into());
+    info.insert("scarce_units_demanded".into(), demanded.into());
+    info.insert(
+        "scarce_demand_multiple".into(),
+        ((multiple * 100.0).round() / 100.0).into(),
+    );
+    info.insert("scarce_units_allocated".into(), allocated.into());
+    if let Some(target) = plan.demand_target {
+        info.insert("scarce_demand_target".into(), target.into());
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_is_seeded_distinct_and_bounded() {
+        assert_eq!(sample(5, 10, 1), [0, 1, 2, 3, 4]);
+        let s = sample(1000, 50, 9);
+        assert_eq!(s.len(), 50);
+        assert!(s.windows(2).all(|w| w[0] < w[1]) && s[49] < 1000);
+        assert_eq!(s, sample(1000, 50, 9));
+        assert_ne!(s, sample(1000, 50, 10));
+    }
+}

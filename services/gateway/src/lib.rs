@@ -1,0 +1,41 @@
+//! Keel's HTTP API: actix-web routes that forward to the node's request-reply API on the bus.
+//!
+//! The gateway holds no state of its own: every route is a subject plus a JSON body, and every
+//! reply's status header becomes the HTTP status (see docs/http-api.md).
+
+mod body;
+mod routes;
+
+use keel_bus::SharedBus;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use routes::configure;
+
+/// The largest request body accepted (`413 payload_too_large` above it).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the gateway's handlers share.
+#[derive(Clone)]
+pub struct Gateway {
+    bus: SharedBus,
+    timeout: Duration,
+    ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    metrics: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+impl Gateway {
+    /// A gateway that asks `bus`, reports readiness from `ready` and serves `metrics` text.
+    pub fn new(
+        bus: SharedBus,
+        ready: Arc<dyn Fn() -> bool + Send + Sync>,
+        metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    ) -> Self {
+        Gateway {
+            bus,
+            timeout: Duration::from_secs(30),
+            ready,
+            metrics,
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The routes of the HTTP API, each mapped onto one API subject.
+
+use crate::body::{error, read};
+use crate::Gateway;
+use actix_web::{web, HttpResponse};
+use bytes::Bytes;
+use keel_domain::ErrorCode;
+use keel_protocol::{subjects as s, ReplyStatus};
+use serde_json::json;
+
+/// Registers every route on an actix-web app.
+pub fn configure(gateway: Gateway) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(gateway))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
+            .service(collection(
+                "/v1/locations",
+                s::LOCATIONS_CREATE,
+                s::LOCATIONS_LIST,
+            ))
+            .service(member("/v1/locations/{id}", s::LOCATIONS_GET))
+            .service(collection(
+                "/v1/channels",
+                s::CHANNELS_CREATE,
+                s::CHANNELS_LIST,
+            ))
+            .service(member("/v1/channels/{id}", s::CHANNELS_GET))
+            .service(collection("/v1/skus", s::SKUS_CREATE, s::SKUS_LIST))
+            .service(member("/v1/skus/{id}", s::SKUS_GET))
+            .service(post_body("/v1/inventory/receipts", s::INVENTORY_RECEIPT))
+            .service(post_body("/v1/inventory/adjustments", s::INVENTORY_ADJUST))
+            .service(
+                web::resource("/v1/inventory/{sku}")
+                    .route(web::get().to(
+                        |g: web::Data<Gateway>, p: web::Path<String>| async move {
+                            forward(
+                                &g,
+                                s::INVENTORY_GET,
+                                json_body(json!({ "sku": p.into_inner() })),
+                            )
+                            .await
+                        },
+                    ))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/v1/inventory/{sku}/{location}")
+                    .route(web::get().to(
+                        |g: web::Data<Gateway>, p: web::Path<(String, String)>| async move {
+                            let (sku, location) = p.into_inner();
+                            forward(
+                                &g,
+                                s::INVENTORY_POSITION,
+                                json_body(json!({ "sku": sku, "location": location })),
+                            )
+                            .await
+                        },
+                    ))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/v1/inventory/{sku}/{location}/ledger")
+                    .route(web::get().to(
+                        |g: web::Data<Gateway>, p: web::Path<(String, String)>| async move {
+                            let (sku, location) = p.into_inner();
+                            forward(
+                                &g,
+                                s::INVENTORY_LEDGER,
+                                json_body(json!({ "sku": sku, "location": location })),
+                            )
+                            .await
+                        },
+                    ))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(post_body("/v1/orders", s::ORDERS_PLACE))
+            .service(member("/v1/orders/{id}", s::ORDERS_GET))
+            .service(post_id("/v1/orders/{id}/cancel", s::ORDERS_CANCEL))
+            .service(member("/v1/fulfillments/{id}", s::FULFILLMENTS_GET))
+            .service(
+                web::resource("/v1/fulfillments/{id}/{step}")
+                    .route(web::post().to(confirm))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(|| async {
+                error(ErrorCode::NotFound, "no such route")
+            }));
+    }
+}
+
+fn json_body(value: serde_json::Value) -> Bytes {
+    Bytes::from(value.to_string())
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    error(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take that method",
+    )
+}
+
+/// `POST` creates from the body, `GET` lists.
+fn collection(path: &str, create: &'static str, list: &'static str) -> actix_web::Resource {
+    web::resource(path)
+        .route(web::post().to(
+            move |g: web::Data<Gateway>, payload: web::Payload| async move {
+                match read(payload).await {
+                    Ok(body) => forward(&g, create, body).await,
+                    Err(response) => response,
+                }
+            },
+        ))
+        .route(web::get().to(move |g: web::Data<Gateway>| async move {
+            forward(&g, list, json_body(json!({}))).await
+        }))
+        .default_service(web::to(method_not_allowed))
+}
+
+/// `GET` one resource by the `{id}` in its path.
+fn member(path: &str, get: &'static str) -> actix_web::Resource {
+    web::resource(path)
+        .route(web::get().to(
+            move |g: web::Data<Gateway>, p: web::Path<String>| async move {
+                forward(&g, get, json_body(json!({ "id": p.into_inner() }))).await
+            },
+        ))
+        .default_service(web::to(method_not_allowed))
+}
+
+/// `POST` with a JSON body.
+fn post_body(path: &str, subject: &'static str) -> actix_web::Resource {
+    web::resource(path)
+        .route(web::post().to(
+            move |g: web::Data<Gateway>, payload: web::Payload| async move {
+                match read(payload).await {
+                    Ok(body) => forward(&g, subject, body).await,
+                    Err(response) => response,
+                }
+            },
+        ))
+        .default_service(web::to(method_not_allowed))
+}
+
+/// `POST` an action on the `{id}` in the path.
+fn post_id(path: &str, subject: &'static str) -> actix_web::Resource {
+    web::resource(path)
+        .route(web::post().to(
+            move |g: web::Data<Gateway>, p: web::Path<String>| async move {
+                forward(&g, subject, json_body(json!({ "id": p.into_inner() }))).await
+            },
+        ))
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn confirm(g: web::Data<Gateway>, p: web::Path<(String, String)>) -> HttpResponse {
+    let (id, step) = p.into_inner();
+    if !matches!(step.as_str(), "picked" | "packed" | "shipped" | "delivered") {
+        return error(
+            ErrorCode::NotFound,
+            "steps are picked, packed, shipped and delivered",
+        );
+    }
+    forward(
+        &g,
+        s::FULFILLMENTS_CONFIRM,
+        json_body(json!({ "id": id, "step": step })),
+    )
+    .await
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+async fn readyz(g: web::Data<Gateway>) -> HttpResponse {
+    if (g.ready)() {
+        HttpResponse::Ok().json(json!({ "status": "ready" }))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({ "status": "starting" }))
+    }
+}
+
+async fn metrics(g: web::Data<Gateway>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body((g.metrics)())
+}
+
+/// Asks the node and turns its reply into an HTTP response.
+async fn forward(g: &Gateway, subject: &str, body: Bytes) -> HttpResponse {
+    let reply = g
+        .bus
+        .request(subject, keel_bus::Headers::new(), body, g.timeout)
+        .await;
+    match reply {
+        Ok(msg) => {
+            let status = match ReplyStatus::from_headers(&msg.headers) {
+                ReplyStatus::Ok => 200,
+                ReplyStatus::Created => 201,
+                ReplyStatus::Error(code) => code.http_status(),
+            };
+            let status = actix_web::http::StatusCode::from_u16(status)
+                .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+            HttpResponse::build(status)
+                .content_type("application/json")
+                .body(msg.payload)
+        }
+        Err(keel_bus::Error::PayloadTooLarge { max, .. }) => error(
+            ErrorCode::PayloadTooLarge,
+            &format!("the request exceeds {max} bytes"),
+        ),
+        Err(e) => {
+            tracing::warn!(subject, error = %e, "no answer from a node");
+            error(ErrorCode::Unavailable, &format!("no node answered: {e}"))
+        }
+    }
+}

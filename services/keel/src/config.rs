@@ -1,0 +1,56 @@
+//! Command-line flags, each with a `KEEL_*` environment equivalent.
+
+use clap::{ArgAction, Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Keel: order orchestration and inventory sync. Runs a node and the HTTP gateway in one
+/// process with the in-process bus (the embedded default: no external services).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "keel", version, about)]
+pub struct Config {
+    /// Where the node keeps its durable state (sled).
+    #[arg(long, env = "KEEL_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, env = "KEEL_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Seed a demo catalog (3 locations, 3 channels, 200 SKUs with stock) on first start.
+    #[arg(long, env = "KEEL_SEED_DEMO", default_value_t = true, action = ArgAction::Set)]
+    pub seed_demo: bool,
+    /// Actor threads (default: one per core).
+    #[arg(long, env = "KEEL_WORKERS")]
+    pub workers: Option<usize>,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "KEEL_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+    /// Seconds an actor may stay idle before it is passivated.
+    #[arg(long, env = "KEEL_ACTOR_IDLE_SECS", default_value_t = 30)]
+    pub actor_idle_secs: u64,
+    /// sled cache budget in MiB.
+    #[arg(long, env = "KEEL_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+    /// Log format.
+    #[arg(long, env = "KEEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The node options these flags describe.
+    pub fn node_options(&self) -> keel_runtime::NodeOptions {
+        let mut options = keel_runtime::NodeOptions::new(&self.data_dir);
+        if let Some(workers) = self.workers {
+            options.workers = workers.max(1);
+        }
+        options.idle_after = std::time::Duration::from_secs(self.actor_idle_secs.max(1));
+        options.cache_capacity = self.cache_mb.max(8) * 1024 * 1024;
+        options
+    }
+}

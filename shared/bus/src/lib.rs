@@ -1,0 +1,155 @@
+//! Keel's message bus: the seam between Keel's actors/gateway and the transport that carries
+//! their messages.
+//!
+//! The [`Bus`] trait exposes NATS semantics — dot-separated subjects with `*`/`>` wildcards
+//! (see [`subject`]), fan-out publish/subscribe, queue groups that load-balance a subject over
+//! their members, and request-reply with no-responders detection and timeouts — in a shape that
+//! an async-nats client can implement directly. [`InProcessBus`] implements it inside one process
+//! (single-node deployments and tests) with bounded, backpressured per-subscription channels, so
+//! the same code later runs unchanged over NATS. Code should depend on [`SharedBus`]
+//! (`Arc<dyn Bus>`) rather than on a concrete implementation.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use futures::StreamExt;
+//! use keel_bus::{Bus, Headers, InProcessBus, InProcessOptions, SharedBus};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), keel_bus::Error> {
+//! let bus: SharedBus = InProcessBus::new(InProcessOptions::default()).into_shared();
+//!
+//! // A responder answering requests on `keel.v1.echo`.
+//! let mut requests = bus.subscribe("keel.v1.echo").await?;
+//! let responder = bus.clone();
+//! tokio::spawn(async move {
+//!     while let Some(request) = requests.next().await {
+//!         let payload = request.payload.clone();
+//!         responder.respond(&request, Headers::new(), payload).await.ok();
+//!     }
+//! });
+//!
+//! let reply = bus
+//!     .request("keel.v1.echo", Headers::new(), Bytes::from_static(b"hi"), std::time::Duration::from_secs(1))
+//!     .await?;
+//! assert_eq!(reply.payload, "hi");
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod in_process;
+pub mod subject;
+mod subscription;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+
+pub use error::Error;
+pub use in_process::{InProcessBus, InProcessOptions};
+pub use subscription::Subscription;
+
+/// Message headers (NATS headers with a single value per key), ordered by key.
+pub type Headers = std::collections::BTreeMap<String, String>;
+
+/// A message as delivered to a subscriber.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// The subject the message was published to.
+    pub subject: String,
+    /// The subject to send a reply to, if the publisher expects one (see [`Bus::respond`]).
+    pub reply: Option<String>,
+    /// Message headers.
+    pub headers: Headers,
+    /// The message body.
+    pub payload: Bytes,
+}
+
+/// The boxed, `Send`, `'static` future returned by [`Bus`] methods (keeps the trait object-safe).
+pub type BoxFuture<T> = futures::future::BoxFuture<'static, T>;
+
+/// A message bus with NATS semantics.
+///
+/// Futures returned by the methods are lazy (nothing happens until they are polled) and do not
+/// borrow the bus, so they can be moved into spawned tasks. They may be awaited on any tokio
+/// runtime; [`Bus::request`] needs a runtime with the time driver enabled for its timeout.
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes a message to `subject` (which must not contain wildcards).
+    ///
+    /// Every matching subscription gets a copy, except that each matching queue group gets it
+    /// exactly once (on one of its members). Publishing to a subject nobody subscribes to
+    /// succeeds and the message is discarded. Waits while a receiving subscription's buffer is
+    /// full (backpressure).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSubject`], [`Error::PayloadTooLarge`], [`Error::Closed`].
+    fn publish(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<Result<(), Error>>;
+
+    /// Publishes like [`Bus::publish`], with `reply` as the message's reply subject (used to
+    /// answer requests or to set up a reply-to flow).
+    ///
+    /// # Errors
+    /// As [`Bus::publish`]; `reply` must be a valid subject too.
+    fn publish_with_reply(
+        &self,
+        subject: &str,
+        reply: &str,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<Result<(), Error>>;
+
+    /// Subscribes to all subjects matching `pattern` (may use `*` and `>` wildcards).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSubject`], [`Error::Closed`].
+    fn subscribe(&self, pattern: &str) -> BoxFuture<Result<Subscription, Error>>;
+
+    /// Subscribes to `pattern` as a member of the queue group `group`: each message is delivered
+    /// to only one member of the group (load balancing).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSubject`] (also for an empty group name or one containing whitespace),
+    /// [`Error::Closed`].
+    fn queue_subscribe(&self, pattern: &str, group: &str)
+        -> BoxFuture<Result<Subscription, Error>>;
+
+    /// Sends a request to `subject` and waits up to `timeout` for the first reply.
+    ///
+    /// # Errors
+    /// [`Error::NoResponders`] at once when no subscription matches `subject`,
+    /// [`Error::Timeout`] when no reply arrived in time, and the errors of [`Bus::publish`].
+    fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<Result<Message, Error>>;
+
+    /// Answers `request` by publishing to its reply subject. Succeeds without doing anything
+    /// when the request has no reply subject.
+    ///
+    /// # Errors
+    /// As [`Bus::publish`].
+    fn respond(
+        &self,
+        request: &Message,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<Result<(), Error>> {
+        match &request.reply {
+            Some(reply) => self.publish(reply, headers, payload),
+            None => futures::future::ready(Ok(())).boxed(),
+        }
+    }
+}
+
+/// A shared, type-erased bus handle: what actors and the gateway hold.
+pub type SharedBus = Arc<dyn Bus>;

@@ -1,0 +1,30 @@
+use serde::{Deserialize, Serialize};
+
+/// The stock of one SKU at one location, in disjoint buckets.
+///
+/// `allocated` is the part of `on_hand` reserved for orders, so `allocated <= on_hand` always
+/// holds; the buckets are unsigned, so none can go negative.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Sellable units physically on hand (including allocated ones).
+    pub on_hand: u64,
+    /// Units of `on_hand` reserved for orders.
+    pub allocated: u64,
+    /// Inbound units not yet received.
+    pub in_transit: u64,
+    /// Damaged or held for quality control: not sellable.
+    pub quarantined: u64,
+    /// Returned by customers, awaiting inspection.
+    pub return_pending: u64,
+    /// Units kept back from what channels may promise.
+    pub safety_stock: u64,
+}
+
+impl Position {
+    /// Available to promise: `on_hand − allocated − safety_stock`, never below zero.
+    pub fn available(&self) -> u64 {
+        self.on_hand
+            .saturating_sub(self.allocated)
+            .saturating_sub(self.safety_stock)
+    }
+}

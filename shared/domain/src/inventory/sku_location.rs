@@ -1,0 +1,507 @@
+use super::{LedgerEntry, Movement, Position};
+use crate::{DocumentId, Error, FulfillmentId, OrderId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// An order waiting for stock at this SKU-location, first come first served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backorder {
+    pub order: OrderId,
+    pub quantity: u64,
+}
+
+/// The state of one SKU at one location: its position, who holds its reservations, and the
+/// queue of backorders waiting for stock.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkuLocation {
+    pub position: Position,
+    /// Units reserved per order; they sum to `position.allocated`.
+    pub reservations: BTreeMap<OrderId, u64>,
+    /// Orders waiting for stock, in arrival order.
+    pub backorders: VecDeque<Backorder>,
+    /// The sequence number the next ledger entry gets.
+    pub next_seq: u64,
+}
+
+/// A command to a SKU-location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StockCommand {
+    /// Goods arrived: add to `on_hand`.
+    Receive { receipt: DocumentId, quantity: u64 },
+    /// A correction of `on_hand` (cycle count, damage, …).
+    Adjust {
+        adjustment: DocumentId,
+        delta: i64,
+        reason: String,
+    },
+    /// Reserve up to `quantity` for `order`; what is granted is whatever is available.
+    Reserve { order: OrderId, quantity: u64 },
+    /// Give back up to `quantity` of what `order` holds here.
+    Release {
+        order: OrderId,
+        quantity: u64,
+        reason: String,
+    },
+    /// Units of `order` left the building: out of `on_hand` and `allocated` together.
+    Ship {
+        order: OrderId,
+        fulfillment: FulfillmentId,
+        quantity: u64,
+    },
+    /// Wait here for `quantity` more units (filled at once as far as stock allows).
+    Backorder { order: OrderId, quantity: u64 },
+    /// Stop waiting: drop `order`'s backorder here.
+    WithdrawBackorder { order: OrderId },
+}
+
+/// What happened at a SKU-location. Applying the events of a decision yields the new state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StockEvent {
+    Received {
+        receipt: DocumentId,
+        quantity: u64,
+    },
+    Adjusted {
+        adjustment: DocumentId,
+        delta: i64,
+        reason: String,
+    },
+    Reserved {
+        order: OrderId,
+        quantity: u64,
+    },
+    Released {
+        order: OrderId,
+        quantity: u64,
+        reason: String,
+    },
+    Shipped {
+        order: OrderId,
+        fulfillment: FulfillmentId,
+        quantity: u64,
+    },
+    BackorderQueued {
+        order: OrderId,
+        quantity: u64,
+    },
+    BackorderAllocated {
+        order: OrderId,
+        quantity: u64,
+    },
+    BackorderWithdrawn {
+        order: OrderId,
+        quantity: u64,
+    },
+}
+
+impl SkuLocation {
+    /// Units reserved here for `order`.
+    pub fn reserved_for(&self, order: &OrderId) -> u64 {
+        self.reservations.get(order).copied().unwrap_or(0)
+    }
+
+    /// Decides a command against the current state. Refusals change nothing.
+    pub fn decide(&self, command: &StockCommand) -> Result<Vec<StockEvent>, Error> {
+        let mut events = Vec::new();
+        match command {
+            StockCommand::Receive { receipt, quantity } => {
+                events.push(StockEvent::Received {
+                    receipt: receipt.clone(),
+                    quantity: *quantity,
+                });
+                self.fill_backorders(self.available_after(*quantity, 0), None, &mut events);
+            }
+            StockCommand::Adjust {
+                adjustment,
+                delta,
+                reason,
+            } => {
+                let on_hand = i128::from(self.position.on_hand) + i128::from(*delta);
+                if on_hand < i128::from(self.position.allocated) {
+                    return Err(Error::InsufficientStock(format!(
+                        "adjusting by {delta} would leave {on_hand} on hand with {} allocated",
+                        self.position.allocated
+                    )));
+                }
+                events.push(StockEvent::Adjusted {
+                    adjustment: adjustment.clone(),
+                    delta: *delta,
+                    reason: reason.clone(),
+                });
+                if *delta > 0 {
+                    let available = self.available_after(delta.unsigned_abs(), 0);
+                    self.fill_backorders(available, None, &mut events);
+                }
+            }
+            StockCommand::Reserve { order, quantity } => {
+                let granted = (*quantity).min(self.position.available());
+                if granted > 0 {
+                    events.push(StockEvent::Reserved {
+                        order: order.clone(),
+                        quantity: granted,
+                    });
+                }
+            }
+            StockCommand::Release {
+                order,
+                quantity,
+                reason,
+            } => {
+                let released = (*quantity).min(self.reserved_for(order));
+                if released > 0 {
+                    events.push(StockEvent::Released {
+                        order: order.clone(),
+                        quantity: released,
+                        reason: reason.clone(),
+                    });
+                    let available = self.available_after(0, released);
+                    self.fill_backorders(available, None, &mut events);
+                }
+            }
+            StockCommand::Ship {
+                order,
+                fulfillment,
+                quantity,
+            } => {
+                let held = self.reserved_for(order);
+                if *quantity > held {
+                    return Err(Error::InvalidTransition(format!(
+                        "cannot ship {quantity} for order {order}: {held} reserved here"
+                    )));
+                }
+                events.push(StockEvent::Shipped {
+                    order: order.clone(),
+                    fulfillment: fulfillment.clone(),
+                    quantity: *quantity,
+                });
+            }
+            StockCommand::Backorder { order, quantity } => {
+                events.push(StockEvent::BackorderQueued {
+                    order: order.clone(),
+                    quantity: *quantity,
+                });
+                let joining = Some((order, *quantity));
+                self.fill_backorders(self.position.available(), joining, &mut events);
+            }
+            StockCommand::WithdrawBackorder { order } => {
+                if let Some(b) = self.backorders.iter().find(|b| &b.order == order) {
+                    events.push(StockEvent::BackorderWithdrawn {
+                        order: order.clone(),
+                        quantity: b.quantity,
+                    });
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// What is available to promise once `arriving` units are added to `on_hand` and `freed`
+    /// units leave `allocated`: safety stock stays back for backorders too.
+    fn available_after(&self, arriving: u64, freed: u64) -> u64 {
+        let p = &self.position;
+        (p.on_hand + arriving)
+            .saturating_sub(p.allocated - freed)
+            .saturating_sub(p.safety_stock)
+    }
+
+    /// Hands `available` units to the waiting backorders, oldest first; `joining` is a
+    /// backorder being queued by this very decision (added to its order's entry, or last).
+    fn fill_backorders(
+        &self,
+        mut available: u64,
+        joining: Option<(&OrderId, u64)>,
+        events: &mut Vec<StockEvent>,
+    ) {
+        let extra = |order: &OrderId| match joining {
+            Some((o, q)) if o == order => q,
+            _ => 0,
+        };
+        let queued = self
+            .backorders
+            .iter()
+            .map(|b| (&b.order, b.quantity + extra(&b.order)));
+        let new = joining.filter(|(o, _)| !self.backorders.iter().any(|b| &b.order == *o));
+        for (order, wanted) in queued.chain(new) {
+            if available == 0 {
+                break;
+            }
+            let quantity = wanted.min(available);
+            available -= quantity;
+            events.push(StockEvent::BackorderAllocated {
+                order: order.clone(),
+                quantity,
+            });
+        }
+    }
+
+    /// Applies one event and returns the ledger entry it makes, if it moves a bucket.
+    ///
+    /// Events come from [`SkuLocation::decide`] on this very state, so the arithmetic cannot
+    /// underflow; `at` is the command's time in milliseconds since the Unix epoch.
+    pub fn apply(&mut self, event: &StockEvent, at: u64) -> Option<LedgerEntry> {
+        let p = &mut self.position;
+        let (movement, quantity, on_hand, allocated, reason, document, order) = match event {
+            StockEvent::Received { receipt, quantity } => {
+                p.on_hand += quantity;
+                let q = signed(*quantity);
+                (
+                    Movement::Receipt,
+                    q,
+                    q,
+                    0,
+                    "receipt".to_owned(),
+                    receipt.to_string(),
+                    None,
+                )
+            }
+            StockEvent::Adjusted {
+                adjustment,
+                delta,
+                reason,
+            } => {
+                p.on_hand = p.on_hand.checked_add_signed(*delta).expect("decided");
+                let d = *delta;
+                (
+                    Movement::Adjustment,
+                    d,
+                    d,
+                    0,
+                    reason.clone(),
+                    adjustment.to_string(),
+                    None,
+                )
+            }
+            StockEvent::Reserved { order, quantity } => {
+                p.allocated += quantity;
+                *self.reservations.entry(order.clone()).or_default() += quantity;
+                let q = signed(*quantity);
+                let doc = order.to_string();
+                (
+                    Movement::Reservation,
+                    q,
+                    0,
+                    q,
+                    "reservation".to_owned(),
+                    doc,
+                    Some(order),
+                )
+            }
+            StockEvent::BackorderAllocated { order, quantity } => {
+                p.allocated += quantity;
+                *self.reservations.entry(order.clone()).or_default() += quantity;
+                self.take_from_backorder(order, *quantity);
+                let q = signed(*quantity);
+                let (m, doc) = (Movement::BackorderAllocation, order.to_string());
+                (m, q, 0, q, "backorder filled".to_owned(), doc, Some(order))
+            }
+            StockEvent::Released {
+                order,
+                quantity,
+                reason,
+            } => {
+                p.allocated -= quantity;
+                self.unreserve(order, *quantity);
+                let q = signed(*quantity);
+                let doc = order.to_string();
+                (
+                    Movement::Release,
+                    q,
+                    0,
+                    -q,
+                    reason.clone(),
+                    doc,
+                    Some(order),
+                )
+            }
+            StockEvent::Shipped {
+                order,
+                fulfillment,
+                quantity,
+            } => {
+                p.on_hand -= quantity;
+                p.allocated -= quantity;
+                self.unreserve(order, *quantity);
+                let q = signed(*quantity);
+                let doc = fulfillment.to_string();
+                (
+                    Movement::Shipment,
+                    q,
+                    -q,
+                    -q,
+                    "shipment".to_owned(),
+                    doc,
+                    Some(order),
+                )
+            }
+            StockEvent::BackorderQueued { order, quantity } => {
+                match self.backorders.iter_mut().find(|b| &b.order == order) {
+                    Some(b) => b.quantity += quantity,
+                    None => self.backorders.push_back(Backorder {
+                        order: order.clone(),
+                        quantity: *quantity,
+                    }),
+                }
+                return None;
+            }
+            StockEvent::BackorderWithdrawn { order, .. } => {
+                self.backorders.retain(|b| &b.order != order);
+                return None;
+            }
+        };
+        let entry = LedgerEntry {
+            seq: self.next_seq,
+            movement,
+            quantity,
+            on_hand_delta: on_hand,
+            allocated_delta: allocated,
+            reason,
+            document,
+            order: order.cloned(),
+            at,
+        };
+        self.next_seq += 1;
+        Some(entry)
+    }
+
+    fn unreserve(&mut self, order: &OrderId, quantity: u64) {
+        if let Some(held) = self.reservations.get_mut(order) {
+            *held -= quantity;
+            if *held == 0 {
+                self.reservations.remove(order);
+            }
+        }
+    }
+
+    fn take_from_backorder(&mut self, order: &OrderId, quantity: u64) {
+        if let Some(i) = self.backorders.iter().position(|b| &b.order == order) {
+            self.backorders[i].quantity -= quantity;
+            if self.backorders[i].quantity == 0 {
+                self.backorders.remove(i);
+            }
+        }
+    }
+}
+
+/// Quantities are bounded far below `i64::MAX` by the command rules.
+fn signed(quantity: u64) -> i64 {
+    i64::try_from(quantity).expect("quantities are bounded by MAX_QUANTITY")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::fold;
+
+    fn order(id: &str) -> OrderId {
+        OrderId::parse(id).unwrap()
+    }
+
+    fn run(state: &mut SkuLocation, command: StockCommand) -> Result<Vec<LedgerEntry>, Error> {
+        let events = state.decide(&command)?;
+        Ok(events.iter().filter_map(|e| state.apply(e, 7)).collect())
+    }
+
+    fn receive(state: &mut SkuLocation, receipt: &str, quantity: u64) {
+        let receipt = DocumentId::parse(receipt).unwrap();
+        run(state, StockCommand::Receive { receipt, quantity }).unwrap();
+    }
+
+    #[test]
+    fn reservations_never_exceed_what_is_available() {
+        let mut s = SkuLocation::default();
+        receive(&mut s, "r1", 5);
+        s.position.safety_stock = 1;
+        let reserve = |o: &str, q| StockCommand::Reserve {
+            order: order(o),
+            quantity: q,
+        };
+        run(&mut s, reserve("a", 3)).unwrap();
+        run(&mut s, reserve("b", 3)).unwrap();
+        assert_eq!(s.reserved_for(&order("a")), 3);
+        assert_eq!(s.reserved_for(&order("b")), 1, "safety stock is kept back");
+        assert!(run(&mut s, reserve("c", 1)).unwrap().is_empty());
+        assert_eq!(s.position.allocated, 4);
+    }
+
+    #[test]
+    fn stock_arriving_fills_backorders_first_come_first_served() {
+        let mut s = SkuLocation::default();
+        for (o, q) in [("a", 2), ("b", 3)] {
+            let cmd = StockCommand::Backorder {
+                order: order(o),
+                quantity: q,
+            };
+            run(&mut s, cmd).unwrap();
+        }
+        receive(&mut s, "r1", 4);
+        assert_eq!(s.reserved_for(&order("a")), 2);
+        assert_eq!(s.reserved_for(&order("b")), 2);
+        assert_eq!(
+            s.backorders,
+            VecDeque::from([Backorder {
+                order: order("b"),
+                quantity: 1
+            }])
+        );
+        assert_eq!(s.position.available(), 0);
+    }
+
+    #[test]
+    fn adjustments_cannot_cut_into_allocated_stock() {
+        let mut s = SkuLocation::default();
+        receive(&mut s, "r1", 5);
+        let reserve = StockCommand::Reserve {
+            order: order("a"),
+            quantity: 4,
+        };
+        run(&mut s, reserve).unwrap();
+        let adjust = |delta| StockCommand::Adjust {
+            adjustment: DocumentId::parse("adj").unwrap(),
+            delta,
+            reason: "count".into(),
+        };
+        let before = s.clone();
+        let err = run(&mut s, adjust(-2)).unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::InsufficientStock);
+        assert_eq!(s, before, "a refusal changes nothing");
+        run(&mut s, adjust(-1)).unwrap();
+        assert_eq!(s.position.on_hand, 4);
+    }
+
+    #[test]
+    fn shipping_takes_units_out_of_on_hand_and_allocated_together() {
+        let mut s = SkuLocation::default();
+        let (a, f) = (order("a"), FulfillmentId::new(&order("a"), 1));
+        let receipt = DocumentId::parse("r1").unwrap();
+        let mut entries = run(
+            &mut s,
+            StockCommand::Receive {
+                receipt,
+                quantity: 5,
+            },
+        )
+        .unwrap();
+        let reserve = StockCommand::Reserve {
+            order: a.clone(),
+            quantity: 3,
+        };
+        entries.extend(run(&mut s, reserve).unwrap());
+        let ship = |quantity| StockCommand::Ship {
+            order: a.clone(),
+            fulfillment: f.clone(),
+            quantity,
+        };
+        assert!(
+            run(&mut s, ship(4)).is_err(),
+            "cannot ship more than reserved"
+        );
+        entries.extend(run(&mut s, ship(3)).unwrap());
+        assert_eq!((s.position.on_hand, s.position.allocated), (2, 0));
+        assert!(s.reservations.is_empty());
+        assert!(fold(&entries).matches(&s.position));
+        let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [0, 1, 2], "the ledger has no gaps");
+    }
+}

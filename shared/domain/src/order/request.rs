@@ -1,0 +1,93 @@
+use crate::catalog::validate_name;
+use crate::quantity::quantity;
+use crate::{ChannelId, Error, OrderId, SkuId};
+use serde::{Deserialize, Serialize};
+
+/// The most lines one order may have.
+pub const MAX_ORDER_LINES: usize = 100;
+
+/// Where an order ships to; the region steers sourcing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipTo {
+    pub region: String,
+}
+
+/// One requested line: a SKU and how many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestedLine {
+    pub sku: SkuId,
+    pub quantity: u64,
+}
+
+/// A validated order as a channel captured it. Placing the same id again must carry an equal
+/// request (idempotency); a different one is a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRequest {
+    pub id: OrderId,
+    pub channel: ChannelId,
+    pub lines: Vec<RequestedLine>,
+    pub ship_to: ShipTo,
+}
+
+impl OrderRequest {
+    /// Validates the raw fields of an order request.
+    pub fn new(
+        id: &str,
+        channel: &str,
+        lines: &[(&str, i64)],
+        region: &str,
+    ) -> Result<Self, Error> {
+        let id = OrderId::parse(id)?;
+        let channel = ChannelId::parse(channel)?;
+        validate_name("ship_to.region", region)?;
+        if lines.is_empty() || lines.len() > MAX_ORDER_LINES {
+            return Err(Error::Malformed(format!(
+                "an order has 1-{MAX_ORDER_LINES} lines"
+            )));
+        }
+        let mut parsed: Vec<RequestedLine> = Vec::with_capacity(lines.len());
+        for (sku, qty) in lines {
+            let sku = SkuId::parse(sku)?;
+            if parsed.iter().any(|l| l.sku == sku) {
+                return Err(Error::Malformed(format!("sku {sku} appears on two lines")));
+            }
+            parsed.push(RequestedLine {
+                sku,
+                quantity: quantity(*qty)?,
+            });
+        }
+        Ok(OrderRequest {
+            id,
+            channel,
+            lines: parsed,
+            ship_to: ShipTo {
+                region: region.to_owned(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    #[test]
+    fn requests_are_validated_field_by_field() {
+        let ok = OrderRequest::new("o1", "web", &[("A", 1), ("B", 2)], "east").unwrap();
+        assert_eq!(ok.lines.len(), 2);
+        let code = |r: Result<OrderRequest, Error>| r.unwrap_err().code();
+        assert_eq!(
+            code(OrderRequest::new("o 1", "web", &[("A", 1)], "e")),
+            ErrorCode::InvalidId
+        );
+        assert_eq!(
+            code(OrderRequest::new("o1", "web", &[], "e")),
+            ErrorCode::MalformedRequest
+        );
+        let dup = OrderRequest::new("o1", "web", &[("A", 1), ("A", 1)], "e");
+        assert_eq!(code(dup), ErrorCode::MalformedRequest);
+        let zero = OrderRequest::new("o1", "web", &[("A", 0)], "e");
+        assert_eq!(code(zero), ErrorCode::InvalidQuantity);
+    }
+}

@@ -1,0 +1,123 @@
+//! Keel's wire contract, shared by the node (which answers) and the gateway (which asks):
+//! the request-reply API subjects, how a reply says whether it succeeded, and the error body.
+//!
+//! A reply carries `Keel-Status: ok | created | error`; an error reply also carries
+//! `Keel-Error: <code>` and the body `{"error":{"code","message"}}`. The JSON bodies are the
+//! same as the HTTP API's (docs/http-api.md).
+
+use keel_bus::Headers;
+use keel_domain::ErrorCode;
+
+/// Every API subject starts with this.
+pub const API_PREFIX: &str = "keel.v1.api.";
+/// The pattern nodes subscribe to.
+pub const API_SUBJECTS: &str = "keel.v1.api.>";
+/// The queue group that spreads API requests over a node's workers.
+pub const API_QUEUE_GROUP: &str = "keel-api";
+/// Reply header: `ok`, `created` or `error`.
+pub const STATUS_HEADER: &str = "Keel-Status";
+/// Reply header naming the error code of an error reply.
+pub const ERROR_HEADER: &str = "Keel-Error";
+
+/// The request-reply API, one subject per operation (`keel.v1.api.<resource>.<verb>`).
+pub mod subjects {
+    pub const LOCATIONS_CREATE: &str = "keel.v1.api.locations.create";
+    pub const LOCATIONS_GET: &str = "keel.v1.api.locations.get";
+    pub const LOCATIONS_LIST: &str = "keel.v1.api.locations.list";
+    pub const CHANNELS_CREATE: &str = "keel.v1.api.channels.create";
+    pub const CHANNELS_GET: &str = "keel.v1.api.channels.get";
+    pub const CHANNELS_LIST: &str = "keel.v1.api.channels.list";
+    pub const SKUS_CREATE: &str = "keel.v1.api.skus.create";
+    pub const SKUS_GET: &str = "keel.v1.api.skus.get";
+    pub const SKUS_LIST: &str = "keel.v1.api.skus.list";
+    pub const INVENTORY_RECEIPT: &str = "keel.v1.api.inventory.receipt";
+    pub const INVENTORY_ADJUST: &str = "keel.v1.api.inventory.adjust";
+    pub const INVENTORY_GET: &str = "keel.v1.api.inventory.get";
+    pub const INVENTORY_POSITION: &str = "keel.v1.api.inventory.position";
+    pub const INVENTORY_LEDGER: &str = "keel.v1.api.inventory.ledger";
+    pub const ORDERS_PLACE: &str = "keel.v1.api.orders.place";
+    pub const ORDERS_GET: &str = "keel.v1.api.orders.get";
+    pub const ORDERS_CANCEL: &str = "keel.v1.api.orders.cancel";
+    pub const FULFILLMENTS_CONFIRM: &str = "keel.v1.api.fulfillments.confirm";
+    pub const FULFILLMENTS_GET: &str = "keel.v1.api.fulfillments.get";
+}
+
+/// How a reply turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStatus {
+    /// Done (or already done: an idempotent repeat).
+    Ok,
+    /// Done, and it created the resource.
+    Created,
+    /// Refused or failed with this code.
+    Error(ErrorCode),
+}
+
+impl ReplyStatus {
+    /// The reply headers that carry this status.
+    pub fn headers(self) -> Headers {
+        let mut headers = Headers::new();
+        let status = match self {
+            ReplyStatus::Ok => "ok",
+            ReplyStatus::Created => "created",
+            ReplyStatus::Error(code) => {
+                headers.insert(ERROR_HEADER.to_owned(), code.as_str().to_owned());
+                "error"
+            }
+        };
+        headers.insert(STATUS_HEADER.to_owned(), status.to_owned());
+        headers
+    }
+
+    /// Reads the status from reply headers; a reply without them is an internal error.
+    pub fn from_headers(headers: &Headers) -> ReplyStatus {
+        match headers.get(STATUS_HEADER).map(String::as_str) {
+            Some("ok") => ReplyStatus::Ok,
+            Some("created") => ReplyStatus::Created,
+            _ => ReplyStatus::Error(
+                headers
+                    .get(ERROR_HEADER)
+                    .and_then(|c| ErrorCode::parse(c))
+                    .unwrap_or(ErrorCode::Internal),
+            ),
+        }
+    }
+}
+
+/// The error body: `{"error":{"code","message"}}`.
+pub fn error_body(code: ErrorCode, message: &str) -> Vec<u8> {
+    let body = serde_json::json!({ "error": { "code": code.as_str(), "message": message } });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_status_round_trips_through_headers() {
+        for status in [
+            ReplyStatus::Ok,
+            ReplyStatus::Created,
+            ReplyStatus::Error(ErrorCode::UnknownSku),
+        ] {
+            assert_eq!(ReplyStatus::from_headers(&status.headers()), status);
+        }
+        assert_eq!(
+            ReplyStatus::from_headers(&Headers::new()),
+            ReplyStatus::Error(ErrorCode::Internal)
+        );
+    }
+
+    #[test]
+    fn every_subject_is_under_the_api_prefix() {
+        for s in [
+            subjects::ORDERS_PLACE,
+            subjects::FULFILLMENTS_GET,
+            subjects::INVENTORY_LEDGER,
+        ] {
+            assert!(s.starts_with(API_PREFIX));
+            assert!(keel_bus::subject::matches(API_SUBJECTS, s));
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The order's side of the work: placing, the reservation saga, and executing commands.
+//!
+//! Saga: read what the channel's locations can promise → plan (pure sourcing policy) → write the
+//! plan ahead → reserve each planned line at its SKU-location (which grants what is really
+//! available: the only place a reservation is decided) → settle: all granted, or compensate the
+//! partial grants and re-plan, at most `MAX_ALLOCATION_ATTEMPTS` times, then keep what was
+//! granted and backorder the rest. A crash mid-saga leaves the plan and an "allocating" marker
+//! in the store; recovery releases the plan's grants and runs the saga again.
+
+use crate::entity::Durable;
+use crate::router::Router;
+use crate::Error;
+use futures::future::try_join_all;
+use keel_domain::catalog::Location;
+use keel_domain::inventory::{SkuLocation, StockCommand};
+use keel_domain::order::{Allocation, Order, OrderCommand, OrderRequest, PlannedLine};
+use keel_domain::sourcing::{self, Settlement};
+use keel_domain::{LocationId, SkuId};
+use std::collections::HashMap;
+
+use super::{OrderExec, Snapshot};
+
+fn state(d: &Durable<Order>) -> Result<&Order, Error> {
+    d.state
+        .as_ref()
+        .ok_or_else(|| keel_domain::Error::UnknownOrder(d.id.to_string()).into())
+}
+
+/// Places the order in `d`, or answers the stored one when the same request comes again.
+pub(crate) async fn place(
+    router: &Router,
+    d: &mut Durable<Order>,
+    request: OrderRequest,
+) -> Result<(Order, bool), Error> {
+    if let Some(existing) = &d.state {
+        if existing.request != request {
+            return Err(keel_domain::Error::Conflict(format!(
+                "order {} exists with a different request",
+                request.id
+            ))
+            .into());
+        }
+        // A retry of an order whose allocation was interrupted finishes it.
+        resume(router, d).await?;
+        return Ok((state(d)?.clone(), false));
+    }
+    let locations = router.catalog.order_locations(&request)?;
+    d.create(&router.store, Order::place(request, crate::keys::now_ms()))?;
+    allocate(router, d, &locations).await?;
+    Ok((state(d)?.clone(), true))
+}
+
+/// Finishes an interrupted allocation: releases what its last plan may hold, then allocates.
+pub(crate) async fn resume(router: &Router, d: &mut Durable<Order>) -> Result<(), Error> {
+    let order = state(d)?;
+    let Allocation::InProgress { attempt, plan } = &order.allocation else {
+        return Ok(());
+    };
+    let locations = router.catalog.order_locations(&order.request)?;
+    let prefix = format!("{}#a{attempt}.r", d.key);
+    release(router, d, &prefix, &plan.clone()).await?;
+    allocate(router, d, &locations).await
+}
+
+async fn allocate(
+    router: &Router,
+    d: &mut Durable<Order>,
+    locations: &[Location],
+) -> Result<(), Error> {
+    let order = state(d)?;
+    let (lines, region) = (
+        order.request.lines.clone(),
+        order.request.ship_to.region.clone(),
+    );
+    let wait_at = sourcing::backorder_location(locations, &region)
+        .cloned()
+        .ok_or_else(|| Error::Internal("a channel without locations".into()))?;
+    loop {
+        let atp = available(
+            router,
+            &lines.iter().map(|l| l.sku.clone()).collect::<Vec<_>>(),
+            locations,
+        )
+        .await?;
+        let plan = sourcing::plan(&lines, locations, &region, |sku, loc| {
+            atp.get(&(sku.clone(), loc.clone())).copied().unwrap_or(0)
+        });
+        run(
+            router,
+            d,
+            None,
+            OrderCommand::StartAllocation {
+                plan: plan.lines.clone(),
+            },
+        )
+        .await?;
+        let Allocation::InProgress { attempt, .. } = state(d)?.allocation else {
+            return Ok(());
+        };
+        let granted = reserve(router, d, attempt, &plan.lines).await?;
+        match sourcing::settle(&lines, &plan.lines, granted, attempt, &wait_at) {
+            Settlement::Retry { compensate } => {
+                let prefix = format!("{}#a{attempt}.c", d.key);
+                release(router, d, &prefix, &compensate).await?;
+            }
+            Settlement::Complete {
+                granted,
+                backorders,
+            } => {
+                let complete = OrderCommand::CompleteAllocation {
+                    granted,
+                    backorders,
+                };
+                run(router, d, None, complete).await?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// What each (SKU, location) of the order can promise now.
+async fn available(
+    router: &Router,
+    skus: &[SkuId],
+    locations: &[Location],
+) -> Result<HashMap<(SkuId, LocationId), u64>, Error> {
+    let pairs: Vec<(SkuId, LocationId)> = skus
+        .iter()
+        .flat_map(|s| locations.iter().map(move |l| (s.clone(), l.id.clone())))
+        .collect();
+    let reads = pairs.iter().map(|(sku, loc)| async move {
+        let key = crate::keys::sku_location(sku, loc);
+        let state: SkuLocation = router.ask(&router.stock, &key, Snapshot::new()).await??;
+        Ok::<u64, Error>(state.position.available())
+    });
+    let values = try_join_all(reads).await?;
+    Ok(pairs.into_iter().zip(values).collect())
+}
+
+async fn reserve(
+    router: &Router,
+    d: &Durable<Order>,
+    attempt: u32,
+    plan: &[PlannedLine],
+) -> Result<Vec<PlannedLine>, Error> {
+    let reservations = plan.iter().enumerate().map(|(i, line)| async move {
+        let command = StockCommand::Reserve {
+            order: d.id.clone(),
+            quantity: line.quantity,
+        };
+        let id = format!("{}#a{attempt}.{i}", d.key);
+        let reply = router
+            .stock_exec(&line.sku, &line.location, Some(id), command)
+            .await?;
+        let granted = reply.reply["granted"].as_u64().unwrap_or(0);
+        Ok::<PlannedLine, Error>(PlannedLine {
+            quantity: granted,
+            ..line.clone()
+        })
+    });
+    try_join_all(reservations).await
+}
+
+async fn release(
+    router: &Router,
+    d: &Durable<Order>,
+    id_prefix: &str,
+    lines: &[PlannedLine],
+) -> Result<(), Error> {
+    let releases = lines.iter().enumerate().map(|(i, line)| {
+        let command = StockCommand::Release {
+            order: d.id.clone(),
+            quantity: line.quantity,
+            reason: "allocation compensated".to_owned(),
+        };
+        router.stock_exec(
+            &line.sku,
+            &line.location,
+            Some(format!("{id_prefix}{i}")),
+            command,
+        )
+    });
+    try_join_all(releases).await.map(drop)
+}
+
+/// Decides and commits one command, then delivers its effects.
+async fn run(
+    router: &Router,
+    d: &mut Durable<Order>,
+    command_id: Option<&str>,
+    command: OrderCommand,
+) -> Result<(), Error> {
+    state(d)?;
+    let executed = d.execute(&router.store, command_id, &command, || {
+        unreachable!("the order exists (checked above)")
+    })?;
+    router.deliver_from_order(executed.outbox).await;
+    Ok(())
+}
+
+/// Executes an order command (cancel, confirmation, or an effect from another actor).
+pub(crate) async fn execute(
+    router: &Router,
+    d: &mut Durable<Order>,
+    msg: OrderExec,
+) -> Result<Order, Error> {
+    run(router, d, msg.command_id.as_deref(), msg.command).await?;
+    Ok(state(d)?.clone())
+}

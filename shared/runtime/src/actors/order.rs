@@ -1,0 +1,155 @@
+//! The order actor: single writer of one order and its fulfillments.
+//!
+//! Its handlers are asynchronous (the reservation saga waits on SKU-locations), so they run as
+//! atomic responses: no other message of this order interleaves. The state is moved into the
+//! handler's future and put back when it completes.
+
+use super::allocation;
+use super::{schedule_passivation, Passivating};
+use crate::entity::Durable;
+use crate::router::Router;
+use crate::Error;
+use actix::prelude::*;
+use keel_domain::order::{Order, OrderCommand, OrderRequest};
+use keel_domain::OrderId;
+use std::future::Future;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+/// Place an order (idempotent by id: same request answers the stored order, `created: false`).
+#[derive(Debug, Clone)]
+pub(crate) struct Place {
+    pub request: OrderRequest,
+}
+
+impl Message for Place {
+    type Result = Result<(Order, bool), Error>;
+}
+
+/// Execute an order command (cancel, confirmation, or a message from another actor).
+#[derive(Debug, Clone)]
+pub(crate) struct OrderExec {
+    pub command_id: Option<String>,
+    pub command: OrderCommand,
+}
+
+impl Message for OrderExec {
+    type Result = Result<Order, Error>;
+}
+
+/// Finish an allocation a crash interrupted.
+#[derive(Debug, Clone)]
+pub(crate) struct Resume;
+
+impl Message for Resume {
+    type Result = Result<(), Error>;
+}
+
+/// Hosts one order.
+pub(crate) struct OrderActor {
+    key: String,
+    /// `None` while a handler owns it.
+    durable: Option<Result<Durable<Order>, Error>>,
+    router: Arc<Router>,
+    last_active: Instant,
+}
+
+impl OrderActor {
+    /// Activation: loads the order from the store.
+    pub(crate) fn activate(router: &Weak<Router>, key: String) -> Self {
+        let router = router
+            .upgrade()
+            .expect("actors are activated by a live router");
+        let durable = match key.strip_prefix("o/").map(OrderId::parse) {
+            Some(Ok(id)) => Durable::load(&router.store, id, key.clone()),
+            _ => Err(Error::Internal(format!("bad order key {key}"))),
+        };
+        OrderActor {
+            key,
+            durable: Some(durable),
+            router,
+            last_active: Instant::now(),
+        }
+    }
+
+    /// Runs `work` with the order's state moved in; puts the state back when it completes.
+    fn atomically<R, F, Fut>(&mut self, work: F) -> AtomicResponse<Self, Result<R, Error>>
+    where
+        R: 'static,
+        F: FnOnce(Arc<Router>, Durable<Order>) -> Fut,
+        Fut: Future<Output = (Durable<Order>, Result<R, Error>)> + 'static,
+    {
+        self.last_active = Instant::now();
+        let taken = self.durable.take().expect("atomic handlers never overlap");
+        let durable = match taken {
+            Ok(d) => d,
+            Err(e) => {
+                self.durable = Some(Err(e.clone()));
+                return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+            }
+        };
+        let work = work(Arc::clone(&self.router), durable);
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            |(durable, result), actor, _| {
+                actor.durable = Some(Ok(durable));
+                actor.last_active = Instant::now();
+                result
+            },
+        )))
+    }
+}
+
+impl Actor for OrderActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        schedule_passivation(ctx, self.router.idle_after);
+    }
+}
+
+impl Passivating for OrderActor {
+    fn last_active(&self) -> Instant {
+        self.last_active
+    }
+
+    fn busy(&self) -> bool {
+        self.durable.is_none()
+    }
+
+    fn forget(&self, addr: &Addr<Self>) {
+        self.router.orders.remove(&self.key, addr);
+    }
+}
+
+impl Handler<Place> for OrderActor {
+    type Result = AtomicResponse<Self, Result<(Order, bool), Error>>;
+
+    fn handle(&mut self, msg: Place, _ctx: &mut Self::Context) -> Self::Result {
+        self.atomically(|router, mut durable| async move {
+            let result = allocation::place(&router, &mut durable, msg.request).await;
+            (durable, result)
+        })
+    }
+}
+
+impl Handler<OrderExec> for OrderActor {
+    type Result = AtomicResponse<Self, Result<Order, Error>>;
+
+    fn handle(&mut self, msg: OrderExec, _ctx: &mut Self::Context) -> Self::Result {
+        self.atomically(|router, mut durable| async move {
+            let result = allocation::execute(&router, &mut durable, msg).await;
+            (durable, result)
+        })
+    }
+}
+
+impl Handler<Resume> for OrderActor {
+    type Result = AtomicResponse<Self, Result<(), Error>>;
+
+    fn handle(&mut self, _msg: Resume, _ctx: &mut Self::Context) -> Self::Result {
+        self.atomically(|router, mut durable| async move {
+            let result = allocation::resume(&router, &mut durable).await;
+            (durable, result)
+        })
+    }
+}

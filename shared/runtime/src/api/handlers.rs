@@ -1,0 +1,319 @@
+//! One handler per API subject.
+
+use super::bodies::{self, parse};
+use crate::actors::{OrderExec, Place};
+use crate::router::Router;
+use crate::{views, Error};
+use keel_domain::catalog::{Channel, Location, Sku};
+use keel_domain::inventory::{LedgerEntry, Position, SkuLocation, StockCommand};
+use keel_domain::order::{FulfillmentStatus, Order, OrderCommand, OrderRequest};
+use keel_domain::quantity::{delta, quantity};
+use keel_domain::warehouse::WarehouseNode;
+use keel_domain::{ChannelId, DocumentId, FulfillmentId, LocationId, OrderId, SkuId};
+use keel_protocol::{subjects as s, ReplyStatus};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+type Reply = Result<(ReplyStatus, Value), Error>;
+
+fn ok(body: Value) -> Reply {
+    Ok((ReplyStatus::Ok, body))
+}
+
+fn created_or_ok<T: Serialize>((value, created): (T, bool)) -> Reply {
+    let status = if created {
+        ReplyStatus::Created
+    } else {
+        ReplyStatus::Ok
+    };
+    Ok((status, serde_json::to_value(value)?))
+}
+
+/// Routes one request to its handler. Changes are flushed before the reply is sent, so a
+/// success means the change is on disk.
+pub(crate) async fn dispatch(router: &Router, subject: &str, payload: &[u8]) -> Reply {
+    let reply = match subject {
+        s::LOCATIONS_CREATE => create_location(router, payload),
+        s::CHANNELS_CREATE => create_channel(router, payload),
+        s::SKUS_CREATE => create_sku(router, payload),
+        s::INVENTORY_RECEIPT => receive(router, payload).await,
+        s::INVENTORY_ADJUST => adjust(router, payload).await,
+        s::ORDERS_PLACE => place(router, payload).await,
+        s::ORDERS_CANCEL => cancel(router, payload).await,
+        s::FULFILLMENTS_CONFIRM => confirm(router, payload).await,
+        _ => return query(router, subject, payload),
+    }?;
+    router.store.flush().await?;
+    Ok(reply)
+}
+
+fn query(router: &Router, subject: &str, payload: &[u8]) -> Reply {
+    match subject {
+        s::LOCATIONS_GET => get_location(router, payload),
+        s::LOCATIONS_LIST => ok(json!({ "locations": router.catalog.locations() })),
+        s::CHANNELS_GET => {
+            let id = ChannelId::parse(&parse::<bodies::ById>(payload)?.id)?;
+            let channel = router.catalog.channel(&id);
+            ok(serde_json::to_value(channel.ok_or(
+                keel_domain::Error::UnknownChannel(id.to_string()),
+            )?)?)
+        }
+        s::CHANNELS_LIST => ok(json!({ "channels": router.catalog.channels() })),
+        s::SKUS_GET => {
+            let id = SkuId::parse(&parse::<bodies::ById>(payload)?.id)?;
+            let sku = router.catalog.sku(&id);
+            ok(serde_json::to_value(
+                sku.ok_or(keel_domain::Error::UnknownSku(id.to_string()))?,
+            )?)
+        }
+        s::SKUS_LIST => ok(json!({ "skus": router.catalog.skus() })),
+        s::INVENTORY_GET => inventory(router, payload),
+        s::INVENTORY_POSITION => {
+            let (sku, location) = sku_location(router, payload)?;
+            let state = stored_sku_location(router, &sku, &location)?;
+            ok(views::sku_location(&sku, &location, &state))
+        }
+        s::INVENTORY_LEDGER => ledger(router, payload),
+        s::ORDERS_GET => ok(views::order(&stored_order(router, payload)?)),
+        s::FULFILLMENTS_GET => {
+            let (id, order) = fulfillment_id(&parse::<bodies::ById>(payload)?.id)?;
+            let order = load_order(router, &order)?.ok_or_else(|| unknown_fulfillment(&id))?;
+            let f = order
+                .fulfillment(&id)
+                .ok_or_else(|| unknown_fulfillment(&id))?;
+            ok(views::fulfillment(&order, f))
+        }
+        other => Err(Error::NotFound(format!("no API operation at {other}"))),
+    }
+}
+
+fn create_location(router: &Router, payload: &[u8]) -> Reply {
+    let b: bodies::Location = parse(payload)?;
+    created_or_ok(
+        router
+            .catalog
+            .add_location(Location::new(&b.id, &b.name, &b.region, b.priority)?)?,
+    )
+}
+
+fn create_channel(router: &Router, payload: &[u8]) -> Reply {
+    let b: bodies::Channel = parse(payload)?;
+    created_or_ok(
+        router
+            .catalog
+            .add_channel(Channel::new(&b.id, &b.name, &b.locations)?)?,
+    )
+}
+
+fn create_sku(router: &Router, payload: &[u8]) -> Reply {
+    let b: bodies::Sku = parse(payload)?;
+    created_or_ok(router.catalog.add_sku(Sku::new(&b.id, &b.name)?)?)
+}
+
+fn get_location(router: &Router, payload: &[u8]) -> Reply {
+    let id = LocationId::parse(&parse::<bodies::ById>(payload)?.id)?;
+    let location = router
+        .catalog
+        .location(&id)
+        .ok_or_else(|| keel_domain::Error::UnknownLocation(id.to_string()))?;
+    let node: WarehouseNode = stored(router, &crate::keys::warehouse(&id))?.unwrap_or_default();
+    let mut view = serde_json::to_value(location)?;
+    view["status"] = json!("online");
+    view["open_fulfillments"] = json!(node.open.len());
+    view["fulfillments"] = serde_json::to_value(node.counts)?;
+    ok(view)
+}
+
+/// Parses and checks a SKU-location named by a request.
+fn checked(router: &Router, sku: &str, location: &str) -> Result<(SkuId, LocationId), Error> {
+    let (sku, location) = (SkuId::parse(sku)?, LocationId::parse(location)?);
+    router.catalog.check_sku_location(&sku, &location)?;
+    Ok((sku, location))
+}
+
+fn sku_location(router: &Router, payload: &[u8]) -> Result<(SkuId, LocationId), Error> {
+    let b: bodies::BySkuLocation = parse(payload)?;
+    checked(router, &b.sku, &b.location)
+}
+
+/// Sends a stock command with a client-chosen document id and answers the position.
+async fn stock_document(
+    router: &Router,
+    (sku, location): (SkuId, LocationId),
+    document: (&str, &DocumentId),
+    command: StockCommand,
+) -> Reply {
+    let command_id = format!("{}:{}", document.0, document.1);
+    let executed = router
+        .stock_exec(&sku, &location, Some(command_id), command)
+        .await?;
+    let position: Position = serde_json::from_value(executed.reply["position"].clone())?;
+    let body = json!({
+        document.0.to_owned() + "_id": document.1,
+        "sku": sku,
+        "location": location,
+        "position": views::position(&sku, &location, &position),
+    });
+    let status = if executed.replayed {
+        ReplyStatus::Ok
+    } else {
+        ReplyStatus::Created
+    };
+    Ok((status, body))
+}
+
+async fn receive(router: &Router, payload: &[u8]) -> Reply {
+    let b: bodies::Receipt = parse(payload)?;
+    let receipt = DocumentId::parse(&b.receipt_id)?;
+    let at = checked(router, &b.sku, &b.location)?;
+    let command = StockCommand::Receive {
+        receipt: receipt.clone(),
+        quantity: quantity(b.quantity)?,
+    };
+    stock_document(router, at, ("receipt", &receipt), command).await
+}
+
+async fn adjust(router: &Router, payload: &[u8]) -> Reply {
+    let b: bodies::Adjustment = parse(payload)?;
+    let adjustment = DocumentId::parse(&b.adjustment_id)?;
+    let at = checked(router, &b.sku, &b.location)?;
+    keel_domain::catalog::validate_name("reason", &b.reason)?;
+    let command = StockCommand::Adjust {
+        adjustment: adjustment.clone(),
+        delta: delta(b.delta)?,
+        reason: b.reason,
+    };
+    stock_document(router, at, ("adjustment", &adjustment), command).await
+}
+
+fn inventory(router: &Router, payload: &[u8]) -> Reply {
+    let sku = SkuId::parse(&parse::<bodies::BySku>(payload)?.sku)?;
+    if router.catalog.sku(&sku).is_none() {
+        return Err(keel_domain::Error::UnknownSku(sku.to_string()).into());
+    }
+    let locations = router
+        .catalog
+        .locations()
+        .iter()
+        .map(|l| {
+            Ok(views::position(
+                &sku,
+                &l.id,
+                &stored_sku_location(router, &sku, &l.id)?.position,
+            ))
+        })
+        .collect::<Result<Vec<Value>, Error>>()?;
+    ok(json!({ "sku": sku, "locations": locations }))
+}
+
+fn ledger(router: &Router, payload: &[u8]) -> Reply {
+    let (sku, location) = sku_location(router, payload)?;
+    let entries = router
+        .store
+        .ledger(&crate::keys::sku_location(&sku, &location))
+        .map(|raw| Ok(serde_json::from_slice::<LedgerEntry>(&raw?)?))
+        .collect::<Result<Vec<_>, Error>>()?;
+    ok(json!({ "sku": sku, "location": location, "entries": entries }))
+}
+
+async fn place(router: &Router, payload: &[u8]) -> Reply {
+    let b: bodies::Order = parse(payload)?;
+    let lines: Vec<(&str, i64)> = b
+        .lines
+        .iter()
+        .map(|l| (l.sku.as_str(), l.quantity))
+        .collect();
+    let request = OrderRequest::new(&b.id, &b.channel, &lines, &b.ship_to.region)?;
+    let key = crate::keys::order(&request.id);
+    let (order, created) = router
+        .ask(&router.orders, &key, Place { request })
+        .await??;
+    let status = if created {
+        ReplyStatus::Created
+    } else {
+        ReplyStatus::Ok
+    };
+    Ok((status, views::order(&order)))
+}
+
+async fn order_command(
+    router: &Router,
+    order: &OrderId,
+    command: OrderCommand,
+) -> Result<Order, Error> {
+    let key = crate::keys::order(order);
+    let msg = OrderExec {
+        command_id: None,
+        command,
+    };
+    router.ask(&router.orders, &key, msg).await?
+}
+
+async fn cancel(router: &Router, payload: &[u8]) -> Reply {
+    let id = OrderId::parse(&parse::<bodies::ById>(payload)?.id)?;
+    ok(views::order(
+        &order_command(router, &id, OrderCommand::Cancel).await?,
+    ))
+}
+
+async fn confirm(router: &Router, payload: &[u8]) -> Reply {
+    let b: bodies::Confirmation = parse(payload)?;
+    let (id, order) = fulfillment_id(&b.id)?;
+    let step = FulfillmentStatus::parse_step(&b.step).ok_or_else(|| {
+        keel_domain::Error::Malformed(format!(
+            "step {:?} is not picked|packed|shipped|delivered",
+            b.step
+        ))
+    })?;
+    let command = OrderCommand::Confirm {
+        fulfillment: id.clone(),
+        step,
+    };
+    let order = match order_command(router, &order, command).await {
+        Err(Error::Domain(keel_domain::Error::UnknownOrder(_))) => {
+            return Err(unknown_fulfillment(&id))
+        }
+        other => other?,
+    };
+    let f = order
+        .fulfillment(&id)
+        .ok_or_else(|| unknown_fulfillment(&id))?;
+    let mut view = views::fulfillment(&order, f);
+    view["order_status"] = serde_json::to_value(order.status())?;
+    ok(view)
+}
+
+fn fulfillment_id(raw: &str) -> Result<(FulfillmentId, OrderId), Error> {
+    Ok(FulfillmentId::parse(raw)?)
+}
+
+fn unknown_fulfillment(id: &FulfillmentId) -> Error {
+    keel_domain::Error::UnknownFulfillment(id.to_string()).into()
+}
+
+/// Reads a stored entity (reads need no actor: a committed state is the truth).
+fn stored<T: serde::de::DeserializeOwned>(router: &Router, key: &str) -> Result<Option<T>, Error> {
+    router
+        .store
+        .load(key)?
+        .map(|v| serde_json::from_slice(&v.bytes))
+        .transpose()
+        .map_err(Error::from)
+}
+
+fn stored_sku_location(
+    router: &Router,
+    sku: &SkuId,
+    location: &LocationId,
+) -> Result<SkuLocation, Error> {
+    Ok(stored(router, &crate::keys::sku_location(sku, location))?.unwrap_or_default())
+}
+
+fn load_order(router: &Router, id: &OrderId) -> Result<Option<Order>, Error> {
+    stored(router, &crate::keys::order(id))
+}
+
+fn stored_order(router: &Router, payload: &[u8]) -> Result<Order, Error> {
+    let id = OrderId::parse(&parse::<bodies::ById>(payload)?.id)?;
+    load_order(router, &id)?.ok_or_else(|| keel_domain::Error::UnknownOrder(id.to_string()).into())
+}

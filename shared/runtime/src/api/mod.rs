@@ -1,0 +1,51 @@
+//! The node's request-reply API on the bus (`keel.v1.api.*`): the same JSON bodies and error
+//! codes as the HTTP API, which is a thin mapping onto it.
+
+mod bodies;
+mod handlers;
+
+use crate::router::Router;
+use futures::StreamExt;
+use keel_bus::{Message, SharedBus};
+use keel_protocol::{error_body, ReplyStatus, API_QUEUE_GROUP, API_SUBJECTS};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Requests one serving loop works on at once; beyond it the loop stops reading and the bus
+/// pushes back on callers instead of queueing without bound.
+const MAX_IN_FLIGHT: usize = 4096;
+
+/// Serves API requests from `bus` until the subscription ends.
+pub(crate) async fn serve(router: Arc<Router>, bus: SharedBus) -> Result<(), keel_bus::Error> {
+    let mut requests = bus.queue_subscribe(API_SUBJECTS, API_QUEUE_GROUP).await?;
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(request) = requests.next().await {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            break;
+        };
+        let (router, bus) = (Arc::clone(&router), Arc::clone(&bus));
+        actix_rt::spawn(async move {
+            let (status, body) = answer(&router, &request).await;
+            if let Err(e) = bus.respond(&request, status.headers(), body.into()).await {
+                tracing::warn!(subject = %request.subject, error = %e, "could not send a reply");
+            }
+            drop(permit);
+        });
+    }
+    Ok(())
+}
+
+async fn answer(router: &Router, request: &Message) -> (ReplyStatus, Vec<u8>) {
+    let span = tracing::debug_span!("api", subject = %request.subject);
+    let _enter = span.enter();
+    match handlers::dispatch(router, &request.subject, &request.payload).await {
+        Ok((status, body)) => (status, serde_json::to_vec(&body).unwrap_or_default()),
+        Err(e) => {
+            let code = e.code();
+            if code.http_status() >= 500 {
+                tracing::warn!(subject = %request.subject, error = %e, "request failed");
+            }
+            (ReplyStatus::Error(code), error_body(code, &e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,51 @@
+use keel_domain::ErrorCode;
+
+/// Why the runtime could not carry out a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// A domain rule refused the command; nothing changed.
+    #[error(transparent)]
+    Domain(#[from] keel_domain::Error),
+    /// The node cannot take the request now (overloaded, shutting down); retrying is safe.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A command id was recorded by another entity first (resolved inside the runtime).
+    #[error("command {0} was already handled")]
+    AlreadyHandled(String),
+    /// No such API operation.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Storage or an invariant failed; retrying with the same id is safe.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable code a client sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Domain(e) => e.code(),
+            Error::Unavailable(_) => ErrorCode::Unavailable,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::Internal(_) | Error::AlreadyHandled(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<keel_store::Error> for Error {
+    fn from(e: keel_store::Error) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Internal(format!("stored data does not decode: {e}"))
+    }
+}
+
+impl From<actix::MailboxError> for Error {
+    fn from(e: actix::MailboxError) -> Self {
+        Error::Unavailable(format!("actor mailbox: {e}"))
+    }
+}

@@ -1,0 +1,188 @@
+//! Keel's node runtime: it hosts the order, SKU-location and warehouse-node actors on actix,
+//! keeps their state durably in sled (keel-store), moves messages between them through a
+//! transactional outbox, and answers the request-reply API on the bus.
+//!
+//! Start a [`Node`] inside an actix system, run [`Node::recover`] (replays undelivered outbox
+//! entries, finishes interrupted allocations), then [`Node::serve`] on a bus.
+
+mod actors;
+mod api;
+mod catalog;
+mod directory;
+mod entity;
+mod error;
+pub mod keys;
+pub mod metrics;
+mod outbox;
+mod router;
+pub mod views;
+
+pub use catalog::Catalog;
+pub use error::Error;
+pub use outbox::RelayStats;
+
+use actix::prelude::*;
+use keel_bus::SharedBus;
+use outbox::OutboxEntry;
+use router::Router;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Where sled keeps the node's state.
+    pub data_dir: PathBuf,
+    /// sled's cache budget in bytes.
+    pub cache_capacity: u64,
+    /// Actor threads (arbiters); one per core is right.
+    pub workers: usize,
+    /// An actor idle this long is passivated (its memory freed; its state stays on disk).
+    pub idle_after: Duration,
+}
+
+impl NodeOptions {
+    /// Defaults for a node storing its state in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        NodeOptions {
+            data_dir: data_dir.into(),
+            cache_capacity: keel_store::Options::default().cache_capacity,
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            idle_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What recovery found and redid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    pub outbox_replayed: usize,
+    pub allocations_resumed: usize,
+}
+
+/// Counters of a running node, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeStats {
+    pub active_orders: usize,
+    pub active_sku_locations: usize,
+    pub active_warehouses: usize,
+    pub flushes: u64,
+    pub flush_waiters: u64,
+    pub outbox_delivered: u64,
+    pub outbox_retried: u64,
+    pub outbox_refused: u64,
+    pub disk_bytes: u64,
+}
+
+/// A running node.
+pub struct Node {
+    router: Arc<Router>,
+    arbiters: Vec<Arbiter>,
+    ready: Arc<AtomicBool>,
+}
+
+impl Node {
+    /// Opens the store and starts the actor threads. Must run inside an actix system.
+    pub fn start(options: &NodeOptions, bus: SharedBus) -> Result<Node, Error> {
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| {
+            Error::Internal(format!("creating {}: {e}", options.data_dir.display()))
+        })?;
+        let store_options = keel_store::Options {
+            cache_capacity: options.cache_capacity,
+        };
+        let store = keel_store::Store::open(&options.data_dir, &store_options)?;
+        let catalog = Catalog::load(store.clone())?;
+        let arbiters: Vec<Arbiter> = (0..options.workers.max(1))
+            .map(|_| Arbiter::new())
+            .collect();
+        let handles: Arc<[ArbiterHandle]> = arbiters.iter().map(Arbiter::handle).collect();
+        let router = Router::new(store, bus, catalog, handles, options.idle_after);
+        Ok(Node {
+            router,
+            arbiters,
+            ready: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Replays the outbox and finishes allocations a crash interrupted.
+    pub async fn recover(&self) -> Result<Recovery, Error> {
+        let mut entries = Vec::new();
+        for item in self.router.store.outbox() {
+            let (id, raw) = item?;
+            entries.push((id, serde_json::from_slice::<OutboxEntry>(&raw)?));
+        }
+        let outbox_replayed = entries.len();
+        self.router.relay().submit(entries);
+        let mut allocations_resumed = 0;
+        let markers: Vec<String> = self
+            .router
+            .store
+            .scan_states(keys::ALLOCATING_PREFIX)
+            .map(|item| item.map(|(key, _)| key))
+            .collect::<Result<_, _>>()?;
+        for marker in markers {
+            let id = marker.trim_start_matches(keys::ALLOCATING_PREFIX);
+            let key = format!("o/{id}");
+            self.router
+                .ask(&self.router.orders, &key, actors::Resume)
+                .await??;
+            allocations_resumed += 1;
+        }
+        Ok(Recovery {
+            outbox_replayed,
+            allocations_resumed,
+        })
+    }
+
+    /// Serves the request-reply API on `bus` from every actor thread; the node is ready then.
+    pub fn serve(&self, bus: &SharedBus) {
+        for arbiter in &self.arbiters {
+            let (router, bus) = (Arc::clone(&self.router), Arc::clone(bus));
+            arbiter.spawn(async move {
+                if let Err(e) = api::serve(router, bus).await {
+                    tracing::error!(error = %e, "the API loop stopped");
+                }
+            });
+        }
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether recovery is done and the API is served.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// The node's catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.router.catalog
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> NodeStats {
+        let flush = self.router.store.flush_stats();
+        let relay = &self.router.relay().stats;
+        NodeStats {
+            active_orders: self.router.orders.active(),
+            active_sku_locations: self.router.stock.active(),
+            active_warehouses: self.router.warehouses.active(),
+            flushes: flush.flushes,
+            flush_waiters: flush.waiters,
+            outbox_delivered: relay.delivered.load(Ordering::Relaxed),
+            outbox_retried: relay.retried.load(Ordering::Relaxed),
+            outbox_refused: relay.refused.load(Ordering::Relaxed),
+            disk_bytes: self.router.store.size_on_disk().unwrap_or(0),
+        }
+    }
+
+    /// Stops taking work, flushes the store and stops the actor threads.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.ready.store(false, Ordering::SeqCst);
+        self.router.store.flush().await?;
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        Ok(())
+    }
+}

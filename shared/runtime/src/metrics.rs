@@ -1,0 +1,74 @@
+//! The node's metrics in Prometheus text format. Names: `keel_<subsystem>_<name>_<unit>`.
+
+use crate::NodeStats;
+use std::fmt::Write;
+
+pub const ACTORS_ACTIVE: &str = "keel_runtime_actors_active";
+pub const STORE_FLUSHES: &str = "keel_store_flushes_total";
+pub const STORE_FLUSH_WAITERS: &str = "keel_store_flush_waiters_total";
+pub const STORE_DISK: &str = "keel_store_disk_bytes";
+pub const OUTBOX_DELIVERED: &str = "keel_outbox_delivered_total";
+pub const OUTBOX_RETRIED: &str = "keel_outbox_retries_total";
+pub const OUTBOX_REFUSED: &str = "keel_outbox_refused_total";
+
+/// Renders `stats` as Prometheus text.
+pub fn render(stats: &NodeStats) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let active = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    metric(
+        ACTORS_ACTIVE,
+        "gauge",
+        "Actors currently activated (the rest are passivated, their state on disk).",
+        &[
+            ("{kind=\"order\"}", active(stats.active_orders)),
+            (
+                "{kind=\"sku_location\"}",
+                active(stats.active_sku_locations),
+            ),
+            ("{kind=\"warehouse\"}", active(stats.active_warehouses)),
+        ],
+    );
+    metric(
+        STORE_FLUSHES,
+        "counter",
+        "fsyncs of the store (group commits).",
+        &[("", stats.flushes)],
+    );
+    metric(
+        STORE_FLUSH_WAITERS,
+        "counter",
+        "Durable writes served by those fsyncs.",
+        &[("", stats.flush_waiters)],
+    );
+    metric(
+        STORE_DISK,
+        "gauge",
+        "Bytes the store occupies on disk.",
+        &[("", stats.disk_bytes)],
+    );
+    metric(
+        OUTBOX_DELIVERED,
+        "counter",
+        "Outbox messages delivered by the relay.",
+        &[("", stats.outbox_delivered)],
+    );
+    metric(
+        OUTBOX_RETRIED,
+        "counter",
+        "Outbox delivery attempts that failed and were retried.",
+        &[("", stats.outbox_retried)],
+    );
+    metric(
+        OUTBOX_REFUSED,
+        "counter",
+        "Outbox commands their target refused (orchestration bugs; logged).",
+        &[("", stats.outbox_refused)],
+    );
+    out
+}

@@ -1,0 +1,133 @@
+//! The outbox: messages an actor owes others, written with its state and delivered until done.
+//!
+//! Delivery runs outside the sending actor, in relay shards keyed by the target entity, so
+//! messages to one target arrive in the order they were committed. A delivered entry is
+//! removed; entries left by a crash are replayed at start-up. Receivers dedupe by command id,
+//! so a replayed entry changes nothing twice.
+
+use crate::router::Router;
+use crate::Error;
+use bytes::Bytes;
+use keel_domain::effects::Effect;
+use serde::{Deserialize, Serialize};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A state-change notice for subscribers of the bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Publication {
+    pub subject: String,
+    pub payload: serde_json::Value,
+}
+
+/// One undelivered message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum OutboxEntry {
+    /// A command to another actor, with the id that makes it idempotent there.
+    Effect { command_id: String, effect: Effect },
+    /// An event for bus subscribers.
+    Publish(Publication),
+}
+
+impl OutboxEntry {
+    /// The entity whose messages must stay in order (or the subject, for publications).
+    fn target(&self) -> String {
+        match self {
+            OutboxEntry::Effect { effect, .. } => match effect {
+                Effect::Stock { sku, location, .. } => crate::keys::sku_location(sku, location),
+                Effect::Order { order, .. } => crate::keys::order(order),
+                Effect::Warehouse { location, .. } => crate::keys::warehouse(location),
+            },
+            OutboxEntry::Publish(p) => p.subject.clone(),
+        }
+    }
+}
+
+/// Counters of the relay.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    /// Commands their target refused: a bug in the orchestration, logged with the entry.
+    pub refused: AtomicU64,
+}
+
+/// Hands outbox entries to delivery shards.
+pub(crate) struct Relay {
+    shards: Vec<mpsc::UnboundedSender<(u64, OutboxEntry)>>,
+    hasher: RandomState,
+    pub(crate) stats: Arc<RelayStats>,
+}
+
+impl Relay {
+    /// Starts one delivery task per arbiter.
+    pub(crate) fn start(router: Weak<Router>, arbiters: &[actix::ArbiterHandle]) -> Relay {
+        let stats = Arc::new(RelayStats::default());
+        let shards = arbiters
+            .iter()
+            .map(|arbiter| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let (router, stats) = (router.clone(), Arc::clone(&stats));
+                arbiter.spawn(run_shard(router, rx, stats));
+                tx
+            })
+            .collect();
+        Relay {
+            shards,
+            hasher: RandomState::new(),
+            stats,
+        }
+    }
+
+    /// Queues committed entries for delivery (they are already durable in the outbox).
+    pub(crate) fn submit(&self, entries: impl IntoIterator<Item = (u64, OutboxEntry)>) {
+        for (id, entry) in entries {
+            let shard = self.hasher.hash_one(entry.target()) as usize % self.shards.len();
+            // A closed shard means the node is stopping; the entry stays in the outbox.
+            let _ = self.shards[shard].send((id, entry));
+        }
+    }
+}
+
+async fn run_shard(
+    router: Weak<Router>,
+    mut queue: mpsc::UnboundedReceiver<(u64, OutboxEntry)>,
+    stats: Arc<RelayStats>,
+) {
+    while let Some((id, entry)) = queue.recv().await {
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let Some(router) = router.upgrade() else {
+                return;
+            };
+            match router.deliver(&entry).await {
+                Ok(()) => break,
+                Err(Error::Domain(refusal)) => {
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(outbox_id = id, ?entry, %refusal, "outbox command refused by its target");
+                    break;
+                }
+                Err(e) => {
+                    stats.retried.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(outbox_id = id, error = %e, "outbox delivery failed, retrying");
+                    drop(router);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        if let Some(router) = router.upgrade() {
+            router.delivered(id);
+            stats.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Encodes a publication for the bus.
+pub(crate) fn publication_payload(p: &Publication) -> Bytes {
+    Bytes::from(serde_json::to_vec(&p.payload).unwrap_or_default())
+}

@@ -1,0 +1,82 @@
+//! The JSON shapes clients see (HTTP and NATS alike); see docs/http-api.md.
+
+use keel_domain::inventory::{Position, SkuLocation};
+use keel_domain::order::{Fulfillment, Order};
+use keel_domain::{LocationId, SkuId};
+use serde_json::{json, Value};
+
+/// A position with its derived `available`.
+pub fn position(sku: &SkuId, location: &LocationId, p: &Position) -> Value {
+    json!({
+        "sku": sku,
+        "location": location,
+        "on_hand": p.on_hand,
+        "allocated": p.allocated,
+        "available": p.available(),
+        "in_transit": p.in_transit,
+        "quarantined": p.quarantined,
+        "return_pending": p.return_pending,
+        "safety_stock": p.safety_stock,
+    })
+}
+
+/// A position with who holds its reservations and who waits for stock.
+pub fn sku_location(sku: &SkuId, location: &LocationId, s: &SkuLocation) -> Value {
+    let mut view = position(sku, location, &s.position);
+    view["reservations"] = s
+        .reservations
+        .iter()
+        .map(|(order, quantity)| json!({ "order": order, "quantity": quantity }))
+        .collect();
+    view["backorders"] = s
+        .backorders
+        .iter()
+        .map(|b| json!({ "order": b.order, "quantity": b.quantity }))
+        .collect();
+    view
+}
+
+/// A fulfillment, naming its order.
+pub fn fulfillment(order: &Order, f: &Fulfillment) -> Value {
+    json!({
+        "id": f.id,
+        "order": order.request.id,
+        "location": f.location,
+        "status": f.status,
+        "lines": f.lines,
+    })
+}
+
+/// An order with its derived status and per-line quantities.
+pub fn order(o: &Order) -> Value {
+    let lines: Vec<Value> = o
+        .request
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "sku": l.sku,
+                "quantity": l.quantity,
+                "allocated": o.allocated(&l.sku),
+                "backordered": o.backordered(&l.sku),
+                "shipped": o.shipped(&l.sku),
+            })
+        })
+        .collect();
+    let fulfillments: Vec<Value> = o
+        .fulfillments
+        .iter()
+        .map(
+            |f| json!({ "id": f.id, "location": f.location, "status": f.status, "lines": f.lines }),
+        )
+        .collect();
+    json!({
+        "id": o.request.id,
+        "channel": o.request.channel,
+        "status": o.status(),
+        "ship_to": o.request.ship_to,
+        "lines": lines,
+        "fulfillments": fulfillments,
+        "created_at": o.created_at,
+    })
+}

@@ -1,0 +1,20 @@
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    /// The entity was written by someone else since it was loaded: a stale writer.
+    #[error("version conflict on {key}: expected {expected}, found {found}")]
+    VersionConflict {
+        key: String,
+        expected: u64,
+        found: u64,
+    },
+    /// A command id is already recorded (handled concurrently by another entity).
+    #[error("command {0} was already handled")]
+    AlreadyHandled(String),
+    #[error("flush failed: {0}")]
+    Flush(String),
+    #[error("the store's flusher has stopped")]
+    Closed,
+}

@@ -1,0 +1,114 @@
+use super::*;
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &Options::default()).unwrap();
+    (dir, store)
+}
+
+fn commit(key: &str, expected: u64, state: &str) -> Commit {
+    Commit {
+        key: key.into(),
+        expected_version: expected,
+        version: expected + 1,
+        state: state.as_bytes().to_vec(),
+        ..Commit::default()
+    }
+}
+
+#[test]
+fn a_commit_writes_state_dedupe_outbox_and_ledger_together() {
+    let (_dir, store) = open();
+    let mut c = commit("s/A@east", 0, "{}");
+    c.handled.push(("receipt:r1".into(), b"ok".to_vec()));
+    c.outbox = vec![b"m1".to_vec(), b"m2".to_vec()];
+    c.ledger = vec![(0, b"e0".to_vec()), (1, b"e1".to_vec())];
+    c.marks = vec![("allocating/1".into(), true)];
+    let ids = store.commit(&c).unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[0] < ids[1]);
+    let loaded = store.load("s/A@east").unwrap().unwrap();
+    assert_eq!((loaded.version, loaded.bytes.as_slice()), (1, &b"{}"[..]));
+    assert_eq!(store.dedupe("receipt:r1").unwrap(), Some(b"ok".to_vec()));
+    let outbox: Vec<_> = store.outbox().map(Result::unwrap).collect();
+    assert_eq!(
+        outbox,
+        vec![(ids[0], b"m1".to_vec()), (ids[1], b"m2".to_vec())]
+    );
+    store.outbox_delivered(ids[0]).unwrap();
+    assert_eq!(store.outbox().count(), 1);
+    let ledger: Vec<_> = store.ledger("s/A@east").map(Result::unwrap).collect();
+    assert_eq!(ledger, vec![b"e0".to_vec(), b"e1".to_vec()]);
+    assert_eq!(store.ledger("s/A@eas").count(), 0, "prefixes do not leak");
+    assert_eq!(store.scan_states("allocating/").count(), 1);
+    let mut clear = commit("s/A@east", 1, "{}");
+    clear.marks = vec![("allocating/1".into(), false)];
+    store.commit(&clear).unwrap();
+    assert_eq!(store.scan_states("allocating/").count(), 0);
+}
+
+#[test]
+fn a_stale_writer_is_refused_and_changes_nothing() {
+    let (_dir, store) = open();
+    store.commit(&commit("o/1", 0, "v1")).unwrap();
+    let mut stale = commit("o/1", 0, "stale");
+    stale.outbox.push(b"lost".to_vec());
+    let err = store.commit(&stale).unwrap_err();
+    assert!(
+        matches!(err, Error::VersionConflict { found: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(store.load("o/1").unwrap().unwrap().bytes, b"v1");
+    assert_eq!(store.outbox().count(), 0);
+}
+
+#[test]
+fn a_command_id_is_handled_once_across_entities() {
+    let (_dir, store) = open();
+    let mut first = commit("s/A@east", 0, "a");
+    first.handled.push(("receipt:r1".into(), b"a".to_vec()));
+    store.commit(&first).unwrap();
+    let mut second = commit("s/B@east", 0, "b");
+    second.handled.push(("receipt:r1".into(), b"b".to_vec()));
+    assert!(matches!(
+        store.commit(&second),
+        Err(Error::AlreadyHandled(_))
+    ));
+    assert!(store.load("s/B@east").unwrap().is_none());
+}
+
+#[test]
+fn catalog_inserts_are_first_writer_wins() {
+    let (_dir, store) = open();
+    assert_eq!(store.catalog_insert("sku/A", b"one").unwrap(), None);
+    assert_eq!(
+        store.catalog_insert("sku/A", b"two").unwrap(),
+        Some(b"one".to_vec())
+    );
+    assert_eq!(store.catalog_scan("sku/").count(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_flushes_share_fsyncs_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), &Options::default()).unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store.commit(&commit(&format!("o/{i}"), 0, "x")).unwrap();
+                    store.flush().await.unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let stats = store.flush_stats();
+        assert_eq!(stats.waiters, 64);
+        assert!(stats.flushes <= 64);
+    }
+    let reopened = Store::open(dir.path(), &Options::default()).unwrap();
+    assert_eq!(reopened.scan_states("o/").count(), 64);
+}
