@@ -19,7 +19,7 @@ use fixtures::{eventually, int, list, sku_quantities, Api, Keel, Network, Resp, 
 
 const CLIENTS: u64 = 16;
 /// Units of each SKU at (east, west).
-const STOCK: [(i64, i64); 5] = [(12, 3), (3, 12), (9, 6), (0, 9), (6, 6)];
+const STOCK: [(i64, i64); 5] = [(24, 6), (6, 24), (18, 12), (0, 18), (12, 12)];
 
 /// One order a client placed, and the reply it got.
 struct Placed {

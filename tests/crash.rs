@@ -29,9 +29,9 @@ use fixtures::{
 use serde_json::{json, Value};
 
 const CLIENTS: u64 = 8;
-const WRITES_PER_CLIENT: usize = 25;
+const WRITES_PER_CLIENT: usize = 40;
 /// SIGKILL once this many requests have been acknowledged (2xx) in total, then restart.
-const KILL_AFTER_ACKS: [usize; 2] = [50, 120];
+const KILL_AFTER_ACKS: [usize; 2] = [80, 200];
 /// How long one request may keep failing (server down, restarting) before the test gives up.
 const RETRY_DEADLINE: Duration = Duration::from_secs(90);
 const RETRY_PAUSE: Duration = Duration::from_millis(25);

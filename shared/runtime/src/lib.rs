@@ -154,6 +154,28 @@ impl Node {
         self.ready.load(Ordering::SeqCst)
     }
 
+    /// Executes a command on one SKU-location actor (idempotent when `command_id` is given)
+    /// and answers its reply (`{"granted","position"}`). The decision is committed but not yet
+    /// flushed: call [`Node::flush`] before acknowledging it to a client.
+    pub async fn stock_command(
+        &self,
+        sku: &keel_domain::SkuId,
+        location: &keel_domain::LocationId,
+        command_id: Option<String>,
+        command: keel_domain::inventory::StockCommand,
+    ) -> Result<serde_json::Value, Error> {
+        let executed = self
+            .router
+            .stock_exec(sku, location, command_id, command)
+            .await?;
+        Ok(executed.reply)
+    }
+
+    /// Waits until everything committed so far is on disk (shares fsyncs with other callers).
+    pub async fn flush(&self) -> Result<(), Error> {
+        Ok(self.router.store.flush().await?)
+    }
+
     /// The node's catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.router.catalog

@@ -3,10 +3,19 @@
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::Number;
 
 /// Parses a request body; anything that is not the expected JSON is `malformed_request`.
 pub(crate) fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, keel_domain::Error> {
     serde_json::from_slice(payload).map_err(|e| keel_domain::Error::Malformed(e.to_string()))
+}
+
+/// A quantity as sent: any JSON number, so that `1.5` or `1e30` is `invalid_quantity` (a rule
+/// of quantities), not `malformed_request` (a type error).
+pub(crate) fn whole(n: &Number) -> Result<i64, keel_domain::Error> {
+    n.as_i64().ok_or_else(|| {
+        keel_domain::Error::InvalidQuantity(format!("{n} is not a whole number in range"))
+    })
 }
 
 #[derive(Deserialize)]
@@ -35,7 +44,7 @@ pub(crate) struct Receipt {
     pub receipt_id: String,
     pub sku: String,
     pub location: String,
-    pub quantity: i64,
+    pub quantity: Number,
 }
 
 #[derive(Deserialize)]
@@ -43,14 +52,14 @@ pub(crate) struct Adjustment {
     pub adjustment_id: String,
     pub sku: String,
     pub location: String,
-    pub delta: i64,
+    pub delta: Number,
     pub reason: String,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct OrderLine {
     pub sku: String,
-    pub quantity: i64,
+    pub quantity: Number,
 }
 
 #[derive(Deserialize)]

@@ -168,7 +168,7 @@ async fn receive(router: &Router, payload: &[u8]) -> Reply {
     let at = checked(router, &b.sku, &b.location)?;
     let command = StockCommand::Receive {
         receipt: receipt.clone(),
-        quantity: quantity(b.quantity)?,
+        quantity: quantity(bodies::whole(&b.quantity)?)?,
     };
     stock_document(router, at, ("receipt", &receipt), command).await
 }
@@ -180,7 +180,7 @@ async fn adjust(router: &Router, payload: &[u8]) -> Reply {
     keel_domain::catalog::validate_name("reason", &b.reason)?;
     let command = StockCommand::Adjust {
         adjustment: adjustment.clone(),
-        delta: delta(b.delta)?,
+        delta: delta(bodies::whole(&b.delta)?)?,
         reason: b.reason,
     };
     stock_document(router, at, ("adjustment", &adjustment), command).await
@@ -218,11 +218,11 @@ fn ledger(router: &Router, payload: &[u8]) -> Reply {
 
 async fn place(router: &Router, payload: &[u8]) -> Reply {
     let b: bodies::Order = parse(payload)?;
-    let lines: Vec<(&str, i64)> = b
+    let lines = b
         .lines
         .iter()
-        .map(|l| (l.sku.as_str(), l.quantity))
-        .collect();
+        .map(|l| Ok((l.sku.as_str(), bodies::whole(&l.quantity)?)))
+        .collect::<Result<Vec<(&str, i64)>, keel_domain::Error>>()?;
     let request = OrderRequest::new(&b.id, &b.channel, &lines, &b.ship_to.region)?;
     let key = crate::keys::order(&request.id);
     let (order, created) = router
