@@ -37,6 +37,26 @@ pub(crate) trait Entity:
     fn marks(&self, _id: &Self::Id) -> Vec<(String, bool)> {
         Vec::new()
     }
+
+    /// A small copy of what others may ask for (never the whole state of a hot entity).
+    type Summary: Clone + Send + 'static;
+    fn summary(&self) -> Self::Summary;
+
+    /// The stored blob. Collections that grow with the entity's traffic belong in rows, so
+    /// that one command writes O(1) bytes however many orders a hot SKU-location has seen.
+    fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// Rebuilds the state from its blob and rows.
+    fn decode(blob: &[u8], _rows: Vec<(String, Vec<u8>)>) -> Result<Self, Error> {
+        Ok(serde_json::from_slice(blob)?)
+    }
+
+    /// The rows `events` changed, read from the state after applying them (`None`: delete).
+    fn rows(&self, _events: &[Self::Event]) -> Vec<(String, Option<Vec<u8>>)> {
+        Vec::new()
+    }
 }
 
 /// The record kept for a handled command: the command itself (to tell a replay from a
@@ -67,7 +87,10 @@ impl<E: Entity> Durable<E> {
     /// Loads the entity stored under `key` (absent entities have version 0).
     pub(crate) fn load(store: &Store, id: E::Id, key: String) -> Result<Self, Error> {
         let (state, version) = match store.load(&key)? {
-            Some(v) => (Some(serde_json::from_slice(&v.bytes)?), v.version),
+            Some(v) => {
+                let rows = store.rows(&key).collect::<Result<Vec<_>, _>>()?;
+                (Some(E::decode(&v.bytes, rows)?), v.version)
+            }
             None => (None, 0),
         };
         Ok(Durable {
@@ -86,7 +109,13 @@ impl<E: Entity> Durable<E> {
             .into_iter()
             .collect();
         let marks = state.marks(&self.id);
-        self.write(store, state, Vec::new(), outbox, Vec::new(), marks)?;
+        self.state = Some(state);
+        let parts = Parts {
+            outbox,
+            marks,
+            ..Parts::default()
+        };
+        self.write(store, parts)?;
         Ok(())
     }
 
@@ -107,7 +136,9 @@ impl<E: Entity> Durable<E> {
                 return replay(id, &raw, &command_json);
             }
         }
-        let mut state = self.state.clone().unwrap_or_else(initial);
+        // Decide on the live state and apply in place (no copy of a large state per command);
+        // if the commit fails the state is reloaded from the store.
+        let state = self.state.get_or_insert_with(initial);
         let events = state.decide(command)?;
         let at = crate::keys::now_ms();
         let mut ledger = Vec::new();
@@ -149,8 +180,14 @@ impl<E: Entity> Durable<E> {
         if !events.is_empty() {
             outbox.extend(state.publication(&self.id).map(OutboxEntry::Publish));
         }
-        let marks = state.marks(&self.id);
-        let outbox = match self.write(store, state, handled, outbox, ledger, marks) {
+        let parts = Parts {
+            handled,
+            outbox,
+            ledger,
+            marks: state.marks(&self.id),
+            rows: state.rows(&events),
+        };
+        let outbox = match self.write(store, parts) {
             Err(Error::AlreadyHandled(id)) => {
                 // The same document id reached another entity first (e.g. one receipt id
                 // posted for two SKUs): answer as that first handling did.
@@ -166,45 +203,56 @@ impl<E: Entity> Durable<E> {
         })
     }
 
-    fn write(
-        &mut self,
-        store: &Store,
-        state: E,
-        handled: Vec<(String, Vec<u8>)>,
-        outbox: Vec<OutboxEntry>,
-        ledger: Vec<(u64, Vec<u8>)>,
-        marks: Vec<(String, bool)>,
-    ) -> Result<Vec<(u64, OutboxEntry)>, Error> {
+    /// Commits the (already updated) state with `parts`; on failure the state is reloaded.
+    fn write(&mut self, store: &Store, parts: Parts) -> Result<Vec<(u64, OutboxEntry)>, Error> {
+        let result = self.try_write(store, &parts);
+        if result.is_err() {
+            // The in-memory state ran ahead of the store: go back to what is durable.
+            *self = Durable::load(store, self.id.clone(), self.key.clone())?;
+        }
+        let ids = result?;
+        self.version += 1;
+        Ok(ids.into_iter().zip(parts.outbox).collect())
+    }
+
+    fn try_write(&self, store: &Store, parts: &Parts) -> Result<Vec<u64>, Error> {
+        let state = self
+            .state
+            .as_ref()
+            .ok_or_else(|| Error::Internal(format!("{} has no state to write", self.key)))?;
         let commit = Commit {
             key: self.key.clone(),
             expected_version: self.version,
             version: self.version + 1,
-            state: serde_json::to_vec(&state)?,
-            handled,
-            outbox: outbox
+            state: state.encode()?,
+            handled: parts.handled.clone(),
+            outbox: parts
+                .outbox
                 .iter()
                 .map(serde_json::to_vec)
                 .collect::<Result<_, _>>()?,
-            ledger,
-            marks,
+            ledger: parts.ledger.clone(),
+            marks: parts.marks.clone(),
+            rows: parts.rows.clone(),
         };
-        let ids = match store.commit(&commit) {
-            Ok(ids) => ids,
-            Err(keel_store::Error::VersionConflict { .. }) => {
-                // Another activation wrote first: adopt its state; the caller may retry.
-                *self = Durable::load(store, self.id.clone(), self.key.clone())?;
-                return Err(Error::Unavailable(format!(
-                    "{} changed concurrently, retry",
-                    self.key
-                )));
+        store.commit(&commit).map_err(|e| match e {
+            keel_store::Error::VersionConflict { .. } => {
+                Error::Unavailable(format!("{} changed concurrently, retry", self.key))
             }
-            Err(keel_store::Error::AlreadyHandled(id)) => return Err(Error::AlreadyHandled(id)),
-            Err(e) => return Err(e.into()),
-        };
-        self.state = Some(state);
-        self.version += 1;
-        Ok(ids.into_iter().zip(outbox).collect())
+            keel_store::Error::AlreadyHandled(id) => Error::AlreadyHandled(id),
+            e => e.into(),
+        })
     }
+}
+
+/// Everything a decision writes besides the state itself.
+#[derive(Default)]
+struct Parts {
+    handled: Vec<(String, Vec<u8>)>,
+    outbox: Vec<OutboxEntry>,
+    ledger: Vec<(u64, Vec<u8>)>,
+    marks: Vec<(String, bool)>,
+    rows: Vec<(String, Option<Vec<u8>>)>,
 }
 
 fn replay(id: &str, raw: &[u8], command: &serde_json::Value) -> Result<Executed, Error> {

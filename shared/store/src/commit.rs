@@ -19,6 +19,9 @@ pub struct Commit {
     pub ledger: Vec<(u64, Vec<u8>)>,
     /// Marker keys to set (`true`) or clear in the state tree, e.g. "order being allocated".
     pub marks: Vec<(String, bool)>,
+    /// Rows of the entity's large collections (kept out of `state` so a write costs O(1)):
+    /// (row name, new value, or `None` to delete).
+    pub rows: Vec<(String, Option<Vec<u8>>)>,
 }
 
 pub(crate) fn split_version(raw: &[u8]) -> Versioned {
@@ -38,6 +41,7 @@ pub(crate) fn decode_id(key: &[u8]) -> u64 {
     u64::from_be_bytes(be)
 }
 
+/// Keys under an entity in the ledger and rows trees: `{entity}\0…`.
 pub(crate) fn ledger_prefix(entity: &str) -> Vec<u8> {
     let mut key = entity.as_bytes().to_vec();
     key.push(0);
@@ -53,8 +57,14 @@ impl Commit {
         let mut state = Vec::with_capacity(8 + self.state.len());
         state.extend_from_slice(&self.version.to_be_bytes());
         state.extend_from_slice(&self.state);
-        let trees = (&trees.states, &trees.dedupe, &trees.outbox, &trees.ledger);
-        let result = trees.transaction(|(states, dedupe, outbox, ledger)| {
+        let trees = (
+            &trees.states,
+            &trees.dedupe,
+            &trees.outbox,
+            &trees.ledger,
+            &trees.rows,
+        );
+        let result = trees.transaction(|(states, dedupe, outbox, ledger, rows)| {
             let found = states
                 .get(&self.key)?
                 .map_or(0, |raw| split_version(&raw).version);
@@ -87,6 +97,14 @@ impl Commit {
                 } else {
                     states.remove(mark.as_bytes())?;
                 }
+            }
+            for (name, value) in &self.rows {
+                let mut key = ledger_prefix(&self.key);
+                key.extend_from_slice(name.as_bytes());
+                match value {
+                    Some(v) => rows.insert(key, v.as_slice())?,
+                    None => rows.remove(key)?,
+                };
             }
             for (seq, entry) in &self.ledger {
                 let mut key = ledger_prefix(&self.key);

@@ -56,6 +56,7 @@ struct Trees {
     dedupe: sled::Tree,
     outbox: sled::Tree,
     ledger: sled::Tree,
+    rows: sled::Tree,
     catalog: sled::Tree,
 }
 
@@ -71,6 +72,7 @@ impl Store {
             dedupe: db.open_tree("dedupe")?,
             outbox: db.open_tree("outbox")?,
             ledger: db.open_tree("ledger")?,
+            rows: db.open_tree("rows")?,
             catalog: db.open_tree("catalog")?,
         };
         let flusher = GroupCommit::start(db.clone());
@@ -141,6 +143,16 @@ impl Store {
             .ledger
             .scan_prefix(prefix)
             .map(|item| Ok(item?.1.to_vec()))
+    }
+
+    /// The rows of `entity`'s collections, by row name.
+    pub fn rows(&self, entity: &str) -> impl Iterator<Item = Result<(String, Vec<u8>), Error>> {
+        let prefix = commit::ledger_prefix(entity);
+        let skip = prefix.len();
+        self.trees.rows.scan_prefix(prefix).map(move |item| {
+            let (k, v) = item?;
+            Ok((String::from_utf8_lossy(&k[skip..]).into_owned(), v.to_vec()))
+        })
     }
 
     /// Reads a catalog entry (`kind/id`).

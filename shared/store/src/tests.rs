@@ -24,6 +24,10 @@ fn a_commit_writes_state_dedupe_outbox_and_ledger_together() {
     c.outbox = vec![b"m1".to_vec(), b"m2".to_vec()];
     c.ledger = vec![(0, b"e0".to_vec()), (1, b"e1".to_vec())];
     c.marks = vec![("allocating/1".into(), true)];
+    c.rows = vec![
+        ("r/o1".into(), Some(b"3".to_vec())),
+        ("r/o2".into(), Some(b"4".to_vec())),
+    ];
     let ids = store.commit(&c).unwrap();
     assert_eq!(ids.len(), 2);
     assert!(ids[0] < ids[1]);
@@ -43,7 +47,10 @@ fn a_commit_writes_state_dedupe_outbox_and_ledger_together() {
     assert_eq!(store.scan_states("allocating/").count(), 1);
     let mut clear = commit("s/A@east", 1, "{}");
     clear.marks = vec![("allocating/1".into(), false)];
+    clear.rows = vec![("r/o1".into(), None)];
     store.commit(&clear).unwrap();
+    let rows: Vec<_> = store.rows("s/A@east").map(Result::unwrap).collect();
+    assert_eq!(rows, vec![("r/o2".to_owned(), b"4".to_vec())]);
     assert_eq!(store.scan_states("allocating/").count(), 0);
 }
 

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 pub struct Backorder {
     pub order: OrderId,
     pub quantity: u64,
+    /// Place in the queue: tickets are handed out in arrival order.
+    pub ticket: u64,
 }
 
 /// The state of one SKU at one location: its position, who holds its reservations, and the
@@ -21,6 +23,8 @@ pub struct SkuLocation {
     pub backorders: VecDeque<Backorder>,
     /// The sequence number the next ledger entry gets.
     pub next_seq: u64,
+    /// The ticket the next new backorder gets.
+    pub next_ticket: u64,
 }
 
 /// A command to a SKU-location.
@@ -338,10 +342,14 @@ impl SkuLocation {
             StockEvent::BackorderQueued { order, quantity } => {
                 match self.backorders.iter_mut().find(|b| &b.order == order) {
                     Some(b) => b.quantity += quantity,
-                    None => self.backorders.push_back(Backorder {
-                        order: order.clone(),
-                        quantity: *quantity,
-                    }),
+                    None => {
+                        self.backorders.push_back(Backorder {
+                            order: order.clone(),
+                            quantity: *quantity,
+                            ticket: self.next_ticket,
+                        });
+                        self.next_ticket += 1;
+                    }
                 }
                 return None;
             }
@@ -442,7 +450,8 @@ mod tests {
             s.backorders,
             VecDeque::from([Backorder {
                 order: order("b"),
-                quantity: 1
+                quantity: 1,
+                ticket: 1,
             }])
         );
         assert_eq!(s.position.available(), 0);

@@ -18,7 +18,7 @@ use keel_domain::sourcing::{self, Settlement};
 use keel_domain::{LocationId, SkuId};
 use std::collections::HashMap;
 
-use super::{OrderExec, Snapshot};
+use super::{OrderExec, Summary};
 
 fn state(d: &Durable<Order>) -> Result<&Order, Error> {
     d.state
@@ -130,8 +130,10 @@ async fn available(
         .collect();
     let reads = pairs.iter().map(|(sku, loc)| async move {
         let key = crate::keys::sku_location(sku, loc);
-        let state: SkuLocation = router.ask(&router.stock, &key, Snapshot::new()).await??;
-        Ok::<u64, Error>(state.position.available())
+        let position = router
+            .ask(&router.stock, &key, Summary::<SkuLocation>::new())
+            .await??;
+        Ok::<u64, Error>(position.available())
     });
     let values = try_join_all(reads).await?;
     Ok(pairs.into_iter().zip(values).collect())

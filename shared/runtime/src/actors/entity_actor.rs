@@ -3,7 +3,7 @@
 
 use super::hosted::Hosted;
 use super::{schedule_passivation, Passivating};
-use crate::entity::Durable;
+use crate::entity::{Durable, Entity};
 use crate::router::Router;
 use crate::Error;
 use actix::prelude::*;
@@ -30,24 +30,24 @@ pub(crate) struct ExecReply {
     pub replayed: bool,
 }
 
-/// Asks for a copy of the entity's current state.
+/// Asks for the entity's summary (e.g. a SKU-location's position), never its whole state.
 #[derive(Debug)]
-pub(crate) struct Snapshot<E>(PhantomData<E>);
+pub(crate) struct Summary<E>(PhantomData<E>);
 
-impl<E> Snapshot<E> {
+impl<E> Summary<E> {
     pub(crate) fn new() -> Self {
-        Snapshot(PhantomData)
+        Summary(PhantomData)
     }
 }
 
-impl<E> Clone for Snapshot<E> {
+impl<E> Clone for Summary<E> {
     fn clone(&self) -> Self {
-        Snapshot::new()
+        Summary::new()
     }
 }
 
-impl<E: 'static> Message for Snapshot<E> {
-    type Result = Result<E, Error>;
+impl<E: Entity> Message for Summary<E> {
+    type Result = Result<E::Summary, Error>;
 }
 
 /// Hosts one entity of type `E`.
@@ -121,12 +121,15 @@ impl<E: Hosted> Handler<Exec<E::Command>> for EntityActor<E> {
     }
 }
 
-impl<E: Hosted> Handler<Snapshot<E>> for EntityActor<E> {
-    type Result = Result<E, Error>;
+impl<E: Hosted> Handler<Summary<E>> for EntityActor<E> {
+    type Result = Result<E::Summary, Error>;
 
-    fn handle(&mut self, _msg: Snapshot<E>, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _msg: Summary<E>, _ctx: &mut Self::Context) -> Self::Result {
         self.last_active = Instant::now();
         let durable = self.durable.as_ref().map_err(|e| e.clone())?;
-        Ok(durable.state.clone().unwrap_or_default())
+        Ok(match &durable.state {
+            Some(state) => state.summary(),
+            None => E::default().summary(),
+        })
     }
 }

@@ -5,7 +5,7 @@ mod entity_actor;
 mod hosted;
 mod order;
 
-pub(crate) use entity_actor::{EntityActor, Exec, ExecReply, Snapshot};
+pub(crate) use entity_actor::{EntityActor, Exec, ExecReply, Summary};
 pub(crate) use order::{OrderActor, OrderExec, Place, Resume};
 
 use actix::prelude::*;

@@ -2,6 +2,7 @@
 
 use super::bodies::{self, parse};
 use crate::actors::{OrderExec, Place};
+use crate::entity::{Durable, Entity};
 use crate::router::Router;
 use crate::{views, Error};
 use keel_domain::catalog::{Channel, Location, Sku};
@@ -116,7 +117,8 @@ fn get_location(router: &Router, payload: &[u8]) -> Reply {
         .catalog
         .location(&id)
         .ok_or_else(|| keel_domain::Error::UnknownLocation(id.to_string()))?;
-    let node: WarehouseNode = stored(router, &crate::keys::warehouse(&id))?.unwrap_or_default();
+    let key = crate::keys::warehouse(&id);
+    let node: WarehouseNode = stored(router, id.clone(), key)?.unwrap_or_default();
     let mut view = serde_json::to_value(location)?;
     view["status"] = json!("online");
     view["open_fulfillments"] = json!(node.open.len());
@@ -292,13 +294,8 @@ fn unknown_fulfillment(id: &FulfillmentId) -> Error {
 }
 
 /// Reads a stored entity (reads need no actor: a committed state is the truth).
-fn stored<T: serde::de::DeserializeOwned>(router: &Router, key: &str) -> Result<Option<T>, Error> {
-    router
-        .store
-        .load(key)?
-        .map(|v| serde_json::from_slice(&v.bytes))
-        .transpose()
-        .map_err(Error::from)
+fn stored<E: Entity>(router: &Router, id: E::Id, key: String) -> Result<Option<E>, Error> {
+    Ok(Durable::<E>::load(&router.store, id, key)?.state)
 }
 
 fn stored_sku_location(
@@ -306,11 +303,12 @@ fn stored_sku_location(
     sku: &SkuId,
     location: &LocationId,
 ) -> Result<SkuLocation, Error> {
-    Ok(stored(router, &crate::keys::sku_location(sku, location))?.unwrap_or_default())
+    let key = crate::keys::sku_location(sku, location);
+    Ok(stored(router, (sku.clone(), location.clone()), key)?.unwrap_or_default())
 }
 
 fn load_order(router: &Router, id: &OrderId) -> Result<Option<Order>, Error> {
-    stored(router, &crate::keys::order(id))
+    stored(router, id.clone(), crate::keys::order(id))
 }
 
 fn stored_order(router: &Router, payload: &[u8]) -> Result<Order, Error> {
