@@ -1,5 +1,5 @@
-use crate::{Error, Trees, Versioned};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use crate::{keyspace, Error, Versioned};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 /// One actor's decision, written atomically by [`crate::Store::commit`].
 #[derive(Debug, Default)]
@@ -34,22 +34,8 @@ pub(crate) fn split_version(raw: &[u8]) -> Versioned {
     }
 }
 
-pub(crate) fn decode_id(key: &[u8]) -> u64 {
-    let mut be = [0u8; 8];
-    let n = key.len().min(8);
-    be[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(be)
-}
-
-/// Keys under an entity in the ledger and rows trees: `{entity}\0…`.
-pub(crate) fn ledger_prefix(entity: &str) -> Vec<u8> {
-    let mut key = entity.as_bytes().to_vec();
-    key.push(0);
-    key
-}
-
 impl Commit {
-    pub(crate) fn apply(&self, db: &sled::Db, trees: &Trees) -> Result<Vec<u64>, Error> {
+    pub(crate) fn apply(&self, db: &sled::Db, tree: &sled::Tree) -> Result<Vec<u64>, Error> {
         // Ids are drawn outside the transaction: its closure may run more than once.
         let ids = (0..self.outbox.len())
             .map(|_| db.generate_id())
@@ -57,16 +43,10 @@ impl Commit {
         let mut state = Vec::with_capacity(8 + self.state.len());
         state.extend_from_slice(&self.version.to_be_bytes());
         state.extend_from_slice(&self.state);
-        let trees = (
-            &trees.states,
-            &trees.dedupe,
-            &trees.outbox,
-            &trees.ledger,
-            &trees.rows,
-        );
-        let result = trees.transaction(|(states, dedupe, outbox, ledger, rows)| {
-            let found = states
-                .get(&self.key)?
+        let state_key = keyspace::state(&self.key);
+        let result = tree.transaction(|tx| {
+            let found = tx
+                .get(&state_key)?
                 .map_or(0, |raw| split_version(&raw).version);
             if found != self.expected_version {
                 return Err(ConflictableTransactionError::Abort(
@@ -78,38 +58,34 @@ impl Commit {
                 ));
             }
             for (command, _) in &self.handled {
-                if dedupe.get(command)?.is_some() {
+                if tx.get(keyspace::dedupe(command))?.is_some() {
                     return Err(ConflictableTransactionError::Abort(Error::AlreadyHandled(
                         command.clone(),
                     )));
                 }
             }
-            states.insert(self.key.as_bytes(), state.as_slice())?;
+            tx.insert(state_key.as_slice(), state.as_slice())?;
             for (command, record) in &self.handled {
-                dedupe.insert(command.as_bytes(), record.as_slice())?;
+                tx.insert(keyspace::dedupe(command), record.as_slice())?;
             }
             for (id, entry) in ids.iter().zip(&self.outbox) {
-                outbox.insert(&id.to_be_bytes(), entry.as_slice())?;
+                tx.insert(keyspace::outbox(*id), entry.as_slice())?;
             }
             for (mark, set) in &self.marks {
                 if *set {
-                    states.insert(mark.as_bytes(), &0u64.to_be_bytes())?;
+                    tx.insert(keyspace::state(mark), &0u64.to_be_bytes())?;
                 } else {
-                    states.remove(mark.as_bytes())?;
+                    tx.remove(keyspace::state(mark))?;
                 }
             }
             for (name, value) in &self.rows {
-                let mut key = ledger_prefix(&self.key);
-                key.extend_from_slice(name.as_bytes());
                 match value {
-                    Some(v) => rows.insert(key, v.as_slice())?,
-                    None => rows.remove(key)?,
+                    Some(v) => tx.insert(keyspace::row(&self.key, name), v.as_slice())?,
+                    None => tx.remove(keyspace::row(&self.key, name))?,
                 };
             }
             for (seq, entry) in &self.ledger {
-                let mut key = ledger_prefix(&self.key);
-                key.extend_from_slice(&seq.to_be_bytes());
-                ledger.insert(key, entry.as_slice())?;
+                tx.insert(keyspace::ledger(&self.key, *seq), entry.as_slice())?;
             }
             Ok(())
         });
