@@ -107,7 +107,7 @@ pub struct RunArgs {
     /// Verify at most this many orders (a seeded sample); SKU-locations are always all verified.
     #[arg(long, env = "KEEL_LOAD_VERIFY_SAMPLE", default_value_t = 20_000)]
     pub verify_sample: usize,
-    /// Timeout of each request.
+    /// Timeout of each phase of a request (connect, send, receive).
     #[arg(long, env = "KEEL_LOAD_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 }

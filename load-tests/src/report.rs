@@ -87,11 +87,14 @@ impl Summary {
             ));
         }
         let v = &o.verification;
-        if v.verified.transient_violations > 0 && v.violations_total == 0 {
+        if v.verified.attempts > 1 {
             notes.push(format!(
-                "{} violations of the first read cleared on re-read (state converging after the \
-                 load)",
-                v.verified.transient_violations
+                "{} violations on the first read, {} after {} reads {:?} apart (state converging \
+                 after the load)",
+                v.verified.first_read_violations,
+                v.violations_total,
+                v.verified.attempts,
+                crate::scenario::VERIFY_PAUSE
             ));
         }
         if !o.verification.verified.snapshot_stable {

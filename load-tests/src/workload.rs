@@ -103,8 +103,6 @@ impl SkuPicker {
 pub enum Op {
     /// Place an order.
     Place,
-    /// Advance one walked fulfillment by one step.
-    Advance,
     /// Post a receipt.
     Receipt,
     /// Cancel one of the worker's recent orders.
@@ -116,8 +114,6 @@ pub enum Op {
 pub struct Mix {
     /// Weight of [`Op::Place`].
     pub place: u32,
-    /// Weight of [`Op::Advance`].
-    pub advance: u32,
     /// Weight of [`Op::Receipt`].
     pub receipt: u32,
     /// Weight of [`Op::Cancel`].
@@ -126,7 +122,7 @@ pub struct Mix {
 
 impl Mix {
     fn total(&self) -> u32 {
-        self.place + self.advance + self.receipt + self.cancel
+        self.place + self.receipt + self.cancel
     }
 }
 
@@ -165,11 +161,7 @@ impl Workload {
     /// The next operation, by weight.
     pub fn next_op(&mut self) -> Op {
         let mut x = self.rng.below(self.mix.total() as usize) as u32;
-        for (w, op) in [
-            (self.mix.place, Op::Place),
-            (self.mix.advance, Op::Advance),
-            (self.mix.receipt, Op::Receipt),
-        ] {
+        for (w, op) in [(self.mix.place, Op::Place), (self.mix.receipt, Op::Receipt)] {
             if x < w {
                 return op;
             }
@@ -224,10 +216,9 @@ mod tests {
 
     fn steady_like(seed: u64, worker: usize) -> Workload {
         let mix = Mix {
-            place: 50,
-            advance: 40,
-            receipt: 5,
-            cancel: 5,
+            place: 84,
+            receipt: 8,
+            cancel: 8,
         };
         let lines = LineSpec {
             lines_max: 3,
@@ -260,26 +251,22 @@ mod tests {
     #[test]
     fn operation_mix_matches_the_weights() {
         let mut w = steady_like(7, 3);
-        let mut counts = [0usize; 4];
+        let mut counts = [0usize; 3];
         let n = 200_000;
         for _ in 0..n {
             counts[w.next_op() as usize] += 1;
         }
         let share = |i: usize| counts[i] as f64 / n as f64;
         assert!(
-            (share(Op::Place as usize) - 0.50).abs() < 0.01,
+            (share(Op::Place as usize) - 0.84).abs() < 0.01,
             "{counts:?}"
         );
         assert!(
-            (share(Op::Advance as usize) - 0.40).abs() < 0.01,
+            (share(Op::Receipt as usize) - 0.08).abs() < 0.005,
             "{counts:?}"
         );
         assert!(
-            (share(Op::Receipt as usize) - 0.05).abs() < 0.005,
-            "{counts:?}"
-        );
-        assert!(
-            (share(Op::Cancel as usize) - 0.05).abs() < 0.005,
+            (share(Op::Cancel as usize) - 0.08).abs() < 0.005,
             "{counts:?}"
         );
     }
@@ -311,7 +298,6 @@ mod tests {
         };
         let mix = Mix {
             place: 1,
-            advance: 0,
             receipt: 0,
             cancel: 0,
         };
@@ -334,7 +320,6 @@ mod tests {
         };
         let mix = Mix {
             place: 1,
-            advance: 0,
             receipt: 0,
             cancel: 0,
         };

@@ -5,6 +5,7 @@
 //! decoded reply itself needs.
 
 use std::io::Read;
+use std::net::ToSocketAddrs;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -25,10 +26,13 @@ pub struct HttpConnector {
 
 impl HttpConnector {
     /// `base` is e.g. `http://127.0.0.1:8080` (a trailing `/` is ignored); `timeout` bounds each
-    /// call as a whole.
+    /// phase of a call (connect, send, receive).
+    ///
+    /// A host name is resolved once, here, and requests go to the address: ureq would otherwise
+    /// resolve it again for every request.
     pub fn new(base: &str, timeout: Duration) -> Self {
         HttpConnector {
-            base: base.trim_end_matches('/').to_owned(),
+            base: resolve_once(base.trim_end_matches('/')),
             timeout,
         }
     }
@@ -41,6 +45,27 @@ impl Connector for HttpConnector {
 
     fn target(&self) -> String {
         self.base.clone()
+    }
+}
+
+/// `http://host:port/path` with `host:port` replaced by its first resolved address; `base`
+/// unchanged when it cannot be resolved (the first request then reports the error).
+fn resolve_once(base: &str) -> String {
+    let Some(rest) = base.strip_prefix("http://") else {
+        return base.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    match with_port.to_socket_addrs().ok().and_then(|mut a| a.next()) {
+        Some(addr) => format!("http://{addr}{path}"),
+        None => base.to_owned(),
     }
 }
 
@@ -62,9 +87,17 @@ enum Method {
 impl HttpClient {
     /// A client with its own agent (connection pool) for `base`.
     pub fn new(base: &str, timeout: Duration) -> Self {
+        // Phase timeouts rather than a global one: with a global (or per-call) timeout ureq
+        // resolves the host on a freshly spawned thread for every request, which costs more
+        // than the request itself on loopback.
+        let t = Some(timeout);
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(timeout))
+            .timeout_connect(t)
+            .timeout_send_request(t)
+            .timeout_send_body(t)
+            .timeout_recv_response(t)
+            .timeout_recv_body(t)
             .max_idle_connections_per_host(4)
             .build()
             .into();
@@ -213,6 +246,20 @@ mod tests {
         assert_eq!(c.url, "http://127.0.0.1:1/v1/inventory/S-1/L-1/ledger");
         c.path(&["readyz"]);
         assert_eq!(c.url, "http://127.0.0.1:1/readyz");
+    }
+
+    #[test]
+    fn host_names_are_resolved_once() {
+        assert_eq!(
+            resolve_once("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
+        let local = resolve_once("http://localhost:8080/x");
+        assert!(
+            ["http://127.0.0.1:8080/x", "http://[::1]:8080/x"].contains(&local.as_str()),
+            "{local}"
+        );
+        assert_eq!(resolve_once("http://[::1]:9"), "http://[::1]:9");
     }
 
     #[test]

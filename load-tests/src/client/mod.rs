@@ -45,13 +45,23 @@ impl CallError {
         }
     }
 
-    /// Whether the operation may or may not have happened. The contract makes every write
-    /// idempotent by id, so such a call is retried with the same id and body; a `4xx` is a
-    /// definite refusal that changed nothing.
+    /// Whether the operation may or may not have happened: a `4xx` is a definite refusal that
+    /// changed nothing; anything else leaves the outcome open.
     pub fn is_ambiguous(&self) -> bool {
         match self {
             CallError::Api { status, .. } => *status >= 500,
             CallError::Transport(_) | CallError::Decode(_) => true,
+        }
+    }
+
+    /// Whether repeating the call may help: transport failures and `5xx`. The contract makes
+    /// every write idempotent by id, so the repeat uses the same id and body. An undecodable
+    /// reply would only come back the same.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CallError::Api { status, .. } => *status >= 500,
+            CallError::Transport(_) => true,
+            CallError::Decode(_) => false,
         }
     }
 }
@@ -142,7 +152,7 @@ pub enum Outcome<T> {
     Done(T),
     /// Definitely refused (4xx): nothing changed.
     Rejected(CallError),
-    /// Still ambiguous after every attempt: it may or may not have happened.
+    /// Still ambiguous after the attempts: it may or may not have happened.
     Unknown(CallError),
 }
 
@@ -156,8 +166,9 @@ impl<T> Outcome<T> {
     }
 }
 
-/// Runs `call` until it succeeds, is refused, or `policy` is exhausted. Every failed attempt is
-/// reported to `on_error` (for the error counters). Safe because every write is idempotent by id.
+/// Runs `call` until it succeeds, fails in a way retrying cannot help, or `policy` is
+/// exhausted. Every failed attempt is reported to `on_error` (for the error counters). Safe
+/// because every write is idempotent by id.
 pub fn with_retry<C: ?Sized, T>(
     client: &mut C,
     policy: RetryPolicy,
@@ -174,7 +185,7 @@ pub fn with_retry<C: ?Sized, T>(
                 if !e.is_ambiguous() {
                     return Outcome::Rejected(e);
                 }
-                if attempt >= policy.attempts {
+                if !e.is_retryable() || attempt >= policy.attempts {
                     return Outcome::Unknown(e);
                 }
             }
@@ -235,6 +246,9 @@ mod tests {
         assert!(api(500, "internal").is_ambiguous());
         assert!(!api(409, "conflict").is_ambiguous());
         assert!(CallError::Transport("reset".into()).is_ambiguous());
+        assert!(CallError::Transport("reset".into()).is_retryable());
+        assert!(CallError::Decode("eof".into()).is_ambiguous());
+        assert!(!CallError::Decode("eof".into()).is_retryable());
         assert_eq!(CallError::Transport("x".into()).code(), "transport");
         assert_eq!(api(404, "unknown_sku").code(), "unknown_sku");
     }

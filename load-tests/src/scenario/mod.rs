@@ -21,10 +21,10 @@ use crate::stats::{report_progress, Board, WorkerStats};
 use crate::verify::{verify, Verification};
 use crate::workload::{LineSpec, Mix, Rng};
 
-/// Reads-and-verifies before the violations found are reported.
-const VERIFY_ATTEMPTS: usize = 3;
 /// Pause between verification attempts.
-const VERIFY_PAUSE: Duration = Duration::from_secs(2);
+pub const VERIFY_PAUSE: Duration = Duration::from_secs(2);
+/// Longest time spent re-verifying while violations decrease.
+const VERIFY_MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// What a scenario does.
 #[derive(Debug, Clone)]
@@ -159,28 +159,8 @@ pub fn run(
     );
     let expected = log.expected(&plan.catalog, &sample);
     let ids: Vec<String> = expected.orders.iter().map(|o| o.id.clone()).collect();
-    // Order and SKU-location state converge through messages; a violation that is only a
-    // moment's lag disappears on a later read, a real one persists.
-    let mut attempt = 0;
-    let mut first_total = 0;
-    let (mut verification, observed) = loop {
-        attempt += 1;
-        let observed = collect::observe(connector, workers.min(16), &plan.catalog, &ids);
-        let verification = verify(&expected, &observed);
-        if verification.violations_total == 0 || attempt == VERIFY_ATTEMPTS {
-            break (verification, observed);
-        }
-        if attempt == 1 {
-            first_total = verification.violations_total;
-        }
-        eprintln!(
-            "keel-load: {} violations; reading again in {VERIFY_PAUSE:?} in case they are transient",
-            verification.violations_total
-        );
-        thread::sleep(VERIFY_PAUSE);
-    };
-    verification.verified.attempts = attempt;
-    verification.verified.transient_violations = first_total;
+    let (verification, observed) =
+        verify_converged(connector, workers.min(16), &plan.catalog, &expected, &ids);
     let info = scenario_info(&plan, &log, &observed);
     Ok(RunOutcome {
         plan,
@@ -191,6 +171,51 @@ pub fn run(
         verification,
         info,
     })
+}
+
+/// Reads the end state and verifies it, again and again while the violations keep decreasing.
+///
+/// Order and SKU-location state converge through messages after the load stops (a backorder
+/// filled at a SKU-location reaches its order a moment later), so a violation that is only lag
+/// disappears on a later read. Real ones persist: once a read finds no fewer violations than
+/// the one before (or [`VERIFY_MAX_WAIT`] has passed, or some reads failed), they are reported.
+fn verify_converged(
+    connector: &dyn Connector,
+    threads: usize,
+    catalog: &Catalog,
+    expected: &crate::verify::Expected,
+    ids: &[String],
+) -> (Verification, crate::verify::Observed) {
+    let started = Instant::now();
+    let mut first_total = 0;
+    let mut previous = usize::MAX;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let observed = collect::observe(connector, threads, catalog, ids);
+        let mut v = verify(expected, &observed);
+        let total = v.violations_total;
+        if attempt == 1 {
+            first_total = total;
+        }
+        if total == 0
+            || total >= previous
+            || !observed.complete()
+            || started.elapsed() >= VERIFY_MAX_WAIT
+        {
+            v.verified.attempts = attempt;
+            v.verified.first_read_violations = first_total;
+            return (v, observed);
+        }
+        eprintln!(
+            "keel-load: {total} violations; reading again in {VERIFY_PAUSE:?} while they decrease, e.g."
+        );
+        for msg in v.violations.iter().take(3) {
+            eprintln!("  - {msg}");
+        }
+        previous = total;
+        thread::sleep(VERIFY_PAUSE);
+    }
 }
 
 /// Sorted indexes of `k` of `n` items chosen with `seed` (all of them when `n <= k`).

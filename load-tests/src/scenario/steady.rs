@@ -1,7 +1,10 @@
 //! `steady`: a mixed day. Orders on a Zipf-like (or uniform) catalog, about 5% of operations
 //! cancel a recent order, about 5% post receipts (restocking the same popular SKUs), and a share
-//! of orders have their fulfillments walked picked → packed → shipped → delivered, so the day
-//! closes fulfillments and shipments take stock out.
+//! of orders (default 15%) have their fulfillments walked picked → packed → shipped → delivered,
+//! so the day closes fulfillments and shipments take stock out. A worker walks a fulfillment
+//! right after placing its order (the other workers keep the server's load mixed), so the
+//! end-to-end latency measures the server's path from placement to delivery, not the tool's
+//! pacing.
 
 use super::Plan;
 use crate::catalog::Catalog;
@@ -9,9 +12,9 @@ use crate::cli::SteadyArgs;
 use crate::workload::{LineSpec, Mix, SkuPicker};
 
 /// Initial units per SKU-location.
-const INITIAL_UNITS: u64 = 300;
-/// Units per receipt. An order averages 2 lines × 2 units and there are 10 orders per receipt,
-/// so a mean of 40 units keeps supply level with demand: SKU-locations drift in and out of
+const INITIAL_UNITS: u64 = 100;
+/// Units per receipt. An order averages 2 lines × 2 units and there are ~10 orders per receipt,
+/// so a mean of 40 units keeps supply about level with demand: SKU-locations drift in and out of
 /// backorder, which exercises backorder allocation, without the queues growing without bound.
 const RECEIPT_MIN: u32 = 20;
 /// See [`RECEIPT_MIN`].
@@ -29,15 +32,13 @@ pub fn plan(args: &SteadyArgs, prefix: &str) -> Plan {
         name: "steady",
         catalog,
         stock,
-        // A walked fulfillment takes four advances; with the default 15% of orders walked the
-        // advance weight exceeds that demand, so walks finish soon after placement and the
-        // end-to-end latency reflects the server more than the queue. Without candidates,
-        // advance and cancel fall back to placing.
+        // Walked orders add about 0.6 confirmations per order (15% × 4 steps), so these weights
+        // make receipts and cancels each about 5% of all operations. Without a candidate, a
+        // cancel falls back to placing.
         mix: Mix {
-            place: 50,
-            advance: 40,
-            receipt: 5,
-            cancel: 5,
+            place: 84,
+            receipt: 8,
+            cancel: 8,
         },
         lines: LineSpec {
             lines_max: run.lines_max as usize,

@@ -14,11 +14,9 @@ use crate::api::{LineRequest, PlaceOrder, Receipt, ShipTo, Step};
 use crate::catalog::{Catalog, REGIONS};
 use crate::client::{with_retry, CallError, KeelClient, Outcome, RetryPolicy};
 use crate::runlog::{CancelState, OrderRecord, RunLog, WalkRecord};
-use crate::stats::{bump, record, Board};
+use crate::stats::{bump, record, Board, OpCounts, WorkerStats};
 use crate::workload::{Op, Workload};
 
-/// Most fulfillments a worker walks at a time.
-const WALK_CAP: usize = 256;
 /// Most recent orders a worker keeps as cancel candidates.
 const CANCEL_POOL: usize = 256;
 /// Settling rounds after the measured window (pauses 0.2 s, 0.4 s … 3.2 s).
@@ -83,26 +81,35 @@ struct Walk {
     placed: Instant,
 }
 
+/// An order to place.
+#[derive(Debug)]
+struct NewOrder {
+    id: String,
+    channel: usize,
+    region: usize,
+    lines: Vec<(usize, u32)>,
+    /// When it was sent (in open loop: scheduled).
+    started: Instant,
+    /// Whether to walk its fulfillments.
+    walk: bool,
+}
+
+/// A receipt to post.
+#[derive(Debug)]
+struct NewReceipt {
+    id: String,
+    slot: usize,
+    qty: u32,
+}
+
 /// A write, as performed (and re-performed while its outcome is unknown).
 #[derive(Debug)]
 enum Write {
-    Place {
-        id: String,
-        channel: usize,
-        region: usize,
-        lines: Vec<(usize, u32)>,
-        started: Instant,
-        walk: bool,
-    },
-    Receipt {
-        id: String,
-        slot: usize,
-        qty: u32,
-    },
+    Place(NewOrder),
+    Receipt(NewReceipt),
     Confirm(Walk),
-    Cancel {
-        order: usize,
-    },
+    /// Cancel the order at this index of the log.
+    Cancel(usize),
 }
 
 struct Worker<'a> {
@@ -124,14 +131,18 @@ impl<'a> Worker<'a> {
     /// The measured loop.
     fn load(&mut self) {
         while Instant::now() < self.s.deadline {
-            let write = match self.workload.next_op() {
-                Op::Advance if !self.walks.is_empty() => self.advance(),
-                Op::Receipt => self.receipt(),
-                Op::Cancel if !self.cancellable.is_empty() => self.cancel(),
-                // Placing, or the drawn operation had no candidate.
-                _ => match self.place() {
-                    Some(w) => w,
-                    None => break,
+            // Walks go first: a walked order's fulfillments are confirmed step by step right
+            // after it is placed.
+            let write = match self.walks.pop_front() {
+                Some(walk) => self.advance(walk),
+                None => match self.workload.next_op() {
+                    Op::Receipt => self.receipt(),
+                    Op::Cancel if !self.cancellable.is_empty() => self.cancel(),
+                    // Placing, or the drawn operation had no candidate.
+                    _ => match self.place() {
+                        Some(w) => w,
+                        None => break,
+                    },
                 },
             };
             if let Some(unknown) = self.perform(write, RetryPolicy::LIVE, true) {
@@ -168,25 +179,25 @@ impl<'a> Worker<'a> {
         let channel = self.workload.pick(self.cat.channels.len());
         let region = self.workload.pick(REGIONS.len());
         let walk = self.workload.chance(self.s.plan.walk_share);
-        Some(Write::Place {
+        Some(Write::Place(NewOrder {
             id: self.next_id("o"),
             channel,
             region,
             lines,
             started,
             walk,
-        })
+        }))
     }
 
     fn receipt(&mut self) -> Write {
         let (lo, hi) = self.s.plan.receipt_qty;
         let (sku, qty) = self.workload.receipt(lo, hi);
         let location = self.workload.pick(self.cat.locations.len());
-        Write::Receipt {
+        Write::Receipt(NewReceipt {
             id: self.next_id("r"),
             slot: self.cat.slot(sku, location),
             qty,
-        }
+        })
     }
 
     fn cancel(&mut self) -> Write {
@@ -194,11 +205,10 @@ impl<'a> Worker<'a> {
             .cancellable
             .swap_remove(self.workload.pick(self.cancellable.len()));
         self.log.orders[order].cancel = CancelState::Unknown;
-        Write::Cancel { order }
+        Write::Cancel(order)
     }
 
-    fn advance(&mut self) -> Write {
-        let walk = self.walks.pop_front().expect("checked non-empty");
+    fn advance(&mut self, walk: Walk) -> Write {
         self.log.orders[walk.order].walks[walk.record].attempted = Some(walk.next);
         Write::Confirm(walk)
     }
@@ -206,174 +216,183 @@ impl<'a> Worker<'a> {
     /// Performs `write` and records its outcome; answers it back when the outcome is unknown.
     /// `live` is false while settling: nothing is measured then, and nothing new is started.
     fn perform(&mut self, write: Write, policy: RetryPolicy, live: bool) -> Option<Write> {
-        let board = self.s.board;
-        let index = self.index;
-        let count_error = |e: &CallError| bump(&mut board.worker(index).lock().errors, e.code());
-        let cat = self.cat;
         match write {
-            Write::Place {
-                id,
-                channel,
-                region,
-                lines,
-                started,
-                walk,
-            } => {
-                self.requests.clear();
-                self.requests
-                    .extend(lines.iter().map(|&(sku, q)| LineRequest {
-                        sku: &cat.skus[sku],
-                        quantity: q as u64,
-                    }));
-                let req = PlaceOrder {
-                    id: &id,
-                    channel: &cat.channels[channel].id,
-                    ship_to: ShipTo {
-                        region: REGIONS[region],
-                    },
-                    lines: &self.requests,
-                };
-                if live {
-                    board.worker(index).lock().ops.orders_sent += 1;
-                }
-                match with_retry(self.client.as_mut(), policy, count_error, |c| {
-                    c.place_order(&req)
-                }) {
-                    Outcome::Done(order) => {
-                        {
-                            let mut st = board.worker(index).lock();
-                            if live {
-                                st.accepted += 1;
-                                record(&mut st.accept, started.elapsed());
-                                bump(&mut st.accept_statuses, &order.status);
-                            } else {
-                                st.ops.settled_late += 1;
-                            }
-                        }
-                        let at = self.log.orders.len();
-                        let mut rec = OrderRecord {
-                            id,
-                            channel,
-                            lines,
-                            cancel: CancelState::NotRequested,
-                            walks: Vec::new(),
-                        };
-                        if live && walk && self.walks.len() < WALK_CAP {
-                            for f in order.fulfillments.iter().filter(|f| f.status == "released") {
-                                let (Some(location), Some(lines)) = (
-                                    cat.location(&f.location),
-                                    f.lines
-                                        .iter()
-                                        .map(|l| Some((cat.sku(&l.sku)?, l.quantity as u32)))
-                                        .collect::<Option<Vec<_>>>(),
-                                ) else {
-                                    continue; // not ours: verification reports it
-                                };
-                                rec.walks.push(WalkRecord {
-                                    fulfillment: f.id.clone(),
-                                    acked: None,
-                                    attempted: None,
-                                });
-                                self.walks.push_back(Walk {
-                                    order: at,
-                                    record: rec.walks.len() - 1,
-                                    fulfillment: f.id.clone(),
-                                    location,
-                                    lines,
-                                    next: Step::Picked,
-                                    placed: started,
-                                });
-                            }
-                        } else if live {
-                            self.offer_cancel(at);
-                        }
-                        self.log.orders.push(rec);
-                        None
-                    }
-                    Outcome::Rejected(_) => {
-                        self.log.rejected_orders += 1;
-                        None
-                    }
-                    Outcome::Unknown(_) => Some(Write::Place {
-                        id,
-                        channel,
-                        region,
-                        lines,
-                        started,
-                        walk,
-                    }),
-                }
-            }
-            Write::Receipt { id, slot, qty } => {
-                let (sku, loc) = cat.unslot(slot);
-                let req = Receipt {
-                    receipt_id: &id,
-                    sku: &cat.skus[sku],
-                    location: &cat.locations[loc].id,
-                    quantity: qty as u64,
-                };
-                match with_retry(self.client.as_mut(), policy, count_error, |c| {
-                    c.receipt(&req)
-                }) {
-                    Outcome::Done(()) => {
-                        self.log.received[slot].acked += qty as u64;
-                        self.count_done(live, |o| o.receipts += 1);
-                        None
-                    }
-                    Outcome::Rejected(_) => None,
-                    Outcome::Unknown(_) => Some(Write::Receipt { id, slot, qty }),
-                }
-            }
-            Write::Confirm(walk) => {
-                match with_retry(self.client.as_mut(), policy, count_error, |c| {
-                    c.confirm(&walk.fulfillment, walk.next)
-                }) {
-                    Outcome::Done(()) => {
-                        self.log.orders[walk.order].walks[walk.record].acked = Some(walk.next);
-                        if walk.next == Step::Shipped {
-                            for &(sku, q) in &walk.lines {
-                                self.log.shipped[cat.slot(sku, walk.location)].acked += q as u64;
-                            }
-                        }
-                        self.count_done(live, |o| o.confirmations += 1);
-                        match walk.next.next() {
-                            None => {
-                                let mut st = board.worker(index).lock();
-                                st.ops.delivered += 1;
-                                if live {
-                                    record(&mut st.e2e, walk.placed.elapsed());
-                                }
-                            }
-                            Some(next) if live => self.walks.push_back(Walk { next, ..walk }),
-                            Some(_) => {}
-                        }
-                        None
-                    }
-                    Outcome::Rejected(_) => None,
-                    Outcome::Unknown(_) => Some(Write::Confirm(walk)),
-                }
-            }
-            Write::Cancel { order } => {
-                let id = &self.log.orders[order].id;
-                match with_retry(self.client.as_mut(), policy, count_error, |c| c.cancel(id)) {
-                    Outcome::Done(()) => {
-                        self.log.orders[order].cancel = CancelState::Acknowledged;
-                        self.count_done(live, |o| o.cancels += 1);
-                        None
-                    }
-                    Outcome::Rejected(_) => {
-                        self.log.orders[order].cancel = CancelState::NotRequested;
-                        None
-                    }
-                    Outcome::Unknown(_) => Some(Write::Cancel { order }),
-                }
-            }
+            Write::Place(order) => self.place_order(order, policy, live).map(Write::Place),
+            Write::Receipt(r) => self.post_receipt(r, policy, live).map(Write::Receipt),
+            Write::Confirm(walk) => self.confirm(walk, policy, live).map(Write::Confirm),
+            Write::Cancel(order) => self.cancel_order(order, policy, live).map(Write::Cancel),
         }
     }
 
+    /// One call with retries; failed attempts go to the error counters.
+    fn call<T>(
+        &mut self,
+        policy: RetryPolicy,
+        f: impl FnMut(&mut (dyn KeelClient + 'static)) -> Result<T, CallError>,
+    ) -> Outcome<T> {
+        let stats = self.s.board.worker(self.index);
+        with_retry(
+            self.client.as_mut(),
+            policy,
+            |e| bump(&mut stats.lock().errors, e.code()),
+            f,
+        )
+    }
+
+    fn place_order(&mut self, o: NewOrder, policy: RetryPolicy, live: bool) -> Option<NewOrder> {
+        let cat = self.cat;
+        let mut requests = std::mem::take(&mut self.requests);
+        requests.clear();
+        requests.extend(o.lines.iter().map(|&(sku, q)| LineRequest {
+            sku: &cat.skus[sku],
+            quantity: q as u64,
+        }));
+        let req = PlaceOrder {
+            id: &o.id,
+            channel: &cat.channels[o.channel].id,
+            ship_to: ShipTo {
+                region: REGIONS[o.region],
+            },
+            lines: &requests,
+        };
+        if live {
+            self.stats().ops.orders_sent += 1;
+        }
+        let outcome = self.call(policy, |c| c.place_order(&req));
+        self.requests = requests;
+        let reply = match outcome {
+            Outcome::Done(reply) => reply,
+            Outcome::Rejected(_) => {
+                self.log.rejected_orders += 1;
+                return None;
+            }
+            Outcome::Unknown(_) => return Some(o),
+        };
+        {
+            let mut st = self.stats();
+            if live {
+                st.accepted += 1;
+                record(&mut st.accept, o.started.elapsed());
+                bump(&mut st.accept_statuses, &reply.status);
+            } else {
+                st.ops.settled_late += 1;
+            }
+        }
+        let at = self.log.orders.len();
+        let mut rec = OrderRecord {
+            id: o.id,
+            channel: o.channel,
+            lines: o.lines,
+            cancel: CancelState::NotRequested,
+            walks: Vec::new(),
+        };
+        if live && o.walk {
+            for f in reply.fulfillments.iter().filter(|f| f.status == "released") {
+                let (Some(location), Some(lines)) = (
+                    cat.location(&f.location),
+                    f.lines
+                        .iter()
+                        .map(|l| Some((cat.sku(&l.sku)?, l.quantity as u32)))
+                        .collect::<Option<Vec<_>>>(),
+                ) else {
+                    continue; // not from this run's catalog: verification reports it
+                };
+                rec.walks.push(WalkRecord {
+                    fulfillment: f.id.clone(),
+                    acked: None,
+                    attempted: None,
+                });
+                self.walks.push_back(Walk {
+                    order: at,
+                    record: rec.walks.len() - 1,
+                    fulfillment: f.id.clone(),
+                    location,
+                    lines,
+                    next: Step::Picked,
+                    placed: o.started,
+                });
+            }
+        } else if live {
+            self.offer_cancel(at);
+        }
+        self.log.orders.push(rec);
+        None
+    }
+
+    fn post_receipt(
+        &mut self,
+        r: NewReceipt,
+        policy: RetryPolicy,
+        live: bool,
+    ) -> Option<NewReceipt> {
+        let cat = self.cat;
+        let (sku, loc) = cat.unslot(r.slot);
+        let req = Receipt {
+            receipt_id: &r.id,
+            sku: &cat.skus[sku],
+            location: &cat.locations[loc].id,
+            quantity: r.qty as u64,
+        };
+        match self.call(policy, |c| c.receipt(&req)) {
+            Outcome::Done(()) => {
+                self.log.received[r.slot].acked += r.qty as u64;
+                self.count_done(live, |o| o.receipts += 1);
+                None
+            }
+            Outcome::Rejected(_) => None,
+            Outcome::Unknown(_) => Some(r),
+        }
+    }
+
+    fn confirm(&mut self, walk: Walk, policy: RetryPolicy, live: bool) -> Option<Walk> {
+        match self.call(policy, |c| c.confirm(&walk.fulfillment, walk.next)) {
+            Outcome::Done(()) => {}
+            Outcome::Rejected(_) => return None,
+            Outcome::Unknown(_) => return Some(walk),
+        }
+        self.log.orders[walk.order].walks[walk.record].acked = Some(walk.next);
+        if walk.next == Step::Shipped {
+            for &(sku, q) in &walk.lines {
+                self.log.shipped[self.cat.slot(sku, walk.location)].acked += q as u64;
+            }
+        }
+        self.count_done(live, |o| o.confirmations += 1);
+        match walk.next.next() {
+            None => {
+                let mut st = self.stats();
+                st.ops.delivered += 1;
+                if live {
+                    record(&mut st.e2e, walk.placed.elapsed());
+                }
+            }
+            Some(next) if live => self.walks.push_back(Walk { next, ..walk }),
+            Some(_) => {}
+        }
+        None
+    }
+
+    fn cancel_order(&mut self, order: usize, policy: RetryPolicy, live: bool) -> Option<usize> {
+        let id = self.log.orders[order].id.clone();
+        let state = match self.call(policy, |c| c.cancel(&id)) {
+            Outcome::Done(()) => {
+                self.count_done(live, |o| o.cancels += 1);
+                CancelState::Acknowledged
+            }
+            Outcome::Rejected(_) => CancelState::NotRequested,
+            Outcome::Unknown(_) => return Some(order),
+        };
+        self.log.orders[order].cancel = state;
+        None
+    }
+
+    /// This worker's measurements.
+    fn stats(&self) -> parking_lot::MutexGuard<'a, WorkerStats> {
+        self.s.board.worker(self.index).lock()
+    }
+
     /// Counts an acknowledged write: in its counter while live, as settled late otherwise.
-    fn count_done(&self, live: bool, count: impl FnOnce(&mut crate::stats::OpCounts)) {
-        let mut st = self.s.board.worker(self.index).lock();
+    fn count_done(&self, live: bool, count: impl FnOnce(&mut OpCounts)) {
+        let mut st = self.stats();
         if live {
             count(&mut st.ops);
         } else {
@@ -409,17 +428,17 @@ impl<'a> Worker<'a> {
         let unresolved = self.pending.len() as u64;
         for write in std::mem::take(&mut self.pending) {
             match write {
-                Write::Place { id, .. } => self.log.unresolved_orders.push(id),
-                Write::Receipt { slot, qty, .. } => self.log.received[slot].unknown += qty as u64,
+                Write::Place(o) => self.log.unresolved_orders.push(o.id),
+                Write::Receipt(r) => self.log.received[r.slot].unknown += r.qty as u64,
                 Write::Confirm(walk) if walk.next == Step::Shipped => {
                     for &(sku, q) in &walk.lines {
                         self.log.shipped[self.cat.slot(sku, walk.location)].unknown += q as u64;
                     }
                 }
                 // Other steps move no stock; the cancel state is already `Unknown`.
-                Write::Confirm(_) | Write::Cancel { .. } => {}
+                Write::Confirm(_) | Write::Cancel(_) => {}
             }
         }
-        self.s.board.worker(self.index).lock().ops.unresolved += unresolved;
+        self.stats().ops.unresolved += unresolved;
     }
 }
