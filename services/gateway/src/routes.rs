@@ -2,7 +2,7 @@
 
 use crate::body::{error, read};
 use crate::Gateway;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use keel_domain::ErrorCode;
 use keel_protocol::{subjects as s, ReplyStatus};
@@ -31,53 +31,28 @@ pub fn configure(gateway: Gateway) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(member("/v1/skus/{id}", s::SKUS_GET))
             .service(post_body("/v1/inventory/receipts", s::INVENTORY_RECEIPT))
             .service(post_body("/v1/inventory/adjustments", s::INVENTORY_ADJUST))
-            .service(
-                web::resource("/v1/inventory/{sku}")
-                    .route(web::get().to(
-                        |g: web::Data<Gateway>, p: web::Path<String>| async move {
-                            forward(
-                                &g,
-                                s::INVENTORY_GET,
-                                json_body(json!({ "sku": p.into_inner() })),
-                            )
-                            .await
-                        },
-                    ))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/v1/inventory/{sku}/{location}")
-                    .route(web::get().to(
-                        |g: web::Data<Gateway>, p: web::Path<(String, String)>| async move {
-                            let (sku, location) = p.into_inner();
-                            forward(
-                                &g,
-                                s::INVENTORY_POSITION,
-                                json_body(json!({ "sku": sku, "location": location })),
-                            )
-                            .await
-                        },
-                    ))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/v1/inventory/{sku}/{location}/ledger")
-                    .route(web::get().to(
-                        |g: web::Data<Gateway>, p: web::Path<(String, String)>| async move {
-                            let (sku, location) = p.into_inner();
-                            forward(
-                                &g,
-                                s::INVENTORY_LEDGER,
-                                json_body(json!({ "sku": sku, "location": location })),
-                            )
-                            .await
-                        },
-                    ))
-                    .default_service(web::to(method_not_allowed)),
-            )
+            .service(from_path(
+                "/v1/inventory/{sku}",
+                web::get(),
+                s::INVENTORY_GET,
+            ))
+            .service(from_path(
+                "/v1/inventory/{sku}/{location}",
+                web::get(),
+                s::INVENTORY_POSITION,
+            ))
+            .service(from_path(
+                "/v1/inventory/{sku}/{location}/ledger",
+                web::get(),
+                s::INVENTORY_LEDGER,
+            ))
             .service(post_body("/v1/orders", s::ORDERS_PLACE))
             .service(member("/v1/orders/{id}", s::ORDERS_GET))
-            .service(post_id("/v1/orders/{id}/cancel", s::ORDERS_CANCEL))
+            .service(from_path(
+                "/v1/orders/{id}/cancel",
+                web::post(),
+                s::ORDERS_CANCEL,
+            ))
             .service(member("/v1/fulfillments/{id}", s::FULFILLMENTS_GET))
             .service(
                 web::resource("/v1/fulfillments/{id}/{step}")
@@ -120,12 +95,23 @@ fn collection(path: &str, create: &'static str, list: &'static str) -> actix_web
 
 /// `GET` one resource by the `{id}` in its path.
 fn member(path: &str, get: &'static str) -> actix_web::Resource {
+    from_path(path, web::get(), get)
+}
+
+/// A route whose request body is made of its path parameters (`/v1/orders/{id}` asks with
+/// `{"id": …}`).
+fn from_path(path: &str, method: actix_web::Route, subject: &'static str) -> actix_web::Resource {
     web::resource(path)
-        .route(web::get().to(
-            move |g: web::Data<Gateway>, p: web::Path<String>| async move {
-                forward(&g, get, json_body(json!({ "id": p.into_inner() }))).await
-            },
-        ))
+        .route(
+            method.to(move |g: web::Data<Gateway>, req: HttpRequest| async move {
+                let params: serde_json::Map<String, serde_json::Value> = req
+                    .match_info()
+                    .iter()
+                    .map(|(name, value)| (name.to_owned(), json!(value)))
+                    .collect();
+                forward(&g, subject, json_body(serde_json::Value::Object(params))).await
+            }),
+        )
         .default_service(web::to(method_not_allowed))
 }
 
@@ -138,17 +124,6 @@ fn post_body(path: &str, subject: &'static str) -> actix_web::Resource {
                     Ok(body) => forward(&g, subject, body).await,
                     Err(response) => response,
                 }
-            },
-        ))
-        .default_service(web::to(method_not_allowed))
-}
-
-/// `POST` an action on the `{id}` in the path.
-fn post_id(path: &str, subject: &'static str) -> actix_web::Resource {
-    web::resource(path)
-        .route(web::post().to(
-            move |g: web::Data<Gateway>, p: web::Path<String>| async move {
-                forward(&g, subject, json_body(json!({ "id": p.into_inner() }))).await
             },
         ))
         .default_service(web::to(method_not_allowed))

@@ -63,6 +63,21 @@ impl Hot {
     }
 }
 
+/// Runs `iters` operations with [`IN_FLIGHT`] of them in flight at a time; answers the time.
+async fn pipelined<F: std::future::Future<Output = ()>>(
+    iters: u64,
+    op: impl Fn() -> F,
+) -> Duration {
+    let start = Instant::now();
+    let mut left = iters;
+    while left > 0 {
+        let batch = left.min(IN_FLIGHT as u64);
+        join_all((0..batch).map(|_| op())).await;
+        left -= batch;
+    }
+    start.elapsed()
+}
+
 fn bench(c: &mut Criterion) {
     let system = actix_rt::System::new();
     let hot = system.block_on(Hot::start());
@@ -81,35 +96,14 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("reserve_pipelined", |b| {
-        b.iter_custom(|iters| {
-            system.block_on(async {
-                let start = Instant::now();
-                let mut left = iters;
-                while left > 0 {
-                    let batch = left.min(IN_FLIGHT as u64);
-                    join_all((0..batch).map(|_| hot.reserve())).await;
-                    left -= batch;
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| system.block_on(pipelined(iters, || hot.reserve())))
     });
     group.bench_function("reserve_then_flush", |b| {
         b.iter_custom(|iters| {
-            system.block_on(async {
-                let start = Instant::now();
-                let mut left = iters;
-                while left > 0 {
-                    let batch = left.min(IN_FLIGHT as u64);
-                    join_all((0..batch).map(|_| async {
-                        hot.reserve().await;
-                        hot.node.flush().await.expect("flushed");
-                    }))
-                    .await;
-                    left -= batch;
-                }
-                start.elapsed()
-            })
+            system.block_on(pipelined(iters, || async {
+                hot.reserve().await;
+                hot.node.flush().await.expect("flushed");
+            }))
         })
     });
     group.finish();

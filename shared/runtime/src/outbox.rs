@@ -63,12 +63,19 @@ pub(crate) struct Relay {
     pub(crate) stats: Arc<RelayStats>,
 }
 
+/// Delivery tasks per actor thread. Each delivers one message at a time (that keeps a target's
+/// messages in order); many shards keep many deliveries in flight, so acknowledgements and
+/// backorder fills do not queue behind each other under load.
+const SHARDS_PER_WORKER: usize = 16;
+
 impl Relay {
-    /// Starts one delivery task per arbiter.
+    /// Starts the delivery shards, spread over the arbiters.
     pub(crate) fn start(router: Weak<Router>, arbiters: &[actix::ArbiterHandle]) -> Relay {
         let stats = Arc::new(RelayStats::default());
         let shards = arbiters
             .iter()
+            .cycle()
+            .take(arbiters.len() * SHARDS_PER_WORKER)
             .map(|arbiter| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let (router, stats) = (router.clone(), Arc::clone(&stats));
