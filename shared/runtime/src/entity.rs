@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) trait Entity:
     Clone + Serialize + DeserializeOwned + Send + Unpin + 'static
 {
+    /// The entity's kind, as named in spans and metrics (`order`, `sku_location`, …).
+    const KIND: &'static str;
     /// What names the entity (it is not part of the stored state).
     type Id: Clone + Send + Unpin + 'static;
     type Command: Serialize + Clone + Send + 'static;

@@ -105,6 +105,13 @@ impl<E: Hosted> Handler<Exec<E::Command>> for EntityActor<E> {
     fn handle(&mut self, msg: Exec<E::Command>, _ctx: &mut Self::Context) -> Self::Result {
         self.last_active = Instant::now();
         let durable = self.durable.as_mut().map_err(|e| e.clone())?;
+        let _span = tracing::debug_span!(
+            "actor.exec",
+            kind = E::KIND,
+            key = %durable.key,
+            command_id = msg.command_id.as_deref().unwrap_or("")
+        )
+        .entered();
         let executed = durable.execute(
             &self.router.store,
             msg.command_id.as_deref(),

@@ -28,6 +28,7 @@ pub(crate) trait Hosted: Entity + Default {
 }
 
 impl Entity for SkuLocation {
+    const KIND: &'static str = "sku_location";
     type Id = (SkuId, LocationId);
     type Command = StockCommand;
     type Event = StockEvent;
@@ -176,6 +177,7 @@ impl Hosted for SkuLocation {
 }
 
 impl Entity for WarehouseNode {
+    const KIND: &'static str = "warehouse";
     type Id = LocationId;
     type Command = WarehouseCommand;
     type Event = WarehouseEvent;
@@ -269,6 +271,7 @@ impl Hosted for WarehouseNode {
 }
 
 impl Entity for Order {
+    const KIND: &'static str = "order";
     type Id = OrderId;
     type Command = OrderCommand;
     type Event = OrderEvent;

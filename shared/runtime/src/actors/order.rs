@@ -15,6 +15,7 @@ use keel_domain::OrderId;
 use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Place an order (idempotent by id: same request answers the stored order, `created: false`).
 #[derive(Debug, Clone)]
@@ -73,7 +74,11 @@ impl OrderActor {
     }
 
     /// Runs `work` with the order's state moved in; puts the state back when it completes.
-    fn atomically<R, F, Fut>(&mut self, work: F) -> AtomicResponse<Self, Result<R, Error>>
+    fn atomically<R, F, Fut>(
+        &mut self,
+        name: &'static str,
+        work: F,
+    ) -> AtomicResponse<Self, Result<R, Error>>
     where
         R: 'static,
         F: FnOnce(Arc<Router>, Durable<Order>) -> Fut,
@@ -88,7 +93,8 @@ impl OrderActor {
                 return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
             }
         };
-        let work = work(Arc::clone(&self.router), durable);
+        let span = tracing::debug_span!("actor.order", key = %self.key, message = name);
+        let work = work(Arc::clone(&self.router), durable).instrument(span);
         AtomicResponse::new(Box::pin(work.into_actor(self).map(
             |(durable, result), actor, _| {
                 actor.durable = Some(Ok(durable));
@@ -125,7 +131,7 @@ impl Handler<Place> for OrderActor {
     type Result = AtomicResponse<Self, Result<(Order, bool), Error>>;
 
     fn handle(&mut self, msg: Place, _ctx: &mut Self::Context) -> Self::Result {
-        self.atomically(|router, mut durable| async move {
+        self.atomically("place", |router, mut durable| async move {
             let result = allocation::place(&router, &mut durable, msg.request).await;
             (durable, result)
         })
@@ -136,7 +142,7 @@ impl Handler<OrderExec> for OrderActor {
     type Result = AtomicResponse<Self, Result<Order, Error>>;
 
     fn handle(&mut self, msg: OrderExec, _ctx: &mut Self::Context) -> Self::Result {
-        self.atomically(|router, mut durable| async move {
+        self.atomically("exec", |router, mut durable| async move {
             let result = allocation::execute(&router, &mut durable, msg).await;
             (durable, result)
         })
@@ -147,7 +153,7 @@ impl Handler<Resume> for OrderActor {
     type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, _msg: Resume, _ctx: &mut Self::Context) -> Self::Result {
-        self.atomically(|router, mut durable| async move {
+        self.atomically("resume", |router, mut durable| async move {
             let result = allocation::resume(&router, &mut durable).await;
             (durable, result)
         })
