@@ -6,15 +6,15 @@
 //! location when stock is missing and filled when it arrives. Warehouses confirm fulfillments
 //! picked → packed → shipped → delivered, and the order follows. Cancels give the stock back.
 //! Every create and confirmation is idempotent. Throughout, each position equals the sum of its
-//! ledger (conservation) and its reservations add up to `allocated`.
+//! ledger (conservation) and its reservations add up to `allocated`; the ledger reads in pages.
 
 #[path = "fixtures/mod.rs"]
 mod fixtures;
 
 use fixtures::invariants::{check_order_lines, check_position, wait_position};
 use fixtures::{
-    assert_error, expect_status, fulfillment_at, holders, int, line, list, location_body,
-    order_body, receipt_body, sku_body, sku_quantities, text, Api, Keel, Network,
+    assert_error, expect_2xx, expect_status, fulfillment_at, holders, int, line, list,
+    location_body, order_body, receipt_body, sku_body, sku_quantities, text, Api, Keel, Network,
 };
 use serde_json::{json, Value};
 
@@ -446,4 +446,41 @@ fn without_statuses(order: &Value) -> Value {
         }
     }
     order
+}
+
+#[test]
+fn the_ledger_is_read_in_pages_that_continue_where_the_last_one_ended() {
+    let keel = Keel::start();
+    let api = keel.api();
+    let net = Network::two_dcs(&api, "lp");
+    api.create_sku("lp-a");
+    for n in 0..5 {
+        api.receive(&format!("lp-r{n}"), "lp-a", &net.east, n + 1);
+    }
+    let path = format!("/v1/inventory/lp-a/{}/ledger", net.east);
+    let first = expect_2xx("first page", api.get(&format!("{path}?limit=2")));
+    let seqs = |page: &Value| -> Vec<i64> {
+        list(page, "entries")
+            .iter()
+            .map(|e| int(e, "seq"))
+            .collect()
+    };
+    assert_eq!(
+        (seqs(&first), first["next"].as_i64()),
+        (vec![0, 1], Some(2)),
+        "{first}"
+    );
+    let rest = expect_2xx("next page", api.get(&format!("{path}?from=2&limit=10")));
+    assert_eq!(
+        (seqs(&rest), rest["next"].is_null()),
+        (vec![2, 3, 4], true),
+        "{rest}"
+    );
+    let whole = expect_2xx("default page", api.get(&path));
+    assert_eq!(list(&whole, "entries").len(), 5, "{whole}");
+    assert_error(
+        &api.get(&format!("{path}?limit=lots")),
+        400,
+        "malformed_request",
+    );
 }

@@ -185,6 +185,9 @@ pub struct Holding {
 pub struct Ledger {
     /// Entries, oldest first.
     pub entries: Vec<LedgerEntry>,
+    /// Where the next page starts (`?from=`), when there may be one.
+    #[serde(default)]
+    pub next: Option<u64>,
 }
 
 /// One ledger entry (only the fields the verifier uses are decoded).

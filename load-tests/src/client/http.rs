@@ -184,6 +184,9 @@ impl HttpClient {
     }
 }
 
+/// Ledger entries fetched per request.
+const LEDGER_PAGE: u32 = 10_000;
+
 impl KeelClient for HttpClient {
     fn ready(&mut self) -> Reply<()> {
         self.path(&["readyz"]);
@@ -231,7 +234,21 @@ impl KeelClient for HttpClient {
     }
 
     fn ledger(&mut self, sku: &str, location: &str) -> Reply<Ledger> {
-        self.get(&["v1", "inventory", sku, location, "ledger"])
+        // The ledger is paged: follow `next` until the last page.
+        let mut all = Ledger {
+            entries: Vec::new(),
+            next: Some(0),
+        };
+        while let Some(from) = all.next {
+            self.path(&["v1", "inventory", sku, location, "ledger"]);
+            self.url
+                .push_str(&format!("?from={from}&limit={LEDGER_PAGE}"));
+            self.exchange(Method::Get)?;
+            let page: Ledger = self.decode()?;
+            all.entries.extend(page.entries);
+            all.next = page.next;
+        }
+        Ok(all)
     }
 }
 

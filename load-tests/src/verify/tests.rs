@@ -53,6 +53,7 @@ fn world() -> (Expected, Observed) {
             entry(4, "shipment", -3, -3),
             entry(5, "reservation", 0, 3),
         ],
+        next: None,
     };
     let ful = |n: u32, order: &str, status: &str, q: i64| Fulfillment {
         id: format!("{order}-F{n}"),

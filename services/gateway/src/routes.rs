@@ -98,17 +98,25 @@ fn member(path: &str, get: &'static str) -> actix_web::Resource {
     from_path(path, web::get(), get)
 }
 
-/// A route whose request body is made of its path parameters (`/v1/orders/{id}` asks with
-/// `{"id": …}`).
+/// A route whose request body is made of its path and query parameters (`/v1/orders/{id}` asks
+/// with `{"id": …}`); path parameters win over query parameters of the same name.
 fn from_path(path: &str, method: actix_web::Route, subject: &'static str) -> actix_web::Resource {
     web::resource(path)
         .route(
             method.to(move |g: web::Data<Gateway>, req: HttpRequest| async move {
-                let params: serde_json::Map<String, serde_json::Value> = req
+                // Query parameters (e.g. a ledger page's `from` and `limit`) first, so that a
+                // path parameter of the same name overwrites them.
+                let query = req
+                    .query_string()
+                    .split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .map(|(name, value)| (name.to_owned(), json!(value)));
+                let path = req
                     .match_info()
                     .iter()
-                    .map(|(name, value)| (name.to_owned(), json!(value)))
-                    .collect();
+                    .map(|(name, value)| (name.to_owned(), json!(value)));
+                let params: serde_json::Map<String, serde_json::Value> =
+                    query.chain(path).collect();
                 forward(&g, subject, json_body(serde_json::Value::Object(params))).await
             }),
         )

@@ -3,6 +3,11 @@
 use clap::Parser;
 use keel::config::{Config, LogFormat};
 
+/// mimalloc hands freed memory back to the OS: with glibc's allocator a node stayed at its peak
+/// resident size (1.1 GB after a load burst) long after its actors were passivated.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     keel_telemetry::init(match config.log_format {

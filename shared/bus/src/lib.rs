@@ -76,6 +76,14 @@ pub type BoxFuture<T> = futures::future::BoxFuture<'static, T>;
 /// borrow the bus, so they can be moved into spawned tasks. They may be awaited on any tokio
 /// runtime; [`Bus::request`] needs a runtime with the time driver enabled for its timeout.
 pub trait Bus: Send + Sync + 'static {
+    /// Whether published messages outlive this process (JetStream: yes; in-process: no).
+    ///
+    /// A publisher only needs a transactional outbox for messages a durable bus keeps; on a
+    /// bus that dies with the process, storing them first buys nothing.
+    fn durable(&self) -> bool {
+        false
+    }
+
     /// Publishes a message to `subject` (which must not contain wildcards).
     ///
     /// Every matching subscription gets a copy, except that each matching queue group gets it

@@ -71,7 +71,10 @@ struct Handled {
 
 /// What executing a command produced.
 pub(crate) struct Executed {
+    /// Committed messages, with their outbox ids.
     pub outbox: Vec<(u64, OutboxEntry)>,
+    /// Publications for a bus that is not durable: not stored, delivered after the outbox.
+    pub published: Vec<OutboxEntry>,
     pub reply: serde_json::Value,
     /// The command id had been handled before: this is the recorded reply.
     pub replayed: bool,
@@ -104,12 +107,22 @@ impl<E: Entity> Durable<E> {
     }
 
     /// Creates the entity with `state` (e.g. a placed order) and no events.
-    pub(crate) fn create(&mut self, store: &Store, state: E) -> Result<(), Error> {
-        let outbox = state
+    pub(crate) fn create(
+        &mut self,
+        store: &Store,
+        state: E,
+        durable_events: bool,
+    ) -> Result<Executed, Error> {
+        let publication: Vec<OutboxEntry> = state
             .publication(&self.id)
             .map(OutboxEntry::Publish)
             .into_iter()
             .collect();
+        let (outbox, published) = if durable_events {
+            (publication, Vec::new())
+        } else {
+            (Vec::new(), publication)
+        };
         let marks = state.marks(&self.id);
         self.state = Some(state);
         let parts = Parts {
@@ -117,20 +130,26 @@ impl<E: Entity> Durable<E> {
             marks,
             ..Parts::default()
         };
-        self.write(store, parts)?;
-        Ok(())
+        Ok(Executed {
+            outbox: self.write(store, parts)?,
+            published,
+            reply: serde_json::Value::Null,
+            replayed: false,
+        })
     }
 
     /// Executes `command` against the state (or `initial` when the entity is new).
     ///
     /// `command_id` makes the command idempotent: a repeat answers the recorded reply, a
-    /// different command under the same id is a conflict.
+    /// different command under the same id is a conflict. Publications go to the outbox when
+    /// `durable_events` (the bus keeps them), else they are handed back in `published`.
     pub(crate) fn execute(
         &mut self,
         store: &Store,
         command_id: Option<&str>,
         command: &E::Command,
         initial: impl FnOnce() -> E,
+        durable_events: bool,
     ) -> Result<Executed, Error> {
         let command_json = serde_json::to_value(command)?;
         if let Some(id) = command_id {
@@ -164,6 +183,7 @@ impl<E: Entity> Durable<E> {
                 // Nothing to record: a no-op without an id leaves the store untouched.
                 return Ok(Executed {
                     outbox: Vec::new(),
+                    published: Vec::new(),
                     reply: answer,
                     replayed: false,
                 });
@@ -179,8 +199,14 @@ impl<E: Entity> Durable<E> {
                 effect,
             })
             .collect();
+        let mut published = Vec::new();
         if !events.is_empty() {
-            outbox.extend(state.publication(&self.id).map(OutboxEntry::Publish));
+            let publication = state.publication(&self.id).map(OutboxEntry::Publish);
+            if durable_events {
+                outbox.extend(publication);
+            } else {
+                published.extend(publication);
+            }
         }
         let parts = Parts {
             handled,
@@ -200,6 +226,7 @@ impl<E: Entity> Durable<E> {
         };
         Ok(Executed {
             outbox,
+            published,
             reply: answer,
             replayed: false,
         })
@@ -268,6 +295,7 @@ fn replay(id: &str, raw: &[u8], command: &serde_json::Value) -> Result<Executed,
     }
     Ok(Executed {
         outbox: Vec::new(),
+        published: Vec::new(),
         reply: handled.reply,
         replayed: true,
     })

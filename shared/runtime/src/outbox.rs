@@ -58,7 +58,8 @@ pub struct RelayStats {
 
 /// Hands outbox entries to delivery shards.
 pub(crate) struct Relay {
-    shards: Vec<mpsc::UnboundedSender<(u64, OutboxEntry)>>,
+    /// Entries with their outbox id; `None` for publications that were never stored.
+    shards: Vec<mpsc::UnboundedSender<(Option<u64>, OutboxEntry)>>,
     hasher: RandomState,
     pub(crate) stats: Arc<RelayStats>,
 }
@@ -93,16 +94,28 @@ impl Relay {
     /// Queues committed entries for delivery (they are already durable in the outbox).
     pub(crate) fn submit(&self, entries: impl IntoIterator<Item = (u64, OutboxEntry)>) {
         for (id, entry) in entries {
-            let shard = self.hasher.hash_one(entry.target()) as usize % self.shards.len();
-            // A closed shard means the node is stopping; the entry stays in the outbox.
-            let _ = self.shards[shard].send((id, entry));
+            self.enqueue(Some(id), entry);
         }
+    }
+
+    /// Queues publications that were not stored (the bus is not durable), behind the stored
+    /// entries already queued for the same target.
+    pub(crate) fn publish(&self, entries: impl IntoIterator<Item = OutboxEntry>) {
+        for entry in entries {
+            self.enqueue(None, entry);
+        }
+    }
+
+    fn enqueue(&self, id: Option<u64>, entry: OutboxEntry) {
+        let shard = self.hasher.hash_one(entry.target()) as usize % self.shards.len();
+        // A closed shard means the node is stopping; a stored entry stays in the outbox.
+        let _ = self.shards[shard].send((id, entry));
     }
 }
 
 async fn run_shard(
     router: Weak<Router>,
-    mut queue: mpsc::UnboundedReceiver<(u64, OutboxEntry)>,
+    mut queue: mpsc::UnboundedReceiver<(Option<u64>, OutboxEntry)>,
     stats: Arc<RelayStats>,
 ) {
     while let Some((id, entry)) = queue.recv().await {
@@ -115,22 +128,22 @@ async fn run_shard(
                 Ok(()) => break,
                 Err(Error::Domain(refusal)) => {
                     stats.refused.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(outbox_id = id, ?entry, %refusal, "outbox command refused by its target");
+                    tracing::error!(outbox_id = ?id, ?entry, %refusal, "outbox command refused by its target");
                     break;
                 }
                 Err(e) => {
                     stats.retried.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(outbox_id = id, error = %e, "outbox delivery failed, retrying");
+                    tracing::warn!(outbox_id = ?id, error = %e, "outbox delivery failed, retrying");
                     drop(router);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             }
         }
-        if let Some(router) = router.upgrade() {
+        if let (Some(router), Some(id)) = (router.upgrade(), id) {
             router.delivered(id);
-            stats.delivered.fetch_add(1, Ordering::Relaxed);
         }
+        stats.delivered.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -24,6 +24,8 @@ pub(crate) struct Router {
     pub bus: SharedBus,
     pub catalog: Catalog,
     pub idle_after: Duration,
+    /// Whether the bus keeps publications (then they go through the outbox).
+    pub durable_events: bool,
     pub orders: Directory<OrderActor>,
     pub stock: Directory<EntityActor<SkuLocation>>,
     pub warehouses: Directory<EntityActor<WarehouseNode>>,
@@ -53,6 +55,7 @@ impl Router {
             };
             Router {
                 store,
+                durable_events: bus.durable(),
                 bus,
                 catalog,
                 idle_after,
@@ -157,9 +160,10 @@ impl Router {
         }
     }
 
-    /// Delivers the SKU-location commands of an order's outbox now (SKU-locations never wait on
-    /// anyone, so an order may wait on them) and queues the rest for the relay.
-    pub(crate) async fn deliver_from_order(&self, outbox: Vec<(u64, OutboxEntry)>) {
+    /// Delivers the SKU-location commands of an order's decision now (SKU-locations never wait
+    /// on anyone, so an order may wait on them) and queues the rest for the relay.
+    pub(crate) async fn deliver_from_order(&self, executed: crate::entity::Executed) {
+        let outbox = executed.outbox;
         let mut later = Vec::new();
         let mut entries = outbox.into_iter();
         for (id, entry) in entries.by_ref() {
@@ -189,6 +193,7 @@ impl Router {
         }
         later.extend(entries);
         self.relay().submit(later);
+        self.relay().publish(executed.published);
     }
 
     /// Removes a delivered outbox entry.

@@ -124,10 +124,12 @@ impl Store {
         Ok(())
     }
 
-    /// The ledger entries of `entity`, oldest first.
-    pub fn ledger(&self, entity: &str) -> impl Iterator<Item = Result<Vec<u8>, Error>> {
+    /// The ledger entries of `entity` from sequence number `from` on, oldest first.
+    pub fn ledger(&self, entity: &str, from: u64) -> impl Iterator<Item = Result<Vec<u8>, Error>> {
+        let prefix = keyspace::ledger_prefix(entity);
         self.tree
-            .scan_prefix(keyspace::ledger_prefix(entity))
+            .range(keyspace::ledger(entity, from)..)
+            .take_while(move |item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
             .map(|item| Ok(item?.1.to_vec()))
     }
 

@@ -41,9 +41,15 @@ fn a_commit_writes_state_dedupe_outbox_and_ledger_together() {
     );
     store.outbox_delivered(ids[0]).unwrap();
     assert_eq!(store.outbox().count(), 1);
-    let ledger: Vec<_> = store.ledger("s/A@east").map(Result::unwrap).collect();
+    let ledger: Vec<_> = store.ledger("s/A@east", 0).map(Result::unwrap).collect();
     assert_eq!(ledger, vec![b"e0".to_vec(), b"e1".to_vec()]);
-    assert_eq!(store.ledger("s/A@eas").count(), 0, "prefixes do not leak");
+    let tail: Vec<_> = store.ledger("s/A@east", 1).map(Result::unwrap).collect();
+    assert_eq!(tail, vec![b"e1".to_vec()]);
+    assert_eq!(
+        store.ledger("s/A@eas", 0).count(),
+        0,
+        "prefixes do not leak"
+    );
     assert_eq!(store.scan_states("allocating/").count(), 1);
     let mut clear = commit("s/A@east", 1, "{}");
     clear.marks = vec![("allocating/1".into(), false)];

@@ -45,7 +45,9 @@ pub(crate) async fn place(
         return Ok((state(d)?.clone(), false));
     }
     let locations = router.catalog.order_locations(&request)?;
-    d.create(&router.store, Order::place(request, crate::keys::now_ms()))?;
+    let placed = Order::place(request, crate::keys::now_ms());
+    let created = d.create(&router.store, placed, router.durable_events)?;
+    router.deliver_from_order(created).await;
     allocate(router, d, &locations).await?;
     Ok((state(d)?.clone(), true))
 }
@@ -193,10 +195,14 @@ async fn run(
     command: OrderCommand,
 ) -> Result<(), Error> {
     state(d)?;
-    let executed = d.execute(&router.store, command_id, &command, || {
-        unreachable!("the order exists (checked above)")
-    })?;
-    router.deliver_from_order(executed.outbox).await;
+    let executed = d.execute(
+        &router.store,
+        command_id,
+        &command,
+        || unreachable!("the order exists (checked above)"),
+        router.durable_events,
+    )?;
+    router.deliver_from_order(executed).await;
     Ok(())
 }
 

@@ -117,10 +117,12 @@ impl<E: Hosted> Handler<Exec<E::Command>> for EntityActor<E> {
             msg.command_id.as_deref(),
             &msg.command,
             E::default,
+            self.router.durable_events,
         )?;
         // SKU-locations and warehouse nodes never wait on another actor: their outbox (orders
         // to notify, events to publish) is delivered by the relay.
         self.router.relay().submit(executed.outbox);
+        self.router.relay().publish(executed.published);
         Ok(ExecReply {
             reply: executed.reply,
             replayed: executed.replayed,

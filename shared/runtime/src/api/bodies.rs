@@ -94,6 +94,34 @@ pub(crate) struct BySkuLocation {
     pub location: String,
 }
 
+/// `{"sku","location","from"?,"limit"?}`: a page of a ledger. `from` and `limit` may be
+/// numbers or decimal strings (the HTTP gateway passes query parameters as strings).
+#[derive(Deserialize)]
+pub(crate) struct LedgerPage {
+    pub sku: String,
+    pub location: String,
+    #[serde(default)]
+    pub from: Option<serde_json::Value>,
+    #[serde(default)]
+    pub limit: Option<serde_json::Value>,
+}
+
+/// Reads an optional whole number given as a JSON number or a decimal string.
+pub(crate) fn opt_u64(
+    value: Option<&serde_json::Value>,
+    name: &str,
+) -> Result<Option<u64>, keel_domain::Error> {
+    let parsed = match value {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.parse().ok(),
+        Some(_) => None,
+    };
+    parsed
+        .map(Some)
+        .ok_or_else(|| keel_domain::Error::Malformed(format!("{name} must be a whole number")))
+}
+
 /// `{"id","step"}`.
 #[derive(Deserialize)]
 pub(crate) struct Confirmation {

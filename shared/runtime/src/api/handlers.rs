@@ -14,6 +14,7 @@ use keel_domain::{ChannelId, DocumentId, FulfillmentId, LocationId, OrderId, Sku
 use keel_protocol::{subjects as s, ReplyStatus};
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 type Reply = Result<(ReplyStatus, Value), Error>;
 
@@ -32,7 +33,7 @@ fn created_or_ok<T: Serialize>((value, created): (T, bool)) -> Reply {
 
 /// Routes one request to its handler. Changes are flushed before the reply is sent, so a
 /// success means the change is on disk.
-pub(crate) async fn dispatch(router: &Router, subject: &str, payload: &[u8]) -> Reply {
+pub(crate) async fn dispatch(router: &Arc<Router>, subject: &str, payload: &[u8]) -> Reply {
     let reply = match subject {
         s::LOCATIONS_CREATE => create_location(router, payload),
         s::CHANNELS_CREATE => create_channel(router, payload),
@@ -42,7 +43,15 @@ pub(crate) async fn dispatch(router: &Router, subject: &str, payload: &[u8]) -> 
         s::ORDERS_PLACE => place(router, payload).await,
         s::ORDERS_CANCEL => cancel(router, payload).await,
         s::FULFILLMENTS_CONFIRM => confirm(router, payload).await,
-        _ => return query(router, subject, payload),
+        _ => {
+            // Reads scan the store (a ledger page, a position with its reservations): run them
+            // on the blocking pool so they never hold up the actors on this thread.
+            let (router, subject) = (Arc::clone(router), subject.to_owned());
+            let payload = payload.to_vec();
+            return tokio::task::spawn_blocking(move || query(&router, &subject, &payload))
+                .await
+                .map_err(|e| Error::Internal(format!("query task failed: {e}")))?;
+        }
     }?;
     router.store.flush().await?;
     Ok(reply)
@@ -208,14 +217,26 @@ fn inventory(router: &Router, payload: &[u8]) -> Reply {
     ok(json!({ "sku": sku, "locations": locations }))
 }
 
+/// Entries one ledger page holds by default, and at most.
+const LEDGER_PAGE: u64 = 1000;
+const LEDGER_PAGE_MAX: u64 = 10_000;
+
 fn ledger(router: &Router, payload: &[u8]) -> Reply {
-    let (sku, location) = sku_location(router, payload)?;
+    let page: bodies::LedgerPage = parse(payload)?;
+    let (sku, location) = checked(router, &page.sku, &page.location)?;
+    let from = bodies::opt_u64(page.from.as_ref(), "from")?.unwrap_or(0);
+    let limit = bodies::opt_u64(page.limit.as_ref(), "limit")?
+        .unwrap_or(LEDGER_PAGE)
+        .clamp(1, LEDGER_PAGE_MAX);
     let entries = router
         .store
-        .ledger(&crate::keys::sku_location(&sku, &location))
+        .ledger(&crate::keys::sku_location(&sku, &location), from)
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
         .map(|raw| Ok(serde_json::from_slice::<LedgerEntry>(&raw?)?))
         .collect::<Result<Vec<_>, Error>>()?;
-    ok(json!({ "sku": sku, "location": location, "entries": entries }))
+    // A full page may have a successor; `next` is where to continue.
+    let next = (entries.len() as u64 == limit).then(|| entries.last().map(|e| e.seq + 1));
+    ok(json!({ "sku": sku, "location": location, "entries": entries, "next": next.flatten() }))
 }
 
 async fn place(router: &Router, payload: &[u8]) -> Reply {

@@ -35,7 +35,7 @@ pub(crate) async fn serve(router: Arc<Router>, bus: SharedBus) -> Result<(), kee
     Ok(())
 }
 
-async fn answer(router: &Router, request: &Message) -> (ReplyStatus, Vec<u8>) {
+async fn answer(router: &Arc<Router>, request: &Message) -> (ReplyStatus, Vec<u8>) {
     let span = tracing::debug_span!("api", subject = %request.subject);
     let _enter = span.enter();
     match handlers::dispatch(router, &request.subject, &request.payload).await {
