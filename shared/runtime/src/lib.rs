@@ -108,13 +108,7 @@ impl Node {
 
     /// Replays the outbox and finishes allocations a crash interrupted.
     pub async fn recover(&self) -> Result<Recovery, Error> {
-        let mut entries = Vec::new();
-        for item in self.router.store.outbox() {
-            let (id, raw) = item?;
-            entries.push((id, serde_json::from_slice::<OutboxEntry>(&raw)?));
-        }
-        let outbox_replayed = entries.len();
-        self.router.relay().submit(entries);
+        let outbox_replayed = self.replay_outbox().await?;
         let mut allocations_resumed = 0;
         let markers: Vec<String> = self
             .router
@@ -134,6 +128,32 @@ impl Node {
             outbox_replayed,
             allocations_resumed,
         })
+    }
+
+    /// Redelivers what the outbox holds, a bounded batch at a time (a large backlog must not be
+    /// loaded into memory at once). Runs before the API is served, so the relay's delivery
+    /// counter only counts this replay.
+    async fn replay_outbox(&self) -> Result<usize, Error> {
+        const BATCH: usize = 10_000;
+        let relay = self.router.relay();
+        let delivered = || relay.stats.delivered.load(Ordering::Relaxed);
+        let start = delivered();
+        let mut submitted = 0u64;
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut entries = self.router.store.outbox().peekable();
+        while let Some(item) = entries.next() {
+            let (id, raw) = item?;
+            batch.push((id, serde_json::from_slice::<OutboxEntry>(&raw)?));
+            if batch.len() == BATCH || entries.peek().is_none() {
+                // Wait for the previous batch before queueing the next one.
+                while delivered() - start < submitted {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                submitted += batch.len() as u64;
+                relay.submit(batch.drain(..));
+            }
+        }
+        Ok(usize::try_from(submitted).unwrap_or(usize::MAX))
     }
 
     /// Serves the request-reply API on `bus` from every actor thread; the node is ready then.
