@@ -31,8 +31,9 @@ pub struct Config {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "KEEL_HTTP_WORKERS")]
     pub http_workers: Option<usize>,
-    /// Seconds an actor may stay idle before it is passivated.
-    #[arg(long, env = "KEEL_ACTOR_IDLE_SECS", default_value_t = 30)]
+    /// Seconds an actor may stay idle before it is passivated (memory under load is about
+    /// order rate × this × ~10 KB).
+    #[arg(long, env = "KEEL_ACTOR_IDLE_SECS", default_value_t = 10)]
     pub actor_idle_secs: u64,
     /// sled cache budget in MiB.
     #[arg(long, env = "KEEL_CACHE_MB", default_value_t = 64)]

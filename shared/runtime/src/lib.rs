@@ -50,7 +50,7 @@ impl NodeOptions {
             data_dir: data_dir.into(),
             cache_capacity: keel_store::Options::default().cache_capacity,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
-            idle_after: Duration::from_secs(30),
+            idle_after: Duration::from_secs(10),
         }
     }
 }
