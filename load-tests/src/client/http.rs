@@ -185,7 +185,7 @@ impl HttpClient {
 }
 
 /// Ledger entries fetched per request.
-const LEDGER_PAGE: u32 = 10_000;
+const LEDGER_PAGE: u32 = 1_000;
 
 impl KeelClient for HttpClient {
     fn ready(&mut self) -> Reply<()> {

@@ -220,6 +220,9 @@ fn inventory(router: &Router, payload: &[u8]) -> Reply {
 /// Entries one ledger page holds by default, and at most.
 const LEDGER_PAGE: u64 = 1000;
 const LEDGER_PAGE_MAX: u64 = 10_000;
+/// A page also ends once its entries reach this many bytes, so that a reply always fits the
+/// bus's payload limit (1 MiB, as on NATS): a too-large reply cannot be sent at all.
+const LEDGER_PAGE_BYTES: usize = 512 * 1024;
 
 fn ledger(router: &Router, payload: &[u8]) -> Reply {
     let page: bodies::LedgerPage = parse(payload)?;
@@ -228,15 +231,23 @@ fn ledger(router: &Router, payload: &[u8]) -> Reply {
     let limit = bodies::opt_u64(page.limit.as_ref(), "limit")?
         .unwrap_or(LEDGER_PAGE)
         .clamp(1, LEDGER_PAGE_MAX);
-    let entries = router
-        .store
-        .ledger(&crate::keys::sku_location(&sku, &location), from)
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .map(|raw| Ok(serde_json::from_slice::<LedgerEntry>(&raw?)?))
-        .collect::<Result<Vec<_>, Error>>()?;
-    // A full page may have a successor; `next` is where to continue.
-    let next = (entries.len() as u64 == limit).then(|| entries.last().map(|e| e.seq + 1));
-    ok(json!({ "sku": sku, "location": location, "entries": entries, "next": next.flatten() }))
+    let key = crate::keys::sku_location(&sku, &location);
+    let (mut entries, mut bytes, mut more) = (Vec::new(), 0, false);
+    for raw in router.store.ledger(&key, from) {
+        let raw = raw?;
+        if entries.len() as u64 == limit || bytes + raw.len() > LEDGER_PAGE_BYTES {
+            more = true;
+            break;
+        }
+        bytes += raw.len();
+        entries.push(serde_json::from_slice::<LedgerEntry>(&raw)?);
+    }
+    // `next` is where the following page starts, when there is one.
+    let next = entries
+        .last()
+        .filter(|_| more)
+        .map(|e: &LedgerEntry| e.seq + 1);
+    ok(json!({ "sku": sku, "location": location, "entries": entries, "next": next }))
 }
 
 async fn place(router: &Router, payload: &[u8]) -> Reply {

@@ -7,6 +7,7 @@ mod handlers;
 use crate::router::Router;
 use futures::StreamExt;
 use keel_bus::{Message, SharedBus};
+use keel_domain::ErrorCode;
 use keel_protocol::{error_body, ReplyStatus, API_QUEUE_GROUP, API_SUBJECTS};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -26,7 +27,19 @@ pub(crate) async fn serve(router: Arc<Router>, bus: SharedBus) -> Result<(), kee
         let (router, bus) = (Arc::clone(&router), Arc::clone(&bus));
         actix_rt::spawn(async move {
             let (status, body) = answer(&router, &request).await;
-            if let Err(e) = bus.respond(&request, status.headers(), body.into()).await {
+            let sent = match bus.respond(&request, status.headers(), body.into()).await {
+                // The caller must hear something rather than wait for its timeout.
+                Err(keel_bus::Error::PayloadTooLarge { size, max }) => {
+                    let message = format!(
+                        "the reply ({size} bytes) exceeds the bus limit of {max}; ask for less"
+                    );
+                    let status = ReplyStatus::Error(ErrorCode::Internal);
+                    let body = error_body(ErrorCode::Internal, &message);
+                    bus.respond(&request, status.headers(), body.into()).await
+                }
+                other => other,
+            };
+            if let Err(e) = sent {
                 tracing::warn!(subject = %request.subject, error = %e, "could not send a reply");
             }
             drop(permit);
