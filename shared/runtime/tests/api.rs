@@ -1,7 +1,7 @@
 //! The node's request-reply API answers every request: a reply too large for the bus's payload
 //! limit comes back as an `internal` error naming the limit, never as a caller's timeout.
 
-use keel_bus::{Bus, Headers, InProcessBus, InProcessOptions, SharedBus};
+use keel_bus::{Headers, InProcessBus, InProcessOptions, SharedBus};
 use keel_domain::ErrorCode;
 use keel_protocol::{subjects, ReplyStatus};
 use keel_runtime::{Node, NodeOptions};
