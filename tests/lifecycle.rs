@@ -484,3 +484,37 @@ fn the_ledger_is_read_in_pages_that_continue_where_the_last_one_ended() {
         "malformed_request",
     );
 }
+
+#[test]
+fn the_reservations_of_a_position_are_read_in_pages_by_order() {
+    let keel = Keel::start();
+    let api = keel.api();
+    let net = Network::two_dcs(&api, "rp");
+    api.create_sku("rp-a");
+    api.receive("rp-r", "rp-a", &net.east, 10);
+    for n in 0..3 {
+        place_new(
+            &api,
+            &format!("rp-o{n}"),
+            &net.channel,
+            &[("rp-a", 1)],
+            "east",
+        );
+    }
+    let orders = |page: &Value, key: &str| -> Vec<String> {
+        list(page, key)
+            .iter()
+            .map(|r| text(r, "order").to_owned())
+            .collect()
+    };
+    let path = format!("/v1/inventory/rp-a/{}/reservations", net.east);
+    let first = expect_2xx("first page", api.get(&format!("{path}?limit=2")));
+    assert_eq!(orders(&first, "entries"), ["rp-o0", "rp-o1"], "{first}");
+    assert_eq!(first["next"], "rp-o1", "{first}");
+    let rest = expect_2xx("next page", api.get(&format!("{path}?after=rp-o1&limit=2")));
+    assert_eq!(orders(&rest, "entries"), ["rp-o2"], "{rest}");
+    assert!(rest["next"].is_null(), "{rest}");
+    let position = api.position("rp-a", &net.east);
+    assert_eq!(orders(&position, "reservations").len(), 3, "{position}");
+    assert!(position["reservations_next"].is_null(), "{position}");
+}

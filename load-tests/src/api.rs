@@ -163,9 +163,12 @@ pub struct Position {
     /// Units kept back from `available`.
     #[serde(default)]
     pub safety_stock: i64,
-    /// Reservations by order.
+    /// Reservations by order (the first page; see `reservations_next`).
     #[serde(default)]
     pub reservations: Vec<Holding>,
+    /// The order to continue the reservations after, when there are more.
+    #[serde(default)]
+    pub reservations_next: Option<String>,
     /// Backorders by order, in queue order.
     #[serde(default)]
     pub backorders: Vec<Holding>,
@@ -178,6 +181,16 @@ pub struct Holding {
     pub order: String,
     /// Units.
     pub quantity: i64,
+}
+
+/// `GET /v1/inventory/{sku}/{location}/reservations?after=`: one page of reservations.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReservationPage {
+    /// Reservations by order id.
+    pub entries: Vec<Holding>,
+    /// The order to continue after, when there are more.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// `GET /v1/inventory/{sku}/{location}/ledger`.

@@ -14,7 +14,8 @@ use ureq::Agent;
 
 use super::{CallError, Connector, KeelClient, Reply};
 use crate::api::{
-    ErrorBody, Ledger, NewChannel, NewLocation, NewSku, Order, PlaceOrder, Position, Receipt, Step,
+    ErrorBody, Ledger, NewChannel, NewLocation, NewSku, Order, PlaceOrder, Position, Receipt,
+    ReservationPage, Step,
 };
 
 /// Makes [`HttpClient`]s for one base URL.
@@ -184,6 +185,9 @@ impl HttpClient {
     }
 }
 
+/// Reservations fetched per request after a position's first page.
+const RESERVATION_PAGE: u32 = 5_000;
+
 /// Ledger entries fetched per request.
 const LEDGER_PAGE: u32 = 1_000;
 
@@ -230,7 +234,18 @@ impl KeelClient for HttpClient {
     }
 
     fn position(&mut self, sku: &str, location: &str) -> Reply<Position> {
-        self.get(&["v1", "inventory", sku, location])
+        let mut position: Position = self.get(&["v1", "inventory", sku, location])?;
+        // A busy position shows its first reservations only: follow the pages.
+        while let Some(after) = position.reservations_next.take() {
+            self.path(&["v1", "inventory", sku, location, "reservations"]);
+            self.url
+                .push_str(&format!("?after={after}&limit={RESERVATION_PAGE}"));
+            self.exchange(Method::Get)?;
+            let page: ReservationPage = self.decode()?;
+            position.reservations.extend(page.entries);
+            position.reservations_next = page.next;
+        }
+        Ok(position)
     }
 
     fn ledger(&mut self, sku: &str, location: &str) -> Reply<Ledger> {

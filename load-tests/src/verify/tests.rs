@@ -18,6 +18,7 @@ fn position(on_hand: i64, allocated: i64) -> Position {
         return_pending: 0,
         safety_stock: 0,
         reservations: Vec::new(),
+        reservations_next: None,
         backorders: Vec::new(),
     }
 }

@@ -93,7 +93,7 @@ impl<E: Entity> Durable<E> {
     pub(crate) fn load(store: &Store, id: E::Id, key: String) -> Result<Self, Error> {
         let (state, version) = match store.load(&key)? {
             Some(v) => {
-                let rows = store.rows(&key).collect::<Result<Vec<_>, _>>()?;
+                let rows = store.rows(&key, "").collect::<Result<Vec<_>, _>>()?;
                 (Some(E::decode(&v.bytes, rows)?), v.version)
             }
             None => (None, 0),

@@ -1,8 +1,8 @@
 //! The JSON shapes clients see (HTTP and NATS alike); see docs/http-api.md.
 
-use keel_domain::inventory::{Position, SkuLocation};
+use keel_domain::inventory::{Backorder, Position};
 use keel_domain::order::{Fulfillment, Order};
-use keel_domain::{LocationId, SkuId};
+use keel_domain::{LocationId, OrderId, SkuId};
 use serde_json::{json, Value};
 
 /// A position with its derived `available`.
@@ -20,20 +20,19 @@ pub fn position(sku: &SkuId, location: &LocationId, p: &Position) -> Value {
     })
 }
 
-/// A position with who holds its reservations and who waits for stock.
-pub fn sku_location(sku: &SkuId, location: &LocationId, s: &SkuLocation) -> Value {
-    let mut view = position(sku, location, &s.position);
-    view["reservations"] = s
-        .reservations
-        .iter()
+/// Reservations as `{"order","quantity"}` entries.
+pub fn reservations(page: &[(OrderId, u64)]) -> Value {
+    page.iter()
         .map(|(order, quantity)| json!({ "order": order, "quantity": quantity }))
-        .collect();
-    view["backorders"] = s
-        .backorders
+        .collect()
+}
+
+/// A backorder queue as `{"order","quantity"}` entries, in queue order.
+pub fn backorders(queue: &[Backorder]) -> Value {
+    queue
         .iter()
         .map(|b| json!({ "order": b.order, "quantity": b.quantity }))
-        .collect();
-    view
+        .collect()
 }
 
 /// A fulfillment, naming its order.

@@ -132,14 +132,22 @@ impl Store {
             .map(|item| Ok(item?.1.to_vec()))
     }
 
-    /// The rows of `entity`'s collections, by row name.
-    pub fn rows(&self, entity: &str) -> impl Iterator<Item = Result<(String, Vec<u8>), Error>> {
+    /// The rows of `entity`'s collections whose names sort at or after `from` ("" for all),
+    /// by row name.
+    pub fn rows(
+        &self,
+        entity: &str,
+        from: &str,
+    ) -> impl Iterator<Item = Result<(String, Vec<u8>), Error>> {
         let prefix = keyspace::row_prefix(entity);
         let skip = prefix.len();
-        self.tree.scan_prefix(prefix).map(move |item| {
-            let (k, v) = item?;
-            Ok((String::from_utf8_lossy(&k[skip..]).into_owned(), v.to_vec()))
-        })
+        self.tree
+            .range(keyspace::row(entity, from)..)
+            .take_while(move |item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+            .map(move |item| {
+                let (k, v) = item?;
+                Ok((String::from_utf8_lossy(&k[skip..]).into_owned(), v.to_vec()))
+            })
     }
 
     /// Stores a catalog entry unless one exists; returns the existing one when it does.

@@ -55,8 +55,14 @@ fn a_commit_writes_state_dedupe_outbox_and_ledger_together() {
     clear.marks = vec![("allocating/1".into(), false)];
     clear.rows = vec![("r/o1".into(), None)];
     store.commit(&clear).unwrap();
-    let rows: Vec<_> = store.rows("s/A@east").map(Result::unwrap).collect();
+    let rows: Vec<_> = store.rows("s/A@east", "").map(Result::unwrap).collect();
     assert_eq!(rows, vec![("r/o2".to_owned(), b"4".to_vec())]);
+    assert_eq!(
+        store.rows("s/A@east", "r/o3").count(),
+        0,
+        "rows from a name on"
+    );
+    assert_eq!(store.rows("s/A@eas", "").count(), 0, "prefixes do not leak");
     assert_eq!(store.scan_states("allocating/").count(), 0);
 }
 

@@ -151,6 +151,74 @@ impl Entity for SkuLocation {
 const RESERVATION: &str = "r";
 const BACKORDER: &str = "b";
 
+/// Reads of a stored SKU-location that do not load every row: a hot SKU-location may hold
+/// reservations for tens of thousands of open orders.
+pub(crate) mod stock_reads {
+    use super::{BackorderRow, StockBlob, BACKORDER, RESERVATION};
+    use crate::Error;
+    use keel_domain::inventory::{Backorder, Position};
+    use keel_domain::OrderId;
+    use keel_store::Store;
+
+    /// The position (its blob only).
+    pub(crate) fn position(store: &Store, key: &str) -> Result<Position, Error> {
+        Ok(match store.load(key)? {
+            Some(v) => serde_json::from_slice::<StockBlob>(&v.bytes)?.position,
+            None => Position::default(),
+        })
+    }
+
+    /// A page of reservations by order id, and the order to continue after when there are more.
+    pub(crate) type ReservationPage = (Vec<(OrderId, u64)>, Option<OrderId>);
+
+    /// Up to `limit` reservations by order id after `after`.
+    pub(crate) fn reservations(
+        store: &Store,
+        key: &str,
+        after: Option<&OrderId>,
+        limit: usize,
+    ) -> Result<ReservationPage, Error> {
+        let prefix = format!("{RESERVATION}/");
+        let start = after.map_or(prefix.clone(), |o| format!("{prefix}{o}"));
+        let mut page = Vec::new();
+        for row in store.rows(key, &start) {
+            let (name, value) = row?;
+            let Some(order) = name.strip_prefix(&prefix) else {
+                break;
+            };
+            if after.is_some_and(|a| a.as_str() == order) {
+                continue;
+            }
+            if page.len() == limit {
+                let next = page.last().map(|(o, _): &(OrderId, u64)| o.clone());
+                return Ok((page, next));
+            }
+            page.push((OrderId::parse(order)?, serde_json::from_slice(&value)?));
+        }
+        Ok((page, None))
+    }
+
+    /// The backorder queue, in queue order.
+    pub(crate) fn backorders(store: &Store, key: &str) -> Result<Vec<Backorder>, Error> {
+        let prefix = format!("{BACKORDER}/");
+        let mut queue = Vec::new();
+        for row in store.rows(key, &prefix) {
+            let (name, value) = row?;
+            let Some(order) = name.strip_prefix(&prefix) else {
+                break;
+            };
+            let row: BackorderRow = serde_json::from_slice(&value)?;
+            queue.push(Backorder {
+                order: OrderId::parse(order)?,
+                quantity: row.quantity,
+                ticket: row.ticket,
+            });
+        }
+        queue.sort_by_key(|b| b.ticket);
+        Ok(queue)
+    }
+}
+
 /// A SKU-location's blob: everything but its per-order collections.
 #[derive(Serialize, Deserialize)]
 struct StockBlob {

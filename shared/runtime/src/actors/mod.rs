@@ -6,6 +6,7 @@ mod hosted;
 mod order;
 
 pub(crate) use entity_actor::{EntityActor, Exec, ExecReply, Summary};
+pub(crate) use hosted::stock_reads;
 pub(crate) use order::{OrderActor, OrderExec, Place, Resume};
 
 use actix::prelude::*;

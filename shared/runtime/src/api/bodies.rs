@@ -106,6 +106,17 @@ pub(crate) struct LedgerPage {
     pub limit: Option<serde_json::Value>,
 }
 
+/// `{"sku","location","after"?,"limit"?}`: a page of a position's reservations.
+#[derive(Deserialize)]
+pub(crate) struct ReservationPage {
+    pub sku: String,
+    pub location: String,
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub limit: Option<serde_json::Value>,
+}
+
 /// Reads an optional whole number given as a JSON number or a decimal string.
 pub(crate) fn opt_u64(
     value: Option<&serde_json::Value>,

@@ -1,12 +1,12 @@
 //! One handler per API subject.
 
 use super::bodies::{self, parse};
-use crate::actors::{OrderExec, Place};
+use crate::actors::{stock_reads, OrderExec, Place};
 use crate::entity::{Durable, Entity};
 use crate::router::Router;
 use crate::{views, Error};
 use keel_domain::catalog::{Channel, Location, Sku};
-use keel_domain::inventory::{LedgerEntry, Position, SkuLocation, StockCommand};
+use keel_domain::inventory::{LedgerEntry, Position, StockCommand};
 use keel_domain::order::{FulfillmentStatus, Order, OrderCommand, OrderRequest};
 use keel_domain::quantity::{delta, quantity};
 use keel_domain::warehouse::WarehouseNode;
@@ -78,11 +78,8 @@ fn query(router: &Router, subject: &str, payload: &[u8]) -> Reply {
         }
         s::SKUS_LIST => ok(json!({ "skus": router.catalog.skus() })),
         s::INVENTORY_GET => inventory(router, payload),
-        s::INVENTORY_POSITION => {
-            let (sku, location) = sku_location(router, payload)?;
-            let state = stored_sku_location(router, &sku, &location)?;
-            ok(views::sku_location(&sku, &location, &state))
-        }
+        s::INVENTORY_POSITION => position(router, payload),
+        s::INVENTORY_RESERVATIONS => reservations(router, payload),
         s::INVENTORY_LEDGER => ledger(router, payload),
         s::ORDERS_GET => ok(views::order(&stored_order(router, payload)?)),
         s::FULFILLMENTS_GET => {
@@ -207,14 +204,53 @@ fn inventory(router: &Router, payload: &[u8]) -> Reply {
         .locations()
         .iter()
         .map(|l| {
+            let key = crate::keys::sku_location(&sku, &l.id);
             Ok(views::position(
                 &sku,
                 &l.id,
-                &stored_sku_location(router, &sku, &l.id)?.position,
+                &stock_reads::position(&router.store, &key)?,
             ))
         })
         .collect::<Result<Vec<Value>, Error>>()?;
     ok(json!({ "sku": sku, "locations": locations }))
+}
+
+/// Reservations a position shows, and a reservations page holds by default; at most.
+const RESERVATION_PAGE: u64 = 1000;
+/// (64-character order ids: 5000 entries stay well inside the 1 MiB bus payload.)
+const RESERVATION_PAGE_MAX: u64 = 5_000;
+
+/// A position, its first page of reservations (`reservations_next` continues them) and its
+/// backorder queue.
+fn position(router: &Router, payload: &[u8]) -> Reply {
+    let (sku, location) = sku_location(router, payload)?;
+    let key = crate::keys::sku_location(&sku, &location);
+    let page = usize::try_from(RESERVATION_PAGE).unwrap_or(usize::MAX);
+    let (held, next) = stock_reads::reservations(&router.store, &key, None, page)?;
+    let mut view = views::position(
+        &sku,
+        &location,
+        &stock_reads::position(&router.store, &key)?,
+    );
+    view["reservations"] = views::reservations(&held);
+    view["reservations_next"] = json!(next);
+    view["backorders"] = views::backorders(&stock_reads::backorders(&router.store, &key)?);
+    ok(view)
+}
+
+/// A page of a position's reservations, by order id.
+fn reservations(router: &Router, payload: &[u8]) -> Reply {
+    let b: bodies::ReservationPage = parse(payload)?;
+    let (sku, location) = checked(router, &b.sku, &b.location)?;
+    let after = b.after.as_deref().map(OrderId::parse).transpose()?;
+    let limit = bodies::opt_u64(b.limit.as_ref(), "limit")?
+        .unwrap_or(RESERVATION_PAGE)
+        .clamp(1, RESERVATION_PAGE_MAX);
+    let key = crate::keys::sku_location(&sku, &location);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let (held, next) = stock_reads::reservations(&router.store, &key, after.as_ref(), limit)?;
+    let entries = views::reservations(&held);
+    ok(json!({ "sku": sku, "location": location, "entries": entries, "next": next }))
 }
 
 /// Entries one ledger page holds by default, and at most.
@@ -328,15 +364,6 @@ fn unknown_fulfillment(id: &FulfillmentId) -> Error {
 /// Reads a stored entity (reads need no actor: a committed state is the truth).
 fn stored<E: Entity>(router: &Router, id: E::Id, key: String) -> Result<Option<E>, Error> {
     Ok(Durable::<E>::load(&router.store, id, key)?.state)
-}
-
-fn stored_sku_location(
-    router: &Router,
-    sku: &SkuId,
-    location: &LocationId,
-) -> Result<SkuLocation, Error> {
-    let key = crate::keys::sku_location(sku, location);
-    Ok(stored(router, (sku.clone(), location.clone()), key)?.unwrap_or_default())
 }
 
 fn load_order(router: &Router, id: &OrderId) -> Result<Option<Order>, Error> {
