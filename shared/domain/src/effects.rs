@@ -14,15 +14,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "to", rename_all = "snake_case")]
 pub enum Effect {
+    /// A command for the SKU-location `sku@location`.
     Stock {
         sku: SkuId,
         location: LocationId,
         command: StockCommand,
     },
+    /// A command for an order.
     Order {
         order: OrderId,
         command: OrderCommand,
     },
+    /// A command for a warehouse node.
     Warehouse {
         location: LocationId,
         command: WarehouseCommand,

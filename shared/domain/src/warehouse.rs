@@ -75,11 +75,13 @@ pub enum WarehouseCommand {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WarehouseEvent {
+    /// The node took a released fulfillment into its work.
     Accepted {
         fulfillment: FulfillmentId,
         order: OrderId,
         lines: Vec<FulfillmentLine>,
     },
+    /// One of the node's fulfillments changed status.
     Tracked {
         fulfillment: FulfillmentId,
         from: FulfillmentStatus,

@@ -58,21 +58,32 @@ impl NodeOptions {
 /// What recovery found and redid.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recovery {
+    /// Undelivered outbox messages redelivered.
     pub outbox_replayed: usize,
+    /// Orders whose interrupted reservation saga was compensated and run again.
     pub allocations_resumed: usize,
 }
 
 /// Counters of a running node, for `/metrics`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NodeStats {
+    /// Activated order actors (the rest are passivated).
     pub active_orders: usize,
+    /// Activated SKU-location actors.
     pub active_sku_locations: usize,
+    /// Activated warehouse-node actors.
     pub active_warehouses: usize,
+    /// fsyncs of the store (group commits).
     pub flushes: u64,
+    /// Durable writes those fsyncs served.
     pub flush_waiters: u64,
+    /// Outbox messages delivered.
     pub outbox_delivered: u64,
+    /// Deliveries that failed and were retried.
     pub outbox_retried: u64,
+    /// Commands their target refused (orchestration bugs; logged).
     pub outbox_refused: u64,
+    /// Size of the store on disk.
     pub disk_bytes: u64,
 }
 

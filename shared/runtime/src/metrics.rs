@@ -3,12 +3,19 @@
 use crate::NodeStats;
 use std::fmt::Write;
 
+/// Gauge: activated actors, by `kind`.
 pub const ACTORS_ACTIVE: &str = "keel_runtime_actors_active";
+/// Counter: fsyncs (group commits).
 pub const STORE_FLUSHES: &str = "keel_store_flushes_total";
+/// Counter: durable writes served by those fsyncs.
 pub const STORE_FLUSH_WAITERS: &str = "keel_store_flush_waiters_total";
+/// Gauge: bytes of the store on disk.
 pub const STORE_DISK: &str = "keel_store_disk_bytes";
+/// Counter: outbox messages delivered.
 pub const OUTBOX_DELIVERED: &str = "keel_outbox_delivered_total";
+/// Counter: outbox deliveries retried.
 pub const OUTBOX_RETRIED: &str = "keel_outbox_retries_total";
+/// Counter: outbox commands refused by their target.
 pub const OUTBOX_REFUSED: &str = "keel_outbox_refused_total";
 
 /// Renders `stats` as Prometheus text.

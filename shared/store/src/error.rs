@@ -1,6 +1,7 @@
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// sled failed (I/O, corruption).
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
     /// The entity was written by someone else since it was loaded: a stale writer.
@@ -13,8 +14,10 @@ pub enum Error {
     /// A command id is already recorded (handled concurrently by another entity).
     #[error("command {0} was already handled")]
     AlreadyHandled(String),
+    /// The fsync failed; nothing is known to be durable.
     #[error("flush failed: {0}")]
     Flush(String),
+    /// The store is closing.
     #[error("the store's flusher has stopped")]
     Closed,
 }

@@ -8,7 +8,9 @@ type Waiter = oneshot::Sender<Result<(), Error>>;
 /// Counters of the group commit, to show how many writers share an fsync.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlushStats {
+    /// fsyncs run.
     pub flushes: u64,
+    /// Callers of `flush` served by them.
     pub waiters: u64,
 }
 

@@ -39,7 +39,9 @@ impl Default for Options {
 /// A stored state and the version it was written at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Versioned {
+    /// Bumped by every commit of the entity (the single-writer fence).
     pub version: u64,
+    /// The stored blob.
     pub bytes: Vec<u8>,
 }
 

@@ -63,41 +63,34 @@ pub enum StockCommand {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StockEvent {
-    Received {
-        receipt: DocumentId,
-        quantity: u64,
-    },
+    /// Goods arrived: `on_hand` grew.
+    Received { receipt: DocumentId, quantity: u64 },
+    /// `on_hand` was corrected by `delta`.
     Adjusted {
         adjustment: DocumentId,
         delta: i64,
         reason: String,
     },
-    Reserved {
-        order: OrderId,
-        quantity: u64,
-    },
+    /// Units were reserved for an order (part of `allocated`).
+    Reserved { order: OrderId, quantity: u64 },
+    /// An order's reserved units were given back.
     Released {
         order: OrderId,
         quantity: u64,
         reason: String,
     },
+    /// Reserved units left the building: out of `on_hand` and `allocated` together.
     Shipped {
         order: OrderId,
         fulfillment: FulfillmentId,
         quantity: u64,
     },
-    BackorderQueued {
-        order: OrderId,
-        quantity: u64,
-    },
-    BackorderAllocated {
-        order: OrderId,
-        quantity: u64,
-    },
-    BackorderWithdrawn {
-        order: OrderId,
-        quantity: u64,
-    },
+    /// An order joined (or grew its place in) the backorder queue.
+    BackorderQueued { order: OrderId, quantity: u64 },
+    /// Arriving stock was reserved for a waiting order (its backorder shrank).
+    BackorderAllocated { order: OrderId, quantity: u64 },
+    /// An order left the backorder queue (cancelled).
+    BackorderWithdrawn { order: OrderId, quantity: u64 },
 }
 
 impl SkuLocation {

@@ -98,30 +98,32 @@ pub enum OrderCommand {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrderEvent {
+    /// The next sourcing plan was written ahead of its reservations.
     AllocationStarted {
         attempt: u32,
         plan: Vec<PlannedLine>,
     },
+    /// Sourcing is final: one fulfillment per location, the rest waits for stock.
     Allocated {
         fulfillments: Vec<Fulfillment>,
         backorders: Vec<WaitingLine>,
     },
-    FulfillmentAccepted {
-        fulfillment: FulfillmentId,
-    },
+    /// A warehouse node acknowledged a fulfillment.
+    FulfillmentAccepted { fulfillment: FulfillmentId },
+    /// A warehouse confirmation moved a fulfillment one step on.
     FulfillmentProgressed {
         fulfillment: FulfillmentId,
         location: LocationId,
         status: FulfillmentStatus,
         lines: Vec<FulfillmentLine>,
     },
+    /// The order was cancelled: these open fulfillments and backorders were dropped.
     Cancelled {
         fulfillments: Vec<Fulfillment>,
         withdrawn: Vec<WaitingLine>,
     },
-    BackorderFilled {
-        fulfillment: Fulfillment,
-    },
+    /// Stock for a backorder arrived: a new fulfillment was released.
+    BackorderFilled { fulfillment: Fulfillment },
     /// Stock allocated to a backorder that no longer waits (cancelled order): give it back.
     BackorderReturned {
         sku: SkuId,
