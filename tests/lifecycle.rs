@@ -518,3 +518,38 @@ fn the_reservations_of_a_position_are_read_in_pages_by_order() {
     assert_eq!(orders(&position, "reservations").len(), 3, "{position}");
     assert!(position["reservations_next"].is_null(), "{position}");
 }
+
+#[test]
+fn the_backorder_queue_of_a_position_is_read_in_pages_in_queue_order() {
+    let keel = Keel::start();
+    let api = keel.api();
+    let net = Network::two_dcs(&api, "bp");
+    api.create_sku("bp-a");
+    // Placed in this order, so this is the queue order (not the order ids' sort order).
+    for id in ["bp-z", "bp-a1", "bp-m"] {
+        place_new(&api, id, &net.channel, &[("bp-a", 2)], "east");
+    }
+    let orders = |page: &Value, key: &str| -> Vec<String> {
+        list(page, key)
+            .iter()
+            .map(|r| text(r, "order").to_owned())
+            .collect()
+    };
+    let position = api.position("bp-a", &net.east);
+    assert_eq!(
+        orders(&position, "backorders"),
+        ["bp-z", "bp-a1", "bp-m"],
+        "{position}"
+    );
+    assert!(position["backorders_next"].is_null(), "{position}");
+    let path = format!("/v1/inventory/bp-a/{}/backorders", net.east);
+    let first = expect_2xx("first page", api.get(&format!("{path}?limit=2")));
+    assert_eq!(orders(&first, "entries"), ["bp-z", "bp-a1"], "{first}");
+    let after = first["next"].as_u64().expect("a next ticket");
+    let rest = expect_2xx("next page", api.get(&format!("{path}?after={after}")));
+    assert_eq!(
+        (orders(&rest, "entries"), rest["next"].is_null()),
+        (vec!["bp-m".to_owned()], true),
+        "{rest}"
+    );
+}

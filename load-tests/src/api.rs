@@ -169,9 +169,12 @@ pub struct Position {
     /// The order to continue the reservations after, when there are more.
     #[serde(default)]
     pub reservations_next: Option<String>,
-    /// Backorders by order, in queue order.
+    /// Backorders by order, in queue order (the first page; see `backorders_next`).
     #[serde(default)]
     pub backorders: Vec<Holding>,
+    /// The queue ticket to continue the backorders after, when there are more.
+    #[serde(default)]
+    pub backorders_next: Option<u64>,
 }
 
 /// A reservation or a backorder entry of a [`Position`].
@@ -191,6 +194,16 @@ pub struct ReservationPage {
     /// The order to continue after, when there are more.
     #[serde(default)]
     pub next: Option<String>,
+}
+
+/// `GET /v1/inventory/{sku}/{location}/backorders?after=`: one page of the backorder queue.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BackorderPage {
+    /// Backorders in queue order.
+    pub entries: Vec<Holding>,
+    /// The queue ticket to continue after, when there are more.
+    #[serde(default)]
+    pub next: Option<u64>,
 }
 
 /// `GET /v1/inventory/{sku}/{location}/ledger`.

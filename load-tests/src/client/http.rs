@@ -14,8 +14,8 @@ use ureq::Agent;
 
 use super::{CallError, Connector, KeelClient, Reply};
 use crate::api::{
-    ErrorBody, Ledger, NewChannel, NewLocation, NewSku, Order, PlaceOrder, Position, Receipt,
-    ReservationPage, Step,
+    BackorderPage, ErrorBody, Ledger, NewChannel, NewLocation, NewSku, Order, PlaceOrder, Position,
+    Receipt, ReservationPage, Step,
 };
 
 /// Makes [`HttpClient`]s for one base URL.
@@ -185,7 +185,7 @@ impl HttpClient {
     }
 }
 
-/// Reservations fetched per request after a position's first page.
+/// Reservations (and backorders) fetched per request after a position's first page.
 const RESERVATION_PAGE: u32 = 5_000;
 
 /// Ledger entries fetched per request.
@@ -244,6 +244,15 @@ impl KeelClient for HttpClient {
             let page: ReservationPage = self.decode()?;
             position.reservations.extend(page.entries);
             position.reservations_next = page.next;
+        }
+        while let Some(after) = position.backorders_next.take() {
+            self.path(&["v1", "inventory", sku, location, "backorders"]);
+            self.url
+                .push_str(&format!("?after={after}&limit={RESERVATION_PAGE}"));
+            self.exchange(Method::Get)?;
+            let page: BackorderPage = self.decode()?;
+            position.backorders.extend(page.entries);
+            position.backorders_next = page.next;
         }
         Ok(position)
     }

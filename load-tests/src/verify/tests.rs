@@ -20,6 +20,7 @@ fn position(on_hand: i64, allocated: i64) -> Position {
         reservations: Vec::new(),
         reservations_next: None,
         backorders: Vec::new(),
+        backorders_next: None,
     }
 }
 

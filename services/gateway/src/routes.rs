@@ -51,6 +51,11 @@ pub fn configure(gateway: Gateway) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::get(),
                 s::INVENTORY_RESERVATIONS,
             ))
+            .service(from_path(
+                "/v1/inventory/{sku}/{location}/backorders",
+                web::get(),
+                s::INVENTORY_BACKORDERS,
+            ))
             .service(post_body("/v1/orders", s::ORDERS_PLACE))
             .service(member("/v1/orders/{id}", s::ORDERS_GET))
             .service(from_path(

@@ -36,6 +36,7 @@ pub mod subjects {
     pub const INVENTORY_POSITION: &str = "keel.v1.api.inventory.position";
     pub const INVENTORY_LEDGER: &str = "keel.v1.api.inventory.ledger";
     pub const INVENTORY_RESERVATIONS: &str = "keel.v1.api.inventory.reservations";
+    pub const INVENTORY_BACKORDERS: &str = "keel.v1.api.inventory.backorders";
     pub const ORDERS_PLACE: &str = "keel.v1.api.orders.place";
     pub const ORDERS_GET: &str = "keel.v1.api.orders.get";
     pub const ORDERS_CANCEL: &str = "keel.v1.api.orders.cancel";

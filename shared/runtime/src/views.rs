@@ -27,11 +27,12 @@ pub fn reservations(page: &[(OrderId, u64)]) -> Value {
         .collect()
 }
 
-/// A backorder queue as `{"order","quantity"}` entries, in queue order.
+/// Backorders as `{"order","quantity","ticket"}` entries, in queue order (the ticket is the
+/// place in the queue).
 pub fn backorders(queue: &[Backorder]) -> Value {
     queue
         .iter()
-        .map(|b| json!({ "order": b.order, "quantity": b.quantity }))
+        .map(|b| json!({ "order": b.order, "quantity": b.quantity, "ticket": b.ticket }))
         .collect()
 }
 

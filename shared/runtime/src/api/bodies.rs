@@ -117,6 +117,18 @@ pub(crate) struct ReservationPage {
     pub limit: Option<serde_json::Value>,
 }
 
+/// `{"sku","location","after"?,"limit"?}`: a page of a position's backorder queue, after the
+/// queue ticket `after`.
+#[derive(Deserialize)]
+pub(crate) struct BackorderPage {
+    pub sku: String,
+    pub location: String,
+    #[serde(default)]
+    pub after: Option<serde_json::Value>,
+    #[serde(default)]
+    pub limit: Option<serde_json::Value>,
+}
+
 /// Reads an optional whole number given as a JSON number or a decimal string.
 pub(crate) fn opt_u64(
     value: Option<&serde_json::Value>,

@@ -6,7 +6,7 @@ use crate::entity::{Durable, Entity};
 use crate::router::Router;
 use crate::{views, Error};
 use keel_domain::catalog::{Channel, Location, Sku};
-use keel_domain::inventory::{LedgerEntry, Position, StockCommand};
+use keel_domain::inventory::{Backorder, LedgerEntry, Position, StockCommand};
 use keel_domain::order::{FulfillmentStatus, Order, OrderCommand, OrderRequest};
 use keel_domain::quantity::{delta, quantity};
 use keel_domain::warehouse::WarehouseNode;
@@ -80,6 +80,7 @@ fn query(router: &Router, subject: &str, payload: &[u8]) -> Reply {
         s::INVENTORY_GET => inventory(router, payload),
         s::INVENTORY_POSITION => position(router, payload),
         s::INVENTORY_RESERVATIONS => reservations(router, payload),
+        s::INVENTORY_BACKORDERS => backorders(router, payload),
         s::INVENTORY_LEDGER => ledger(router, payload),
         s::ORDERS_GET => ok(views::order(&stored_order(router, payload)?)),
         s::FULFILLMENTS_GET => {
@@ -215,7 +216,7 @@ fn inventory(router: &Router, payload: &[u8]) -> Reply {
     ok(json!({ "sku": sku, "locations": locations }))
 }
 
-/// Reservations a position shows, and a reservations page holds by default; at most.
+/// Reservations (and backorders) a position shows, and a page holds by default; at most.
 const RESERVATION_PAGE: u64 = 1000;
 /// (64-character order ids: 5000 entries stay well inside the 1 MiB bus payload.)
 const RESERVATION_PAGE_MAX: u64 = 5_000;
@@ -234,8 +235,43 @@ fn position(router: &Router, payload: &[u8]) -> Reply {
     );
     view["reservations"] = views::reservations(&held);
     view["reservations_next"] = json!(next);
-    view["backorders"] = views::backorders(&stock_reads::backorders(&router.store, &key)?);
+    let queue = stock_reads::backorders(&router.store, &key)?;
+    let (waiting, next) = queue_page(&queue, None, page);
+    view["backorders"] = views::backorders(waiting);
+    view["backorders_next"] = json!(next);
     ok(view)
+}
+
+/// Up to `limit` backorders after queue ticket `after`, and the ticket to continue after when
+/// there are more. (The queue is read whole and sliced: an index by ticket would make this
+/// O(page), but reading a queue is an operator's query, not a hot path.)
+fn queue_page(
+    queue: &[Backorder],
+    after: Option<u64>,
+    limit: usize,
+) -> (&[Backorder], Option<u64>) {
+    let start = after.map_or(0, |t| queue.partition_point(|b| b.ticket <= t));
+    let rest = &queue[start..];
+    let page = &rest[..rest.len().min(limit)];
+    let next = (rest.len() > limit)
+        .then(|| page.last().map(|b| b.ticket))
+        .flatten();
+    (page, next)
+}
+
+/// A page of a position's backorder queue, in queue order.
+fn backorders(router: &Router, payload: &[u8]) -> Reply {
+    let b: bodies::BackorderPage = parse(payload)?;
+    let (sku, location) = checked(router, &b.sku, &b.location)?;
+    let after = bodies::opt_u64(b.after.as_ref(), "after")?;
+    let limit = bodies::opt_u64(b.limit.as_ref(), "limit")?
+        .unwrap_or(RESERVATION_PAGE)
+        .clamp(1, RESERVATION_PAGE_MAX);
+    let key = crate::keys::sku_location(&sku, &location);
+    let queue = stock_reads::backorders(&router.store, &key)?;
+    let (waiting, next) = queue_page(&queue, after, usize::try_from(limit).unwrap_or(usize::MAX));
+    let entries = views::backorders(waiting);
+    ok(json!({ "sku": sku, "location": location, "entries": entries, "next": next }))
 }
 
 /// A page of a position's reservations, by order id.
