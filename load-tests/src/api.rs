@@ -186,35 +186,19 @@ pub struct Holding {
     pub quantity: i64,
 }
 
-/// `GET /v1/inventory/{sku}/{location}/reservations?after=`: one page of reservations.
+/// One page of a paged list: the ledger (`?from=` a sequence number), a position's
+/// reservations (`?after=` an order id) or its backorder queue (`?after=` a queue ticket).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ReservationPage {
-    /// Reservations by order id.
-    pub entries: Vec<Holding>,
-    /// The order to continue after, when there are more.
-    #[serde(default)]
-    pub next: Option<String>,
+pub struct Page<T, N> {
+    /// Entries in the list's order.
+    pub entries: Vec<T>,
+    /// Where the next page starts, when there is one.
+    #[serde(default = "Option::default")]
+    pub next: Option<N>,
 }
 
-/// `GET /v1/inventory/{sku}/{location}/backorders?after=`: one page of the backorder queue.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct BackorderPage {
-    /// Backorders in queue order.
-    pub entries: Vec<Holding>,
-    /// The queue ticket to continue after, when there are more.
-    #[serde(default)]
-    pub next: Option<u64>,
-}
-
-/// `GET /v1/inventory/{sku}/{location}/ledger`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Ledger {
-    /// Entries, oldest first.
-    pub entries: Vec<LedgerEntry>,
-    /// Where the next page starts (`?from=`), when there may be one.
-    #[serde(default)]
-    pub next: Option<u64>,
-}
+/// `GET /v1/inventory/{sku}/{location}/ledger`, all pages: entries oldest first.
+pub type Ledger = Page<LedgerEntry, u64>;
 
 /// One ledger entry (only the fields the verifier uses are decoded).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -14,8 +14,8 @@ use ureq::Agent;
 
 use super::{CallError, Connector, KeelClient, Reply};
 use crate::api::{
-    BackorderPage, ErrorBody, Ledger, NewChannel, NewLocation, NewSku, Order, PlaceOrder, Position,
-    Receipt, ReservationPage, Step,
+    ErrorBody, Ledger, NewChannel, NewLocation, NewSku, Order, Page, PlaceOrder, Position, Receipt,
+    Step,
 };
 
 /// Makes [`HttpClient`]s for one base URL.
@@ -183,13 +183,30 @@ impl HttpClient {
         self.exchange(Method::Get)?;
         self.decode()
     }
+
+    /// Reads a paged list from the page at `next` (the `cursor` query parameter) to the last
+    /// page, appending its entries to `out`.
+    fn follow<T: DeserializeOwned, N: DeserializeOwned + std::fmt::Display>(
+        &mut self,
+        segments: &[&str],
+        cursor: &str,
+        mut next: Option<N>,
+        out: &mut Vec<T>,
+    ) -> Reply<()> {
+        while let Some(at) = next.take() {
+            self.path(segments);
+            self.url.push_str(&format!("?{cursor}={at}&limit={PAGE}"));
+            self.exchange(Method::Get)?;
+            let page: Page<T, N> = self.decode()?;
+            out.extend(page.entries);
+            next = page.next;
+        }
+        Ok(())
+    }
 }
 
-/// Reservations (and backorders) fetched per request after a position's first page.
-const RESERVATION_PAGE: u32 = 5_000;
-
-/// Ledger entries fetched per request.
-const LEDGER_PAGE: u32 = 1_000;
+/// Entries fetched per request of a paged list (the server's default page).
+const PAGE: u32 = 1_000;
 
 impl KeelClient for HttpClient {
     fn ready(&mut self) -> Reply<()> {
@@ -235,44 +252,24 @@ impl KeelClient for HttpClient {
 
     fn position(&mut self, sku: &str, location: &str) -> Reply<Position> {
         let mut position: Position = self.get(&["v1", "inventory", sku, location])?;
-        // A busy position shows its first reservations only: follow the pages.
-        while let Some(after) = position.reservations_next.take() {
-            self.path(&["v1", "inventory", sku, location, "reservations"]);
-            self.url
-                .push_str(&format!("?after={after}&limit={RESERVATION_PAGE}"));
-            self.exchange(Method::Get)?;
-            let page: ReservationPage = self.decode()?;
-            position.reservations.extend(page.entries);
-            position.reservations_next = page.next;
-        }
-        while let Some(after) = position.backorders_next.take() {
-            self.path(&["v1", "inventory", sku, location, "backorders"]);
-            self.url
-                .push_str(&format!("?after={after}&limit={RESERVATION_PAGE}"));
-            self.exchange(Method::Get)?;
-            let page: BackorderPage = self.decode()?;
-            position.backorders.extend(page.entries);
-            position.backorders_next = page.next;
-        }
+        // A busy position shows its first reservations and backorders only: follow the pages.
+        let segments = ["v1", "inventory", sku, location, "reservations"];
+        let next = position.reservations_next.take();
+        self.follow(&segments, "after", next, &mut position.reservations)?;
+        let segments = ["v1", "inventory", sku, location, "backorders"];
+        let next = position.backorders_next.take();
+        self.follow(&segments, "after", next, &mut position.backorders)?;
         Ok(position)
     }
 
     fn ledger(&mut self, sku: &str, location: &str) -> Reply<Ledger> {
-        // The ledger is paged: follow `next` until the last page.
-        let mut all = Ledger {
-            entries: Vec::new(),
-            next: Some(0),
-        };
-        while let Some(from) = all.next {
-            self.path(&["v1", "inventory", sku, location, "ledger"]);
-            self.url
-                .push_str(&format!("?from={from}&limit={LEDGER_PAGE}"));
-            self.exchange(Method::Get)?;
-            let page: Ledger = self.decode()?;
-            all.entries.extend(page.entries);
-            all.next = page.next;
-        }
-        Ok(all)
+        let mut entries = Vec::new();
+        let segments = ["v1", "inventory", sku, location, "ledger"];
+        self.follow(&segments, "from", Some(0u64), &mut entries)?;
+        Ok(Ledger {
+            entries,
+            next: None,
+        })
     }
 }
 

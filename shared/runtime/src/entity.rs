@@ -113,16 +113,9 @@ impl<E: Entity> Durable<E> {
         state: E,
         durable_events: bool,
     ) -> Result<Executed, Error> {
-        let publication: Vec<OutboxEntry> = state
-            .publication(&self.id)
-            .map(OutboxEntry::Publish)
-            .into_iter()
-            .collect();
-        let (outbox, published) = if durable_events {
-            (publication, Vec::new())
-        } else {
-            (Vec::new(), publication)
-        };
+        let (mut outbox, mut published) = (Vec::new(), Vec::new());
+        let publication = state.publication(&self.id);
+        route_publication(publication, durable_events, &mut outbox, &mut published);
         let marks = state.marks(&self.id);
         self.state = Some(state);
         let parts = Parts {
@@ -151,10 +144,13 @@ impl<E: Entity> Durable<E> {
         initial: impl FnOnce() -> E,
         durable_events: bool,
     ) -> Result<Executed, Error> {
-        let command_json = serde_json::to_value(command)?;
-        if let Some(id) = command_id {
+        // Only an identified command needs its JSON: to recognise a replay, and to record it.
+        let command_json = command_id
+            .map(|_| serde_json::to_value(command))
+            .transpose()?;
+        if let (Some(id), Some(json)) = (command_id, &command_json) {
             if let Some(raw) = store.dedupe(id)? {
-                return replay(id, &raw, &command_json);
+                return replay(id, &raw, json);
             }
         }
         // Decide on the live state and apply in place (no copy of a large state per command);
@@ -171,15 +167,15 @@ impl<E: Entity> Durable<E> {
             effects.extend(state.effects(&self.id, event));
         }
         let answer = state.reply(&events);
-        let handled = match command_id {
-            Some(id) => vec![(
+        let handled = match (command_id, command_json) {
+            (Some(id), Some(command)) => vec![(
                 id.to_owned(),
                 serde_json::to_vec(&Handled {
-                    command: command_json.clone(),
+                    command,
                     reply: answer.clone(),
                 })?,
             )],
-            None if events.is_empty() => {
+            _ if events.is_empty() => {
                 // Nothing to record: a no-op without an id leaves the store untouched.
                 return Ok(Executed {
                     outbox: Vec::new(),
@@ -188,7 +184,7 @@ impl<E: Entity> Durable<E> {
                     replayed: false,
                 });
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         let version = self.version + 1;
         let mut outbox: Vec<OutboxEntry> = effects
@@ -201,12 +197,8 @@ impl<E: Entity> Durable<E> {
             .collect();
         let mut published = Vec::new();
         if !events.is_empty() {
-            let publication = state.publication(&self.id).map(OutboxEntry::Publish);
-            if durable_events {
-                outbox.extend(publication);
-            } else {
-                published.extend(publication);
-            }
+            let publication = state.publication(&self.id);
+            route_publication(publication, durable_events, &mut outbox, &mut published);
         }
         let parts = Parts {
             handled,
@@ -220,7 +212,7 @@ impl<E: Entity> Durable<E> {
                 // The same document id reached another entity first (e.g. one receipt id
                 // posted for two SKUs): answer as that first handling did.
                 let raw = store.dedupe(&id)?.unwrap_or_default();
-                return replay(&id, &raw, &command_json);
+                return replay(&id, &raw, &serde_json::to_value(command)?);
             }
             other => other?,
         };
@@ -234,17 +226,42 @@ impl<E: Entity> Durable<E> {
 
     /// Commits the (already updated) state with `parts`; on failure the state is reloaded.
     fn write(&mut self, store: &Store, parts: Parts) -> Result<Vec<(u64, OutboxEntry)>, Error> {
-        let result = self.try_write(store, &parts);
+        let Parts {
+            handled,
+            outbox,
+            ledger,
+            marks,
+            rows,
+        } = parts;
+        let result = self.commit(store, |state| {
+            Ok(Commit {
+                state: state.encode()?,
+                handled,
+                outbox: outbox
+                    .iter()
+                    .map(serde_json::to_vec)
+                    .collect::<Result<_, _>>()?,
+                ledger,
+                marks,
+                rows,
+                ..Commit::default()
+            })
+        });
         if result.is_err() {
             // The in-memory state ran ahead of the store: go back to what is durable.
             *self = Durable::load(store, self.id.clone(), self.key.clone())?;
         }
         let ids = result?;
         self.version += 1;
-        Ok(ids.into_iter().zip(parts.outbox).collect())
+        Ok(ids.into_iter().zip(outbox).collect())
     }
 
-    fn try_write(&self, store: &Store, parts: &Parts) -> Result<Vec<u64>, Error> {
+    /// Builds the commit from the current state (moving the parts in) and writes it.
+    fn commit(
+        &self,
+        store: &Store,
+        build: impl FnOnce(&E) -> Result<Commit, serde_json::Error>,
+    ) -> Result<Vec<u64>, Error> {
         let state = self
             .state
             .as_ref()
@@ -253,16 +270,7 @@ impl<E: Entity> Durable<E> {
             key: self.key.clone(),
             expected_version: self.version,
             version: self.version + 1,
-            state: state.encode()?,
-            handled: parts.handled.clone(),
-            outbox: parts
-                .outbox
-                .iter()
-                .map(serde_json::to_vec)
-                .collect::<Result<_, _>>()?,
-            ledger: parts.ledger.clone(),
-            marks: parts.marks.clone(),
-            rows: parts.rows.clone(),
+            ..build(state)?
         };
         store.commit(&commit).map_err(|e| match e {
             keel_store::Error::VersionConflict { .. } => {
@@ -272,6 +280,17 @@ impl<E: Entity> Durable<E> {
             e => e.into(),
         })
     }
+}
+
+/// Sends a publication through the outbox when the bus keeps messages, else straight on.
+fn route_publication(
+    publication: Option<Publication>,
+    durable_events: bool,
+    outbox: &mut Vec<OutboxEntry>,
+    published: &mut Vec<OutboxEntry>,
+) {
+    let target = if durable_events { outbox } else { published };
+    target.extend(publication.map(OutboxEntry::Publish));
 }
 
 /// Everything a decision writes besides the state itself.

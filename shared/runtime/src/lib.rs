@@ -128,8 +128,9 @@ impl Node {
             .map(|item| item.map(|(key, _)| key))
             .collect::<Result<_, _>>()?;
         for marker in markers {
-            let id = marker.trim_start_matches(keys::ALLOCATING_PREFIX);
-            let key = format!("o/{id}");
+            let id =
+                keel_domain::OrderId::parse(marker.trim_start_matches(keys::ALLOCATING_PREFIX))?;
+            let key = keys::order(&id);
             self.router
                 .ask(&self.router.orders, &key, actors::Resume)
                 .await??;

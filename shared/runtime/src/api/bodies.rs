@@ -94,35 +94,15 @@ pub(crate) struct BySkuLocation {
     pub location: String,
 }
 
-/// `{"sku","location","from"?,"limit"?}`: a page of a ledger. `from` and `limit` may be
-/// numbers or decimal strings (the HTTP gateway passes query parameters as strings).
+/// `{"sku","location","from"?,"after"?,"limit"?}`: a page of a SKU-location's ledger (`from` a
+/// sequence number), reservations (`after` an order id) or backorder queue (`after` a queue
+/// ticket). Numbers may come as decimal strings (the gateway passes query parameters so).
 #[derive(Deserialize)]
-pub(crate) struct LedgerPage {
+pub(crate) struct Page {
     pub sku: String,
     pub location: String,
     #[serde(default)]
     pub from: Option<serde_json::Value>,
-    #[serde(default)]
-    pub limit: Option<serde_json::Value>,
-}
-
-/// `{"sku","location","after"?,"limit"?}`: a page of a position's reservations.
-#[derive(Deserialize)]
-pub(crate) struct ReservationPage {
-    pub sku: String,
-    pub location: String,
-    #[serde(default)]
-    pub after: Option<String>,
-    #[serde(default)]
-    pub limit: Option<serde_json::Value>,
-}
-
-/// `{"sku","location","after"?,"limit"?}`: a page of a position's backorder queue, after the
-/// queue ticket `after`.
-#[derive(Deserialize)]
-pub(crate) struct BackorderPage {
-    pub sku: String,
-    pub location: String,
     #[serde(default)]
     pub after: Option<serde_json::Value>,
     #[serde(default)]

@@ -242,6 +242,42 @@ fn position(router: &Router, payload: &[u8]) -> Reply {
     ok(view)
 }
 
+/// A page request on one SKU-location, checked, with its page size.
+struct PageRequest {
+    sku: SkuId,
+    location: LocationId,
+    key: String,
+    page: bodies::Page,
+    limit: usize,
+}
+
+fn page_request(
+    router: &Router,
+    payload: &[u8],
+    default: u64,
+    max: u64,
+) -> Result<PageRequest, Error> {
+    let page: bodies::Page = parse(payload)?;
+    let (sku, location) = checked(router, &page.sku, &page.location)?;
+    let limit = bodies::opt_u64(page.limit.as_ref(), "limit")?
+        .unwrap_or(default)
+        .clamp(1, max);
+    Ok(PageRequest {
+        key: crate::keys::sku_location(&sku, &location),
+        sku,
+        location,
+        page,
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+    })
+}
+
+impl PageRequest {
+    /// `{"sku","location","entries","next"}`.
+    fn reply(&self, entries: Value, next: Value) -> Reply {
+        ok(json!({ "sku": self.sku, "location": self.location, "entries": entries, "next": next }))
+    }
+}
+
 /// Up to `limit` backorders after queue ticket `after`, and the ticket to continue after when
 /// there are more. (The queue is read whole and sliced: an index by ticket would make this
 /// O(page), but reading a queue is an operator's query, not a hot path.)
@@ -261,32 +297,26 @@ fn queue_page(
 
 /// A page of a position's backorder queue, in queue order.
 fn backorders(router: &Router, payload: &[u8]) -> Reply {
-    let b: bodies::BackorderPage = parse(payload)?;
-    let (sku, location) = checked(router, &b.sku, &b.location)?;
-    let after = bodies::opt_u64(b.after.as_ref(), "after")?;
-    let limit = bodies::opt_u64(b.limit.as_ref(), "limit")?
-        .unwrap_or(RESERVATION_PAGE)
-        .clamp(1, RESERVATION_PAGE_MAX);
-    let key = crate::keys::sku_location(&sku, &location);
-    let queue = stock_reads::backorders(&router.store, &key)?;
-    let (waiting, next) = queue_page(&queue, after, usize::try_from(limit).unwrap_or(usize::MAX));
-    let entries = views::backorders(waiting);
-    ok(json!({ "sku": sku, "location": location, "entries": entries, "next": next }))
+    let req = page_request(router, payload, RESERVATION_PAGE, RESERVATION_PAGE_MAX)?;
+    let after = bodies::opt_u64(req.page.after.as_ref(), "after")?;
+    let queue = stock_reads::backorders(&router.store, &req.key)?;
+    let (waiting, next) = queue_page(&queue, after, req.limit);
+    req.reply(views::backorders(waiting), json!(next))
 }
 
 /// A page of a position's reservations, by order id.
 fn reservations(router: &Router, payload: &[u8]) -> Reply {
-    let b: bodies::ReservationPage = parse(payload)?;
-    let (sku, location) = checked(router, &b.sku, &b.location)?;
-    let after = b.after.as_deref().map(OrderId::parse).transpose()?;
-    let limit = bodies::opt_u64(b.limit.as_ref(), "limit")?
-        .unwrap_or(RESERVATION_PAGE)
-        .clamp(1, RESERVATION_PAGE_MAX);
-    let key = crate::keys::sku_location(&sku, &location);
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let (held, next) = stock_reads::reservations(&router.store, &key, after.as_ref(), limit)?;
-    let entries = views::reservations(&held);
-    ok(json!({ "sku": sku, "location": location, "entries": entries, "next": next }))
+    let req = page_request(router, payload, RESERVATION_PAGE, RESERVATION_PAGE_MAX)?;
+    let after = match &req.page.after {
+        None | Some(Value::Null) => None,
+        Some(Value::String(order)) => Some(OrderId::parse(order)?),
+        Some(_) => {
+            return Err(keel_domain::Error::Malformed("after must be an order id".into()).into())
+        }
+    };
+    let (held, next) =
+        stock_reads::reservations(&router.store, &req.key, after.as_ref(), req.limit)?;
+    req.reply(views::reservations(&held), json!(next))
 }
 
 /// Entries one ledger page holds by default, and at most.
@@ -297,17 +327,12 @@ const LEDGER_PAGE_MAX: u64 = 10_000;
 const LEDGER_PAGE_BYTES: usize = 512 * 1024;
 
 fn ledger(router: &Router, payload: &[u8]) -> Reply {
-    let page: bodies::LedgerPage = parse(payload)?;
-    let (sku, location) = checked(router, &page.sku, &page.location)?;
-    let from = bodies::opt_u64(page.from.as_ref(), "from")?.unwrap_or(0);
-    let limit = bodies::opt_u64(page.limit.as_ref(), "limit")?
-        .unwrap_or(LEDGER_PAGE)
-        .clamp(1, LEDGER_PAGE_MAX);
-    let key = crate::keys::sku_location(&sku, &location);
+    let req = page_request(router, payload, LEDGER_PAGE, LEDGER_PAGE_MAX)?;
+    let from = bodies::opt_u64(req.page.from.as_ref(), "from")?.unwrap_or(0);
     let (mut entries, mut bytes, mut more) = (Vec::new(), 0, false);
-    for raw in router.store.ledger(&key, from) {
+    for raw in router.store.ledger(&req.key, from) {
         let raw = raw?;
-        if entries.len() as u64 == limit || bytes + raw.len() > LEDGER_PAGE_BYTES {
+        if entries.len() == req.limit || bytes + raw.len() > LEDGER_PAGE_BYTES {
             more = true;
             break;
         }
@@ -319,7 +344,7 @@ fn ledger(router: &Router, payload: &[u8]) -> Reply {
         .last()
         .filter(|_| more)
         .map(|e: &LedgerEntry| e.seq + 1);
-    ok(json!({ "sku": sku, "location": location, "entries": entries, "next": next }))
+    req.reply(serde_json::to_value(&entries)?, json!(next))
 }
 
 async fn place(router: &Router, payload: &[u8]) -> Reply {
