@@ -43,7 +43,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let recovery = node.recover().await.context("recovering")?;
     tracing::info!(?recovery, "recovered");
-    node.serve(&bus);
+    node.serve(&bus).await.context("serving the API")?;
     if config.seed_demo && node.catalog().locations().is_empty() {
         seed::demo(&bus).await?;
         tracing::info!("seeded the demo catalog");

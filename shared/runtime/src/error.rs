@@ -49,3 +49,9 @@ impl From<actix::MailboxError> for Error {
         Error::Unavailable(format!("actor mailbox: {e}"))
     }
 }
+
+impl From<keel_bus::Error> for Error {
+    fn from(e: keel_bus::Error) -> Self {
+        Error::Unavailable(format!("bus: {e}"))
+    }
+}

@@ -168,17 +168,20 @@ impl Node {
         Ok(usize::try_from(submitted).unwrap_or(usize::MAX))
     }
 
-    /// Serves the request-reply API on `bus` from every actor thread; the node is ready then.
-    pub fn serve(&self, bus: &SharedBus) {
+    /// Serves the request-reply API on `bus` from every actor thread. When this returns, every
+    /// serving loop is subscribed (a request sent now finds its responders) and the node is
+    /// ready.
+    ///
+    /// # Errors
+    /// The bus' error when a subscription cannot be made.
+    pub async fn serve(&self, bus: &SharedBus) -> Result<(), Error> {
         for arbiter in &self.arbiters {
+            let requests = api::subscribe(bus).await?;
             let (router, bus) = (Arc::clone(&self.router), Arc::clone(bus));
-            arbiter.spawn(async move {
-                if let Err(e) = api::serve(router, bus).await {
-                    tracing::error!(error = %e, "the API loop stopped");
-                }
-            });
+            arbiter.spawn(api::serve(router, bus, requests));
         }
         self.ready.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Whether recovery is done and the API is served.

@@ -6,7 +6,7 @@ mod handlers;
 
 use crate::router::Router;
 use futures::StreamExt;
-use keel_bus::{Message, SharedBus};
+use keel_bus::{Message, SharedBus, Subscription};
 use keel_domain::ErrorCode;
 use keel_protocol::{error_body, ReplyStatus, API_QUEUE_GROUP, API_SUBJECTS};
 use std::sync::Arc;
@@ -16,9 +16,13 @@ use tokio::sync::Semaphore;
 /// pushes back on callers instead of queueing without bound.
 const MAX_IN_FLIGHT: usize = 4096;
 
-/// Serves API requests from `bus` until the subscription ends.
-pub(crate) async fn serve(router: Arc<Router>, bus: SharedBus) -> Result<(), keel_bus::Error> {
-    let mut requests = bus.queue_subscribe(API_SUBJECTS, API_QUEUE_GROUP).await?;
+/// One serving loop's share of the API requests (a member of the API queue group).
+pub(crate) async fn subscribe(bus: &SharedBus) -> Result<Subscription, keel_bus::Error> {
+    bus.queue_subscribe(API_SUBJECTS, API_QUEUE_GROUP).await
+}
+
+/// Serves the API requests of `requests` until the subscription ends.
+pub(crate) async fn serve(router: Arc<Router>, bus: SharedBus, mut requests: Subscription) {
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(request) = requests.next().await {
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
@@ -45,7 +49,7 @@ pub(crate) async fn serve(router: Arc<Router>, bus: SharedBus) -> Result<(), kee
             drop(permit);
         });
     }
-    Ok(())
+    tracing::info!("the API loop stopped: its subscription ended");
 }
 
 async fn answer(router: &Arc<Router>, request: &Message) -> (ReplyStatus, Vec<u8>) {
