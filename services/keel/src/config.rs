@@ -12,7 +12,8 @@ pub enum LogFormat {
 }
 
 /// Keel: order orchestration and inventory sync. Runs a node and the HTTP gateway in one
-/// process with the in-process bus (the embedded default: no external services).
+/// process, with the in-process bus (the embedded default: no external services) or on NATS
+/// (`--nats`).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "keel", version, about)]
 pub struct Config {
@@ -41,6 +42,13 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "KEEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Run on NATS (JetStream) at this URL instead of the in-process bus, e.g.
+    /// `nats://127.0.0.1:4222` (comma-separate several servers of a cluster).
+    #[arg(long = "nats", env = "KEEL_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// How long to keep trying to reach NATS at start-up, in seconds.
+    #[arg(long, env = "KEEL_NATS_CONNECT_SECS", default_value_t = 30)]
+    pub nats_connect_secs: u64,
 }
 
 impl Config {

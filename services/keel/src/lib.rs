@@ -1,27 +1,28 @@
-//! The `keel` binary's library: configuration, the demo seed, and running the embedded platform
-//! (one node and the HTTP gateway in one process over the in-process bus).
+//! The `keel` binary's library: configuration, the demo seed, the transport, and running the
+//! platform (one node and the HTTP gateway in one process, over the in-process bus or NATS).
 
 pub mod config;
 pub mod seed;
+pub mod transport;
 
 use anyhow::Context;
 use config::Config;
-use keel_bus::{InProcessBus, InProcessOptions, SharedBus};
 use keel_gateway::Gateway;
 use keel_runtime::Node;
 use std::sync::Arc;
 
-/// Runs the embedded platform until Ctrl-C or SIGTERM. Must run inside an actix system.
+/// Runs the platform until Ctrl-C or SIGTERM. Must run inside an actix system.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let bus: SharedBus = InProcessBus::new(InProcessOptions::default()).into_shared();
+    let bus = transport::connect(&config).await?;
     let node = Arc::new(
         Node::start(&config.node_options(), Arc::clone(&bus)).context("starting the node")?,
     );
     let gateway = Gateway::new(
         Arc::clone(&bus),
         {
-            let node = Arc::clone(&node);
-            Arc::new(move || node.is_ready())
+            // Not ready while the bus is down: requests could not reach the node.
+            let (node, bus) = (Arc::clone(&node), Arc::clone(&bus));
+            Arc::new(move || node.is_ready() && bus.is_connected())
         },
         {
             let node = Arc::clone(&node);

@@ -28,4 +28,11 @@ pub enum Error {
     /// The bus (connection) has been closed.
     #[error("the bus is closed")]
     Closed,
+    /// The bus cannot do this at all (e.g. durable consumers on a bus that keeps nothing).
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+    /// The transport failed or is out of reach for now (disconnected, JetStream timed out);
+    /// retrying later may succeed.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }

@@ -187,7 +187,7 @@ impl Shared {
     }
 
     fn check_size(&self, headers: &Headers, payload: &Bytes) -> Result<(), Error> {
-        let size = payload.len() + encoded_headers_len(headers);
+        let size = crate::encoded_size(headers, payload);
         if size > self.max_payload {
             Err(Error::PayloadTooLarge {
                 size,
@@ -400,14 +400,6 @@ async fn send_to_any(senders: &[mpsc::Sender<Message>], message: Message) -> boo
 
 /// Size of `headers` in the NATS wire format (`NATS/1.0\r\n`, `key: value\r\n` lines, `\r\n`),
 /// which counts towards the NATS maximum payload.
-fn encoded_headers_len(headers: &Headers) -> usize {
-    if headers.is_empty() {
-        return 0;
-    }
-    let lines: usize = headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
-    "NATS/1.0\r\n".len() + lines + "\r\n".len()
-}
-
 /// A random token for the inbox prefix (std's randomly keyed hasher; no extra dependency).
 fn random_token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -609,14 +601,6 @@ impl Bus for InProcessBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn headers_are_counted_like_nats() {
-        assert_eq!(encoded_headers_len(&Headers::new()), 0);
-        let headers = Headers::from([("a".to_owned(), "bc".to_owned())]);
-        // "NATS/1.0\r\n" + "a: bc\r\n" + "\r\n"
-        assert_eq!(encoded_headers_len(&headers), 10 + 7 + 2);
-    }
 
     #[test]
     fn inbox_prefixes_differ_between_buses() {

@@ -36,6 +36,7 @@
 //! # }
 //! ```
 
+mod delivery;
 mod error;
 mod in_process;
 pub mod subject;
@@ -47,12 +48,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::FutureExt;
 
+pub use delivery::{Acknowledge, Deliveries, Delivery};
 pub use error::Error;
 pub use in_process::{InProcessBus, InProcessOptions};
 pub use subscription::Subscription;
 
 /// Message headers (NATS headers with a single value per key), ordered by key.
 pub type Headers = std::collections::BTreeMap<String, String>;
+
+/// The header a durable publisher sets so that the bus drops a repeated publish of the same
+/// message (JetStream's `Nats-Msg-Id` deduplication).
+pub const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
 
 /// A message as delivered to a subscriber.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +71,15 @@ pub struct Message {
     pub headers: Headers,
     /// The message body.
     pub payload: Bytes,
+}
+
+/// The size NATS counts against its maximum payload: the payload plus the encoded headers.
+pub fn encoded_size(headers: &Headers, payload: &[u8]) -> usize {
+    if headers.is_empty() {
+        return payload.len();
+    }
+    let lines: usize = headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+    payload.len() + "NATS/1.0\r\n".len() + lines + "\r\n".len()
 }
 
 /// The boxed, `Send`, `'static` future returned by [`Bus`] methods (keeps the trait object-safe).
@@ -82,6 +97,33 @@ pub trait Bus: Send + Sync + 'static {
     /// bus that dies with the process, storing them first buys nothing.
     fn durable(&self) -> bool {
         false
+    }
+
+    /// Whether the bus can carry messages right now (a NATS client between reconnects cannot).
+    fn is_connected(&self) -> bool {
+        true
+    }
+
+    /// Consumes the durable stream `stream` through the durable consumer `consumer`, which is
+    /// created (or kept as it is) on first use and sees only subjects matching `filter`.
+    ///
+    /// Messages arrive in stream order and stay pending until their [`Delivery`] is
+    /// acknowledged; an unacknowledged one is redelivered. Only a durable bus has streams.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on a bus that keeps nothing; [`Error::Unavailable`] when the
+    /// consumer cannot be set up.
+    fn consume(
+        &self,
+        stream: &str,
+        consumer: &str,
+        filter: &str,
+    ) -> BoxFuture<Result<Deliveries, Error>> {
+        let _ = (stream, consumer, filter);
+        futures::future::ready(Err(Error::Unsupported(
+            "durable consumers need a durable bus (JetStream)",
+        )))
+        .boxed()
     }
 
     /// Publishes a message to `subject` (which must not contain wildcards).
@@ -161,3 +203,16 @@ pub trait Bus: Send + Sync + 'static {
 
 /// A shared, type-erased bus handle: what actors and the gateway hold.
 pub type SharedBus = Arc<dyn Bus>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_counted_like_nats() {
+        assert_eq!(encoded_size(&Headers::new(), b"xyz"), 3);
+        let headers = Headers::from([("a".to_owned(), "bc".to_owned())]);
+        // "NATS/1.0\r\n" + "a: bc\r\n" + "\r\n"
+        assert_eq!(encoded_size(&headers, b""), 10 + 7 + 2);
+    }
+}

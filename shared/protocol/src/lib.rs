@@ -19,6 +19,26 @@ pub const STATUS_HEADER: &str = "Keel-Status";
 /// Reply header naming the error code of an error reply.
 pub const ERROR_HEADER: &str = "Keel-Error";
 
+/// The JetStream stream that keeps events for subscribers (replay by sequence or time).
+pub const EVENTS_STREAM: &str = "KEEL_EVENTS";
+/// Every event subject (`keel.v1.evt.<kind>.…`).
+pub const EVENT_SUBJECTS: &str = "keel.v1.evt.>";
+/// The JetStream work queue that carries commands between actors on a durable bus.
+pub const COMMANDS_STREAM: &str = "KEEL_COMMANDS";
+/// Every actor command subject (`keel.v1.cmd.<kind>.…`).
+pub const COMMAND_SUBJECTS: &str = "keel.v1.cmd.>";
+/// The durable consumer through which nodes take commands off [`COMMANDS_STREAM`].
+pub const COMMANDS_CONSUMER: &str = "keel-node";
+/// The JetStream stream that keeps dead letters: messages that could not be handled at all,
+/// each with the reason in [`DEAD_LETTER_REASON_HEADER`].
+pub const DEAD_LETTERS_STREAM: &str = "KEEL_DEAD_LETTERS";
+/// Every dead-letter subject (`keel.v1.dlq.<source>`).
+pub const DEAD_LETTER_SUBJECTS: &str = "keel.v1.dlq.>";
+/// Dead letters of the actor commands stream.
+pub const COMMAND_DEAD_LETTERS: &str = "keel.v1.dlq.commands";
+/// Header of a dead letter naming why it was set aside.
+pub const DEAD_LETTER_REASON_HEADER: &str = "Keel-Dead-Letter-Reason";
+
 /// The request-reply API, one subject per operation (`keel.v1.api.<resource>.<verb>`).
 pub mod subjects {
     pub const LOCATIONS_CREATE: &str = "keel.v1.api.locations.create";

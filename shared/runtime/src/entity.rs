@@ -115,7 +115,14 @@ impl<E: Entity> Durable<E> {
     ) -> Result<Executed, Error> {
         let (mut outbox, mut published) = (Vec::new(), Vec::new());
         let publication = state.publication(&self.id);
-        route_publication(publication, durable_events, &mut outbox, &mut published);
+        let message_id = format!("{}#{}", self.key, self.version + 1);
+        route_publication(
+            publication,
+            message_id,
+            durable_events,
+            &mut outbox,
+            &mut published,
+        );
         let marks = state.marks(&self.id);
         self.state = Some(state);
         let parts = Parts {
@@ -198,7 +205,14 @@ impl<E: Entity> Durable<E> {
         let mut published = Vec::new();
         if !events.is_empty() {
             let publication = state.publication(&self.id);
-            route_publication(publication, durable_events, &mut outbox, &mut published);
+            let message_id = format!("{}#{version}", self.key);
+            route_publication(
+                publication,
+                message_id,
+                durable_events,
+                &mut outbox,
+                &mut published,
+            );
         }
         let parts = Parts {
             handled,
@@ -285,12 +299,16 @@ impl<E: Entity> Durable<E> {
 /// Sends a publication through the outbox when the bus keeps messages, else straight on.
 fn route_publication(
     publication: Option<Publication>,
+    message_id: String,
     durable_events: bool,
     outbox: &mut Vec<OutboxEntry>,
     published: &mut Vec<OutboxEntry>,
 ) {
     let target = if durable_events { outbox } else { published };
-    target.extend(publication.map(OutboxEntry::Publish));
+    target.extend(publication.map(|publication| OutboxEntry::Publish {
+        message_id,
+        publication,
+    }));
 }
 
 /// Everything a decision writes besides the state itself.

@@ -8,6 +8,7 @@
 mod actors;
 mod api;
 mod catalog;
+mod commands;
 mod directory;
 mod entity;
 mod error;
@@ -18,6 +19,7 @@ mod router;
 pub mod views;
 
 pub use catalog::Catalog;
+pub use commands::CommandStats;
 pub use error::Error;
 pub use outbox::RelayStats;
 
@@ -168,13 +170,24 @@ impl Node {
         Ok(usize::try_from(submitted).unwrap_or(usize::MAX))
     }
 
-    /// Serves the request-reply API on `bus` from every actor thread. When this returns, every
-    /// serving loop is subscribed (a request sent now finds its responders) and the node is
-    /// ready.
+    /// Serves the request-reply API on `bus` from every actor thread and, on a durable bus,
+    /// consumes the actor commands stream. When this returns, every serving loop is
+    /// subscribed (a request sent now finds its responders) and the node is ready.
     ///
     /// # Errors
-    /// The bus' error when a subscription cannot be made.
+    /// The bus' error when a subscription or the commands consumer cannot be made.
     pub async fn serve(&self, bus: &SharedBus) -> Result<(), Error> {
+        let handles: Vec<ArbiterHandle> = self.arbiters.iter().map(Arbiter::handle).collect();
+        if bus.durable() {
+            let deliveries = bus
+                .consume(
+                    keel_protocol::COMMANDS_STREAM,
+                    keel_protocol::COMMANDS_CONSUMER,
+                    keel_protocol::COMMAND_SUBJECTS,
+                )
+                .await?;
+            commands::start(&self.router, Arc::clone(bus), deliveries, &handles);
+        }
         for arbiter in &self.arbiters {
             let requests = api::subscribe(bus).await?;
             let (router, bus) = (Arc::clone(&self.router), Arc::clone(bus));

@@ -29,8 +29,11 @@ pub struct Publication {
 pub(crate) enum OutboxEntry {
     /// A command to another actor, with the id that makes it idempotent there.
     Effect { command_id: String, effect: Effect },
-    /// An event for bus subscribers.
-    Publish(Publication),
+    /// An event for bus subscribers, with the id that lets a durable bus drop a repeat.
+    Publish {
+        message_id: String,
+        publication: Publication,
+    },
 }
 
 impl OutboxEntry {
@@ -42,7 +45,7 @@ impl OutboxEntry {
                 Effect::Order { order, .. } => crate::keys::order(order),
                 Effect::Warehouse { location, .. } => crate::keys::warehouse(location),
             },
-            OutboxEntry::Publish(p) => p.subject.clone(),
+            OutboxEntry::Publish { publication, .. } => publication.subject.clone(),
         }
     }
 }
@@ -150,4 +153,14 @@ async fn run_shard(
 /// Encodes a publication for the bus.
 pub(crate) fn publication_payload(p: &Publication) -> Bytes {
     Bytes::from(serde_json::to_vec(&p.payload).unwrap_or_default())
+}
+
+/// The subject that carries a command to `effect`'s target over a durable bus: one subject per
+/// target entity, so a consumer can keep each target's commands in order.
+pub(crate) fn command_subject(effect: &Effect) -> String {
+    match effect {
+        Effect::Stock { sku, location, .. } => format!("keel.v1.cmd.stock.{location}.{sku}"),
+        Effect::Order { order, .. } => format!("keel.v1.cmd.order.{order}"),
+        Effect::Warehouse { location, .. } => format!("keel.v1.cmd.warehouse.{location}"),
+    }
 }

@@ -29,6 +29,8 @@ pub(crate) struct Router {
     pub orders: Directory<OrderActor>,
     pub stock: Directory<EntityActor<SkuLocation>>,
     pub warehouses: Directory<EntityActor<WarehouseNode>>,
+    /// Counters of the commands consumer (durable bus only).
+    pub commands: crate::commands::CommandStats,
     relay: OnceLock<Relay>,
 }
 
@@ -63,6 +65,7 @@ impl Router {
                 // Hot SKU-locations take the brunt of a promotion: a deeper mailbox.
                 stock: Directory::new(Arc::clone(&arbiters), 256, stock),
                 warehouses: Directory::new(Arc::clone(&arbiters), 64, warehouses),
+                commands: crate::commands::CommandStats::default(),
                 relay: OnceLock::new(),
             }
         });
@@ -118,44 +121,68 @@ impl Router {
         .await?
     }
 
-    /// Delivers one outbox entry to its target (the entry's id makes it idempotent there).
+    /// Sends one outbox entry on its way: on a durable bus a command is handed to JetStream
+    /// (the commands consumer delivers it, see `commands.rs`); otherwise it is delivered to its
+    /// target here. A publication goes to the bus either way.
     pub(crate) async fn deliver(&self, entry: &OutboxEntry) -> Result<(), Error> {
         match entry {
-            OutboxEntry::Effect { command_id, effect } => {
-                let id = Some(command_id.clone());
-                match effect.clone() {
-                    Effect::Stock {
-                        sku,
-                        location,
-                        command,
-                    } => self
-                        .stock_exec(&sku, &location, id, command)
-                        .await
-                        .map(drop),
-                    Effect::Order { order, command } => {
-                        let key = crate::keys::order(&order);
-                        let msg = OrderExec {
-                            command_id: id,
-                            command,
-                        };
-                        self.ask(&self.orders, &key, msg).await?.map(drop)
-                    }
-                    Effect::Warehouse { location, command } => {
-                        let key = crate::keys::warehouse(&location);
-                        let msg = Exec {
-                            command_id: id,
-                            command,
-                        };
-                        self.ask(&self.warehouses, &key, msg).await?.map(drop)
-                    }
-                }
-            }
-            OutboxEntry::Publish(p) => {
-                let headers = keel_bus::Headers::new();
+            OutboxEntry::Effect { command_id, effect } if self.durable_events => {
+                let subject = crate::outbox::command_subject(effect);
+                let headers = message_id(command_id);
+                let payload = serde_json::to_vec(entry)?;
                 self.bus
-                    .publish(&p.subject, headers, publication_payload(p))
+                    .publish(&subject, headers, payload.into())
                     .await
-                    .map_err(|e| Error::Unavailable(format!("publish {}: {e}", p.subject)))
+                    .map_err(|e| Error::Unavailable(format!("publish {subject}: {e}")))
+            }
+            OutboxEntry::Effect { command_id, effect } => {
+                self.deliver_local(command_id, effect).await
+            }
+            OutboxEntry::Publish {
+                message_id: id,
+                publication,
+            } => {
+                let subject = &publication.subject;
+                self.bus
+                    .publish(subject, message_id(id), publication_payload(publication))
+                    .await
+                    .map_err(|e| Error::Unavailable(format!("publish {subject}: {e}")))
+            }
+        }
+    }
+
+    /// Delivers a command to its target actor on this node (its command id makes it
+    /// idempotent there).
+    pub(crate) async fn deliver_local(
+        &self,
+        command_id: &str,
+        effect: &Effect,
+    ) -> Result<(), Error> {
+        let id = Some(command_id.to_owned());
+        match effect.clone() {
+            Effect::Stock {
+                sku,
+                location,
+                command,
+            } => self
+                .stock_exec(&sku, &location, id, command)
+                .await
+                .map(drop),
+            Effect::Order { order, command } => {
+                let key = crate::keys::order(&order);
+                let msg = OrderExec {
+                    command_id: id,
+                    command,
+                };
+                self.ask(&self.orders, &key, msg).await?.map(drop)
+            }
+            Effect::Warehouse { location, command } => {
+                let key = crate::keys::warehouse(&location);
+                let msg = Exec {
+                    command_id: id,
+                    command,
+                };
+                self.ask(&self.warehouses, &key, msg).await?.map(drop)
             }
         }
     }
@@ -167,18 +194,17 @@ impl Router {
         let mut later = Vec::new();
         let mut entries = outbox.into_iter();
         for (id, entry) in entries.by_ref() {
-            let inline = matches!(
-                &entry,
+            let delivery = match &entry {
                 OutboxEntry::Effect {
-                    effect: Effect::Stock { .. },
-                    ..
+                    command_id,
+                    effect: effect @ Effect::Stock { .. },
+                } => self.deliver_local(command_id, effect).await,
+                _ => {
+                    later.push((id, entry));
+                    continue;
                 }
-            );
-            if !inline {
-                later.push((id, entry));
-                continue;
-            }
-            match self.deliver(&entry).await {
+            };
+            match delivery {
                 Ok(()) => self.delivered(id),
                 Err(Error::Domain(refusal)) => {
                     tracing::error!(outbox_id = id, ?entry, %refusal, "order effect refused");
@@ -203,4 +229,9 @@ impl Router {
             tracing::warn!(outbox_id = id, error = %e, "could not remove a delivered outbox entry");
         }
     }
+}
+
+/// Headers naming a message's id, so that a durable bus drops a repeated publish.
+fn message_id(id: &str) -> keel_bus::Headers {
+    keel_bus::Headers::from([(keel_bus::MESSAGE_ID_HEADER.to_owned(), id.to_owned())])
 }

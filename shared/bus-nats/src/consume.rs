@@ -1,0 +1,94 @@
+//! Durable consumers: JetStream pull consumers whose messages are acknowledged explicitly.
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use keel_bus::{Acknowledge, BoxFuture, Deliveries, Delivery};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a delivered message may stay unacknowledged before JetStream sends it again. It
+/// bounds how long the commands a crashed node had taken wait for the next one; a consumer
+/// settles a message in milliseconds, and `MAX_ACK_PENDING` keeps its backlog well below this.
+const ACK_WAIT: Duration = Duration::from_secs(5);
+/// Messages delivered but not yet acknowledged, at most (flow control for a slow node).
+const MAX_ACK_PENDING: i64 = 1024;
+
+/// Creates (or binds to) the durable pull consumer and streams its messages.
+pub(crate) async fn durable(
+    jetstream: jetstream::Context,
+    stream: &str,
+    name: &str,
+    filter: &str,
+) -> Result<Deliveries, keel_bus::Error> {
+    let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+        keel_bus::Error::Unavailable(format!("{what} {stream}/{name}: {e}"))
+    };
+    let stream_handle = jetstream
+        .get_stream(stream)
+        .await
+        .map_err(|e| unavailable("stream", &e))?;
+    let config = consumer::pull::Config {
+        durable_name: Some(name.to_owned()),
+        filter_subject: filter.to_owned(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        max_ack_pending: MAX_ACK_PENDING,
+        ..consumer::pull::Config::default()
+    };
+    let consumer: consumer::PullConsumer = stream_handle
+        .get_or_create_consumer(name, config)
+        .await
+        .map_err(|e| unavailable("consumer", &e))?;
+    let messages = consumer
+        .messages()
+        .await
+        .map_err(|e| unavailable("messages of", &e))?;
+    Ok(messages
+        .filter_map(|item| async move {
+            match item {
+                Ok(message) => Some(delivery(message)),
+                Err(e) => {
+                    // Heartbeat gaps and reconnects surface here; the stream resumes by itself.
+                    tracing::warn!(error = %e, "durable consumer interrupted");
+                    None
+                }
+            }
+        })
+        .boxed())
+}
+
+fn delivery(message: jetstream::Message) -> Delivery {
+    let redeliveries = message
+        .info()
+        .map_or(0, |info| u64::try_from(info.delivered - 1).unwrap_or(0));
+    let (message, acker) = message.split();
+    Delivery::new(
+        crate::convert::message(message),
+        redeliveries,
+        Box::new(JetStreamAck(Arc::new(acker))),
+    )
+}
+
+struct JetStreamAck(Arc<jetstream::message::Acker>);
+
+impl Acknowledge for JetStreamAck {
+    fn ack(&self) -> BoxFuture<Result<(), keel_bus::Error>> {
+        let acker = Arc::clone(&self.0);
+        Box::pin(async move {
+            acker
+                .ack()
+                .await
+                .map_err(|e| keel_bus::Error::Unavailable(format!("ack: {e}")))
+        })
+    }
+
+    fn retry_after(&self, delay: Duration) -> BoxFuture<Result<(), keel_bus::Error>> {
+        let acker = Arc::clone(&self.0);
+        Box::pin(async move {
+            acker
+                .ack_with(jetstream::AckKind::Nak(Some(delay)))
+                .await
+                .map_err(|e| keel_bus::Error::Unavailable(format!("nak: {e}")))
+        })
+    }
+}

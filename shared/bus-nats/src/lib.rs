@@ -1,0 +1,345 @@
+//! Keel's bus over NATS (async-nats): the production transport behind the [`keel_bus::Bus`]
+//! trait, so actors and the gateway run unchanged on it.
+//!
+//! Core NATS carries request-reply and plain subscriptions. Subjects captured by one of the
+//! configured JetStream streams ([`StreamSpec`]) are published through JetStream and the publish
+//! waits for the stream's acknowledgement, so a publisher that deletes its outbox entry after
+//! `publish` returned loses nothing; a `Nats-Msg-Id` header ([`keel_bus::MESSAGE_ID_HEADER`])
+//! makes a retried publish a no-op within the stream's duplicate window. Durable consumers
+//! ([`keel_bus::Bus::consume`]) are JetStream pull consumers with explicit acknowledgement.
+//!
+//! The client reconnects on its own with back-off; while it is disconnected
+//! [`keel_bus::Bus::is_connected`] is false and publishes fail with
+//! [`keel_bus::Error::Unavailable`] (the caller's outbox retries them). Only JetStream features
+//! of nats-server 2.9 are used: one filter subject per consumer.
+
+mod consume;
+mod convert;
+mod error;
+mod streams;
+
+pub use error::Error;
+pub use streams::StreamSpec;
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+use keel_bus::{BoxFuture, Bus, Deliveries, Headers, Message, SharedBus, Subscription};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to reach NATS and what to keep in JetStream.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// Server URL(s), comma-separated (`nats://127.0.0.1:4222`).
+    pub url: String,
+    /// The connection name the server shows (`keel-node`, …).
+    pub name: String,
+    /// The streams to create or update at connect time; publishes to their subjects go
+    /// through JetStream.
+    pub streams: Vec<StreamSpec>,
+    /// How long a JetStream publish may wait for its acknowledgement.
+    pub publish_timeout: Duration,
+}
+
+impl NatsOptions {
+    /// Options for `url` with no streams.
+    pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
+        NatsOptions {
+            url: url.into(),
+            name: name.into(),
+            streams: Vec::new(),
+            publish_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What happened on the connection so far (for metrics).
+#[derive(Debug, Default)]
+pub struct NatsStats {
+    /// Times the connection was lost.
+    pub disconnects: AtomicU64,
+    /// Times the server reported one of our subscriptions too slow (it dropped messages for
+    /// it). Commands never travel on plain subscriptions, so this loses no command.
+    pub slow_consumers: AtomicU64,
+    /// Messages published through JetStream and acknowledged by their stream.
+    pub jetstream_published: AtomicU64,
+    /// JetStream publishes the stream recognised as duplicates (a retried publish).
+    pub jetstream_duplicates: AtomicU64,
+}
+
+/// A [`Bus`] on a NATS connection.
+#[derive(Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    /// Subject patterns captured by a stream (published through JetStream).
+    kept: Arc<[String]>,
+    stats: Arc<NatsStats>,
+}
+
+impl std::fmt::Debug for NatsBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsBus")
+            .field("state", &self.client.connection_state())
+            .field("kept", &self.kept)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsBus {
+    /// Connects (retrying with back-off until `connect_within` has passed) and creates or
+    /// updates the configured streams.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when no server answered in time, [`Error::Stream`] when a stream
+    /// could not be created or updated.
+    pub async fn connect(options: &NatsOptions, connect_within: Duration) -> Result<Self, Error> {
+        let stats = Arc::new(NatsStats::default());
+        let events = Arc::clone(&stats);
+        let connect = async_nats::ConnectOptions::new()
+            .name(&options.name)
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            .reconnect_delay_callback(|attempt| {
+                // 0, 100 ms, 200 ms … capped at 2 s: a restarted server is found quickly.
+                Duration::from_millis((attempt as u64 * 100).min(2_000))
+            })
+            .event_callback(move |event| {
+                let stats = Arc::clone(&events);
+                async move { convert::on_event(&stats, &event) }
+            })
+            .connect(options.url.as_str());
+        let client = tokio::time::timeout(connect_within, connect)
+            .await
+            .map_err(|_| Error::Connect(format!("no answer from {} in time", options.url)))?
+            .map_err(|e| Error::Connect(format!("{}: {e}", options.url)))?;
+        let jetstream = jetstream::ContextBuilder::new()
+            .timeout(options.publish_timeout)
+            .build(client.clone());
+        streams::ensure(&jetstream, &options.streams, connect_within).await?;
+        Ok(NatsBus {
+            client,
+            jetstream,
+            kept: options
+                .streams
+                .iter()
+                .flat_map(|s| s.subjects.iter().cloned())
+                .collect(),
+            stats,
+        })
+    }
+
+    /// This bus as the handle actors and the gateway hold.
+    pub fn into_shared(self) -> SharedBus {
+        Arc::new(self)
+    }
+
+    /// Connection counters.
+    pub fn stats(&self) -> Arc<NatsStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The most a message (payload and headers) may carry on this server.
+    pub fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
+    fn is_kept(&self, subject: &str) -> bool {
+        self.kept
+            .iter()
+            .any(|pattern| keel_bus::subject::matches(pattern, subject))
+    }
+
+    fn check_size(&self, headers: &Headers, payload: &Bytes) -> Result<(), keel_bus::Error> {
+        let (size, max) = (keel_bus::encoded_size(headers, payload), self.max_payload());
+        if size > max {
+            return Err(keel_bus::Error::PayloadTooLarge { size, max });
+        }
+        Ok(())
+    }
+
+    /// Publishes through JetStream and waits for the stream's acknowledgement.
+    async fn publish_kept(
+        &self,
+        subject: String,
+        headers: Headers,
+        payload: Bytes,
+    ) -> Result<(), keel_bus::Error> {
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload)
+            .headers(convert::header_map(&headers));
+        let ack = self
+            .jetstream
+            .send_publish(subject.clone(), publish)
+            .await
+            .map_err(|e| keel_bus::Error::Unavailable(format!("publish to {subject}: {e}")))?;
+        let ack = ack.await.map_err(|e| {
+            keel_bus::Error::Unavailable(format!("acknowledgement of {subject}: {e}"))
+        })?;
+        let counter = if ack.duplicate {
+            &self.stats.jetstream_duplicates
+        } else {
+            &self.stats.jetstream_published
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Bus for NatsBus {
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn publish(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<Result<(), keel_bus::Error>> {
+        if let Err(e) = keel_bus::subject::validate_subject(subject)
+            .and_then(|()| self.check_size(&headers, &payload))
+        {
+            return futures::future::ready(Err(e)).boxed();
+        }
+        let (bus, subject) = (self.clone(), subject.to_owned());
+        async move {
+            if bus.is_kept(&subject) {
+                return bus.publish_kept(subject, headers, payload).await;
+            }
+            bus.client
+                .publish_with_headers(subject, convert::header_map(&headers), payload)
+                .await
+                .map_err(convert::publish_error)
+        }
+        .boxed()
+    }
+
+    fn publish_with_reply(
+        &self,
+        subject: &str,
+        reply: &str,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<Result<(), keel_bus::Error>> {
+        if let Err(e) = keel_bus::subject::validate_subject(subject)
+            .and_then(|()| keel_bus::subject::validate_subject(reply))
+            .and_then(|()| self.check_size(&headers, &payload))
+        {
+            return futures::future::ready(Err(e)).boxed();
+        }
+        let (client, subject, reply) = (self.client.clone(), subject.to_owned(), reply.to_owned());
+        async move {
+            client
+                .publish_with_reply_and_headers(
+                    subject,
+                    reply,
+                    convert::header_map(&headers),
+                    payload,
+                )
+                .await
+                .map_err(convert::publish_error)
+        }
+        .boxed()
+    }
+
+    fn subscribe(&self, pattern: &str) -> BoxFuture<Result<Subscription, keel_bus::Error>> {
+        self.subscription(pattern, None)
+    }
+
+    fn queue_subscribe(
+        &self,
+        pattern: &str,
+        group: &str,
+    ) -> BoxFuture<Result<Subscription, keel_bus::Error>> {
+        self.subscription(pattern, Some(group))
+    }
+
+    fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<Result<Message, keel_bus::Error>> {
+        if let Err(e) = keel_bus::subject::validate_subject(subject)
+            .and_then(|()| self.check_size(&headers, &payload))
+        {
+            return futures::future::ready(Err(e)).boxed();
+        }
+        let (client, subject) = (self.client.clone(), subject.to_owned());
+        async move {
+            let request = async_nats::Request::new()
+                .headers(convert::header_map(&headers))
+                .payload(payload)
+                .timeout(Some(timeout));
+            client
+                .send_request(subject.clone(), request)
+                .await
+                .map(convert::message)
+                .map_err(|e| convert::request_error(&subject, &e))
+        }
+        .boxed()
+    }
+
+    fn consume(
+        &self,
+        stream: &str,
+        consumer: &str,
+        filter: &str,
+    ) -> BoxFuture<Result<Deliveries, keel_bus::Error>> {
+        let (jetstream, stream, consumer, filter) = (
+            self.jetstream.clone(),
+            stream.to_owned(),
+            consumer.to_owned(),
+            filter.to_owned(),
+        );
+        async move { consume::durable(jetstream, &stream, &consumer, &filter).await }.boxed()
+    }
+}
+
+impl NatsBus {
+    fn subscription(
+        &self,
+        pattern: &str,
+        group: Option<&str>,
+    ) -> BoxFuture<Result<Subscription, keel_bus::Error>> {
+        if let Err(e) = keel_bus::subject::validate_pattern(pattern) {
+            return futures::future::ready(Err(e)).boxed();
+        }
+        if group.is_some_and(|g| g.is_empty() || g.chars().any(char::is_whitespace)) {
+            let e = keel_bus::Error::InvalidSubject(format!("queue group {group:?} is invalid"));
+            return futures::future::ready(Err(e)).boxed();
+        }
+        let (client, pattern, group) = (
+            self.client.clone(),
+            pattern.to_owned(),
+            group.map(str::to_owned),
+        );
+        async move {
+            let subscriber = match &group {
+                Some(group) => client.queue_subscribe(pattern.clone(), group.clone()).await,
+                None => client.subscribe(pattern.clone()).await,
+            }
+            .map_err(|e| keel_bus::Error::Unavailable(format!("subscribe {pattern}: {e}")))?;
+            // Once the server has seen the subscription, a message published now reaches it
+            // (the in-process bus' guarantee too).
+            client
+                .flush()
+                .await
+                .map_err(|e| keel_bus::Error::Unavailable(format!("subscribe {pattern}: {e}")))?;
+            Ok(Subscription::from_stream(
+                &pattern,
+                group.as_deref(),
+                subscriber.map(convert::message),
+            ))
+        }
+        .boxed()
+    }
+}
