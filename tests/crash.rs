@@ -2,7 +2,8 @@
 //!
 //! Scenario: 8 clients post receipts and place orders (unique ids) over two locations and four
 //! SKUs while the test SIGKILLs the server twice mid-stream — each time after a number of
-//! acknowledged requests — and restarts it on the same data dir and port. A client retries every
+//! acknowledged requests — and restarts it on the same data dir and port (a second scenario
+//! SIGKILLs the NATS server instead, and restarts it on the same JetStream store). A client retries every
 //! request that got no definitive reply (transport error or 5xx) with the same id and body until
 //! it gets a 2xx or 4xx. Afterwards, and again after one more restart:
 //! * every request ended 2xx, and every acknowledged order exists with the lines it was sent;
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 use fixtures::invariants::{check_orders_against_inventory, check_position};
 use fixtures::{
     eventually, holders, int, list, order_body, receipt_body, sku_quantities, Api, Keel, Network,
-    Resp, Rng,
+    Resp, Rng, Transport,
 };
 use serde_json::{json, Value};
 
@@ -260,7 +261,31 @@ fn holdings(positions: &BTreeMap<(String, String), Value>) -> Vec<Value> {
 
 #[test]
 fn acknowledged_writes_survive_two_sigkills_exactly_once() {
-    let mut keel = Keel::start();
+    let keel = Keel::start();
+    writes_survive(keel, |keel| keel.restart());
+}
+
+/// The same clients while the NATS server (not Keel) is SIGKILLed twice and restarted on the
+/// same JetStream store: the node reconnects by itself, nothing acknowledged is lost, nothing
+/// is applied twice, and the node was never restarted.
+#[test]
+fn acknowledged_writes_survive_two_nats_server_sigkills_without_a_node_restart() {
+    let dir = tempfile::Builder::new()
+        .prefix("keel-test-")
+        .tempdir()
+        .expect("create temp dir");
+    let keel = Keel::start_on(Transport::Nats, dir, &[]);
+    let keel = writes_survive(keel, |keel| keel.nats().restart());
+    assert_eq!(
+        keel.starts(),
+        2,
+        "the node was restarted only by the final check"
+    );
+}
+
+/// Runs the clients, calls `fault` twice mid-stream, and checks every acknowledged write
+/// afterwards and again after one more restart of the node.
+fn writes_survive(mut keel: Keel, mut fault: impl FnMut(&mut Keel)) -> Keel {
     let world = World::create(&keel);
     let acks = AtomicUsize::new(0);
 
@@ -273,8 +298,7 @@ fn acknowledged_writes_survive_two_sigkills_exactly_once() {
             .collect();
         for count in KILL_AFTER_ACKS {
             wait_for_acks(&acks, count, &clients);
-            keel.kill();
-            keel.restart();
+            fault(&mut keel);
         }
         clients
             .into_iter()
@@ -299,7 +323,7 @@ fn acknowledged_writes_survive_two_sigkills_exactly_once() {
     );
     assert!(
         outcomes.iter().any(|o| o.attempts > 1),
-        "no request was interrupted by the kills, so nothing was retried"
+        "no request was interrupted by the faults, so nothing was retried"
     );
 
     let before = verify(&keel, &world, &outcomes);
@@ -310,4 +334,5 @@ fn acknowledged_writes_survive_two_sigkills_exactly_once() {
         holdings(&before),
         "a restart of a quiet server changed stock"
     );
+    keel
 }

@@ -29,8 +29,8 @@ pub(crate) trait Entity:
     fn apply(&mut self, event: &Self::Event, at: u64) -> Option<LedgerEntry>;
     /// The messages this event owes other actors.
     fn effects(&self, id: &Self::Id, event: &Self::Event) -> Vec<Effect>;
-    /// What subscribers hear about the state after a change.
-    fn publication(&self, id: &Self::Id) -> Option<Publication>;
+    /// What subscribers hear about the state after `events` (none: the entity was created).
+    fn publications(&self, id: &Self::Id, events: &[Self::Event]) -> Vec<Publication>;
     /// The answer to the command that produced `events`.
     fn reply(&self, _events: &[Self::Event]) -> serde_json::Value {
         serde_json::Value::Null
@@ -114,11 +114,11 @@ impl<E: Entity> Durable<E> {
         durable_events: bool,
     ) -> Result<Executed, Error> {
         let (mut outbox, mut published) = (Vec::new(), Vec::new());
-        let publication = state.publication(&self.id);
+        let publications = state.publications(&self.id, &[]);
         let message_id = format!("{}#{}", self.key, self.version + 1);
-        route_publication(
-            publication,
-            message_id,
+        route_publications(
+            publications,
+            &message_id,
             durable_events,
             &mut outbox,
             &mut published,
@@ -204,11 +204,11 @@ impl<E: Entity> Durable<E> {
             .collect();
         let mut published = Vec::new();
         if !events.is_empty() {
-            let publication = state.publication(&self.id);
+            let publications = state.publications(&self.id, &events);
             let message_id = format!("{}#{version}", self.key);
-            route_publication(
-                publication,
-                message_id,
+            route_publications(
+                publications,
+                &message_id,
                 durable_events,
                 &mut outbox,
                 &mut published,
@@ -296,19 +296,25 @@ impl<E: Entity> Durable<E> {
     }
 }
 
-/// Sends a publication through the outbox when the bus keeps messages, else straight on.
-fn route_publication(
-    publication: Option<Publication>,
-    message_id: String,
+/// Sends publications through the outbox when the bus keeps messages, else straight on. Each
+/// gets the id `{entity}#{version}.e{i}`, the same however often the decision is replayed.
+fn route_publications(
+    publications: Vec<Publication>,
+    message_id: &str,
     durable_events: bool,
     outbox: &mut Vec<OutboxEntry>,
     published: &mut Vec<OutboxEntry>,
 ) {
     let target = if durable_events { outbox } else { published };
-    target.extend(publication.map(|publication| OutboxEntry::Publish {
-        message_id,
-        publication,
-    }));
+    target.extend(
+        publications
+            .into_iter()
+            .enumerate()
+            .map(|(i, publication)| OutboxEntry::Publish {
+                message_id: format!("{message_id}.e{i}"),
+                publication,
+            }),
+    );
 }
 
 /// Everything a decision writes besides the state itself.

@@ -47,6 +47,33 @@ pub fn fulfillment(order: &Order, f: &Fulfillment) -> Value {
     })
 }
 
+/// What `keel.v1.evt.order.{channel}.{order}` carries after every change of an order: its
+/// status, its version (one more per change, so a subscriber can tell order and gaps) and its
+/// fulfillments' statuses.
+pub fn order_event(o: &Order) -> Value {
+    let fulfillments: Vec<Value> = o
+        .fulfillments
+        .iter()
+        .map(|f| json!({ "id": f.id, "location": f.location, "status": f.status }))
+        .collect();
+    json!({
+        "id": o.request.id,
+        "channel": o.request.channel,
+        "status": o.status(),
+        "version": o.version,
+        "fulfillments": fulfillments,
+    })
+}
+
+/// What `keel.v1.evt.fulfillment.{location}.{fulfillment}` carries when a fulfillment is
+/// released, accepted by its warehouse node, confirmed a step on, or cancelled.
+pub fn fulfillment_event(order: &Order, f: &Fulfillment) -> Value {
+    let mut view = fulfillment(order, f);
+    view["accepted"] = json!(f.accepted);
+    view["order_version"] = json!(order.version);
+    view
+}
+
 /// An order with its derived status and per-line quantities.
 pub fn order(o: &Order) -> Value {
     let lines: Vec<Value> = o

@@ -45,11 +45,11 @@ impl Entity for SkuLocation {
         effects::of_stock_event(sku, location, event)
     }
 
-    fn publication(&self, (sku, location): &Self::Id) -> Option<Publication> {
-        Some(Publication {
+    fn publications(&self, (sku, location): &Self::Id, _: &[StockEvent]) -> Vec<Publication> {
+        vec![Publication {
             subject: format!("keel.v1.evt.inventory.{location}.{sku}"),
             payload: views::position(sku, location, &self.position),
-        })
+        }]
     }
 
     type Summary = Position;
@@ -266,8 +266,9 @@ impl Entity for WarehouseNode {
         effects::of_warehouse_event(event)
     }
 
-    fn publication(&self, _id: &LocationId) -> Option<Publication> {
-        None
+    fn publications(&self, _: &LocationId, _: &[WarehouseEvent]) -> Vec<Publication> {
+        // Fulfillment statuses are the order's to publish: it is their single writer.
+        Vec::new()
     }
 
     type Summary = StatusCounts;
@@ -357,17 +358,37 @@ impl Entity for Order {
         effects::of_order_event(id, event)
     }
 
-    fn publication(&self, id: &OrderId) -> Option<Publication> {
+    fn publications(&self, id: &OrderId, events: &[OrderEvent]) -> Vec<Publication> {
         let channel = &self.request.channel;
-        Some(Publication {
+        let mut publications = vec![Publication {
             subject: format!("keel.v1.evt.order.{channel}.{id}"),
-            payload: json!({
-                "id": id,
-                "channel": channel,
-                "status": self.status(),
-                "version": self.version,
-            }),
-        })
+            payload: views::order_event(self),
+        }];
+        let mut touched: Vec<&FulfillmentId> = Vec::new();
+        for event in events {
+            match event {
+                OrderEvent::Allocated { fulfillments, .. }
+                | OrderEvent::Cancelled { fulfillments, .. } => {
+                    touched.extend(fulfillments.iter().map(|f| &f.id));
+                }
+                OrderEvent::BackorderFilled { fulfillment } => touched.push(&fulfillment.id),
+                OrderEvent::FulfillmentAccepted { fulfillment }
+                | OrderEvent::FulfillmentProgressed { fulfillment, .. } => {
+                    touched.push(fulfillment)
+                }
+                OrderEvent::AllocationStarted { .. } | OrderEvent::BackorderReturned { .. } => {}
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        publications.extend(touched.into_iter().filter_map(|fid| {
+            let f = self.fulfillment(fid)?;
+            Some(Publication {
+                subject: format!("keel.v1.evt.fulfillment.{}.{fid}", f.location),
+                payload: views::fulfillment_event(self, f),
+            })
+        }));
+        publications
     }
 
     type Summary = OrderStatus;
