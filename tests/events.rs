@@ -35,8 +35,8 @@ fn rank(status: &str) -> u8 {
     }
 }
 
-/// Reads the events stream from its start until `done` holds for what was read (or the
-/// deadline passes); returns the events by subject, in stream order.
+/// Reads the events stream from its start until `done` holds for what was read and the stream
+/// is quiet (or the deadline passes); returns the events by subject, in stream order.
 fn read_events(
     url: &str,
     done: impl Fn(&BTreeMap<String, Vec<Value>>) -> bool,
@@ -64,8 +64,15 @@ fn read_events(
         let mut messages = reader.messages().await.expect("messages");
         let mut events: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         let deadline = tokio::time::Instant::now() + DEADLINE;
-        while !done(&events) {
-            let next = tokio::time::timeout_at(deadline, messages.next()).await;
+        // Until `done`, then on until the stream is quiet: the events a change publishes
+        // after the one `done` looks for (e.g. its fulfillment's) are read too.
+        loop {
+            let wait_until = if done(&events) {
+                tokio::time::Instant::now() + Duration::from_millis(500)
+            } else {
+                deadline
+            };
+            let next = tokio::time::timeout_at(wait_until, messages.next()).await;
             let Ok(Some(Ok(message))) = next else {
                 break;
             };

@@ -5,12 +5,14 @@
 
 mod body;
 mod routes;
+mod tracing_middleware;
 
 use keel_bus::SharedBus;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use routes::configure;
+pub use tracing_middleware::traced;
 
 /// The largest request body accepted (`413 payload_too_large` above it).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

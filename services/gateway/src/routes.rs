@@ -183,10 +183,9 @@ async fn metrics(g: web::Data<Gateway>) -> HttpResponse {
 
 /// Asks the node and turns its reply into an HTTP response.
 async fn forward(g: &Gateway, subject: &str, body: Bytes) -> HttpResponse {
-    let reply = g
-        .bus
-        .request(subject, keel_bus::Headers::new(), body, g.timeout)
-        .await;
+    let mut headers = keel_bus::Headers::new();
+    keel_telemetry::inject(&tracing::Span::current(), &mut headers);
+    let reply = g.bus.request(subject, headers, body, g.timeout).await;
     match reply {
         Ok(msg) => {
             let status = match ReplyStatus::from_headers(&msg.headers) {

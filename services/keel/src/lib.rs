@@ -31,7 +31,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     // HTTP first, so /healthz answers (and /readyz says "starting") during recovery.
     let mut server = actix_web::HttpServer::new(move || {
-        actix_web::App::new().configure(keel_gateway::configure(gateway.clone()))
+        actix_web::App::new()
+            .wrap_fn(keel_gateway::traced)
+            .configure(keel_gateway::configure(gateway.clone()))
     })
     .bind(config.http_addr)
     .with_context(|| format!("binding {}", config.http_addr))?;

@@ -10,9 +10,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    keel_telemetry::init(match config.log_format {
+    let format = match config.log_format {
         LogFormat::Text => keel_telemetry::LogFormat::Text,
         LogFormat::Json => keel_telemetry::LogFormat::Json,
-    });
+    };
+    // Outlives the actix system, so spans still buffered are flushed after it stopped.
+    let _telemetry = keel_telemetry::init(format, "keel");
     actix_rt::System::new().block_on(keel::run(config))
 }

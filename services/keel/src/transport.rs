@@ -26,6 +26,13 @@ pub fn streams() -> Vec<StreamSpec> {
             false,
             7 * DAY,
         ),
+        // Warehouse confirmations (fire-and-forget): forgotten once applied.
+        stream(
+            protocol::WMS_STREAM,
+            protocol::WMS_SUBJECTS,
+            true,
+            Duration::ZERO,
+        ),
         // Commands between actors: forgotten once acknowledged.
         stream(
             protocol::COMMANDS_STREAM,

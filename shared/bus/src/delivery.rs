@@ -37,6 +37,12 @@ impl Delivery {
         }
     }
 
+    /// A message from a plain subscription, which has nothing to acknowledge (so that one
+    /// handler serves durable and plain sources alike).
+    pub fn plain(message: Message) -> Self {
+        Delivery::new(message, 0, Box::new(Unacknowledged))
+    }
+
     /// Acknowledges the message (call only once its effect is durable).
     ///
     /// # Errors
@@ -62,5 +68,18 @@ impl fmt::Debug for Delivery {
             .field("subject", &self.message.subject)
             .field("redeliveries", &self.redeliveries)
             .finish_non_exhaustive()
+    }
+}
+
+/// Settling a message that no bus keeps: nothing to do.
+struct Unacknowledged;
+
+impl Acknowledge for Unacknowledged {
+    fn ack(&self) -> BoxFuture<Result<(), Error>> {
+        Box::pin(futures::future::ready(Ok(())))
+    }
+
+    fn retry_after(&self, _delay: Duration) -> BoxFuture<Result<(), Error>> {
+        Box::pin(futures::future::ready(Ok(())))
     }
 }

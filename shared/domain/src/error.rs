@@ -22,13 +22,14 @@ pub enum ErrorCode {
     InvalidTransition,
     InsufficientStock,
     PayloadTooLarge,
+    UnsupportedVersion,
     Unavailable,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and round-trip tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::MalformedRequest,
         ErrorCode::InvalidId,
         ErrorCode::InvalidQuantity,
@@ -43,6 +44,7 @@ impl ErrorCode {
         ErrorCode::InvalidTransition,
         ErrorCode::InsufficientStock,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedVersion,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
@@ -64,6 +66,7 @@ impl ErrorCode {
             ErrorCode::InvalidTransition => "invalid_transition",
             ErrorCode::InsufficientStock => "insufficient_stock",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -77,7 +80,10 @@ impl ErrorCode {
     /// The HTTP status this code maps to (the NATS API carries the code itself).
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::MalformedRequest | ErrorCode::InvalidId | ErrorCode::InvalidQuantity => 400,
+            ErrorCode::MalformedRequest
+            | ErrorCode::InvalidId
+            | ErrorCode::InvalidQuantity
+            | ErrorCode::UnsupportedVersion => 400,
             ErrorCode::UnknownSku
             | ErrorCode::UnknownLocation
             | ErrorCode::UnknownChannel

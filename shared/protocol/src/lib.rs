@@ -1,17 +1,24 @@
 //! Keel's wire contract, shared by the node (which answers) and the gateway (which asks):
-//! the request-reply API subjects, how a reply says whether it succeeded, and the error body.
+//! the subjects (all under the versioned prefix `keel.v1.`), how a reply says whether it
+//! succeeded, and in [`wire`] a typed JSON message for every payload, with its JSON Schema
+//! (committed under docs/schemas/).
 //!
 //! A reply carries `Keel-Status: ok | created | error`; an error reply also carries
 //! `Keel-Error: <code>` and the body `{"error":{"code","message"}}`. The JSON bodies are the
 //! same as the HTTP API's (docs/http-api.md).
+
+pub mod wire;
 
 use keel_bus::Headers;
 use keel_domain::ErrorCode;
 
 /// Every API subject starts with this.
 pub const API_PREFIX: &str = "keel.v1.api.";
-/// The pattern nodes subscribe to.
-pub const API_SUBJECTS: &str = "keel.v1.api.>";
+/// The pattern nodes subscribe to: every version's API, so that a request for a version this
+/// node does not serve is answered `unsupported_version` instead of going unanswered.
+pub const API_SUBJECTS: &str = "keel.*.api.>";
+/// The largest request body the API takes (`payload_too_large` above it), as over HTTP.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// The queue group that spreads API requests over a node's workers.
 pub const API_QUEUE_GROUP: &str = "keel-api";
 /// Reply header: `ok`, `created` or `error`.
@@ -38,6 +45,24 @@ pub const DEAD_LETTER_SUBJECTS: &str = "keel.v1.dlq.>";
 pub const COMMAND_DEAD_LETTERS: &str = "keel.v1.dlq.commands";
 /// Header of a dead letter naming why it was set aside.
 pub const DEAD_LETTER_REASON_HEADER: &str = "Keel-Dead-Letter-Reason";
+/// Every warehouse confirmation subject (`keel.v1.wms.{location}.confirm`, fire-and-forget,
+/// payload [`wire::wms::WmsConfirmation`]).
+pub const WMS_CONFIRM_SUBJECTS: &str = "keel.v1.wms.*.confirm";
+/// The JetStream work queue that keeps warehouse messages until a node applied them.
+pub const WMS_STREAM: &str = "KEEL_WMS";
+/// Every warehouse inbound subject (the stream's and the consumer's filter).
+pub const WMS_SUBJECTS: &str = "keel.v1.wms.>";
+/// The durable consumer through which nodes take warehouse messages off [`WMS_STREAM`].
+pub const WMS_CONSUMER: &str = "keel-wms";
+/// Header of a dead letter with the error code that set it aside.
+pub const DEAD_LETTER_ERROR_HEADER: &str = "Keel-Error";
+/// Header of a dead letter naming the subject it was sent to.
+pub const DEAD_LETTER_SUBJECT_HEADER: &str = "Keel-Original-Subject";
+
+/// Where a warehouse message for `location` that cannot be applied is set aside.
+pub fn wms_dead_letters(location: &str) -> String {
+    format!("keel.v1.dlq.wms.{location}")
+}
 
 /// The request-reply API, one subject per operation (`keel.v1.api.<resource>.<verb>`).
 pub mod subjects {
@@ -62,6 +87,31 @@ pub mod subjects {
     pub const ORDERS_CANCEL: &str = "keel.v1.api.orders.cancel";
     pub const FULFILLMENTS_CONFIRM: &str = "keel.v1.api.fulfillments.confirm";
     pub const FULFILLMENTS_GET: &str = "keel.v1.api.fulfillments.get";
+
+    /// Every API subject.
+    pub const ALL: [&str; 21] = [
+        LOCATIONS_CREATE,
+        LOCATIONS_GET,
+        LOCATIONS_LIST,
+        CHANNELS_CREATE,
+        CHANNELS_GET,
+        CHANNELS_LIST,
+        SKUS_CREATE,
+        SKUS_GET,
+        SKUS_LIST,
+        INVENTORY_RECEIPT,
+        INVENTORY_ADJUST,
+        INVENTORY_GET,
+        INVENTORY_POSITION,
+        INVENTORY_LEDGER,
+        INVENTORY_RESERVATIONS,
+        INVENTORY_BACKORDERS,
+        ORDERS_PLACE,
+        ORDERS_GET,
+        ORDERS_CANCEL,
+        FULFILLMENTS_CONFIRM,
+        FULFILLMENTS_GET,
+    ];
 }
 
 /// How a reply turned out.
@@ -106,9 +156,14 @@ impl ReplyStatus {
     }
 }
 
-/// The error body: `{"error":{"code","message"}}`.
+/// The error body: `{"error":{"code","message"}}` ([`wire::replies::ErrorBody`]).
 pub fn error_body(code: ErrorCode, message: &str) -> Vec<u8> {
-    let body = serde_json::json!({ "error": { "code": code.as_str(), "message": message } });
+    let body = wire::replies::ErrorBody {
+        error: wire::replies::ErrorDetail {
+            code,
+            message: message.to_owned(),
+        },
+    };
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
@@ -133,13 +188,27 @@ mod tests {
 
     #[test]
     fn every_subject_is_under_the_api_prefix() {
-        for s in [
-            subjects::ORDERS_PLACE,
-            subjects::FULFILLMENTS_GET,
-            subjects::INVENTORY_LEDGER,
-        ] {
+        for s in subjects::ALL {
             assert!(s.starts_with(API_PREFIX));
             assert!(keel_bus::subject::matches(API_SUBJECTS, s));
         }
+    }
+
+    #[test]
+    fn the_error_body_names_the_code_and_the_message() {
+        let body: serde_json::Value =
+            serde_json::from_slice(&error_body(ErrorCode::UnknownSku, "unknown sku X")).unwrap();
+        let expected = serde_json::json!({
+            "error": { "code": "unknown_sku", "message": "unknown sku X" }
+        });
+        assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn wms_confirmations_are_per_location() {
+        assert!(keel_bus::subject::matches(
+            WMS_CONFIRM_SUBJECTS,
+            "keel.v1.wms.dc-east.confirm"
+        ));
     }
 }

@@ -194,12 +194,14 @@ impl<E: Entity> Durable<E> {
             _ => Vec::new(),
         };
         let version = self.version + 1;
+        let trace = keel_telemetry::traceparent(&tracing::Span::current());
         let mut outbox: Vec<OutboxEntry> = effects
             .into_iter()
             .enumerate()
             .map(|(i, effect)| OutboxEntry::Effect {
                 command_id: format!("{}#{version}.{i}", self.key),
                 effect,
+                trace: trace.clone(),
             })
             .collect();
         let mut published = Vec::new();
@@ -313,6 +315,7 @@ fn route_publications(
             .map(|(i, publication)| OutboxEntry::Publish {
                 message_id: format!("{message_id}.e{i}"),
                 publication,
+                trace: keel_telemetry::traceparent(&tracing::Span::current()),
             }),
     );
 }

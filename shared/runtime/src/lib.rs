@@ -9,6 +9,7 @@ mod actors;
 mod api;
 mod catalog;
 mod commands;
+mod consumer;
 mod directory;
 mod entity;
 mod error;
@@ -17,6 +18,7 @@ pub mod metrics;
 mod outbox;
 mod router;
 pub mod views;
+mod wms;
 
 pub use catalog::Catalog;
 pub use commands::CommandStats;
@@ -178,16 +180,29 @@ impl Node {
     /// The bus' error when a subscription or the commands consumer cannot be made.
     pub async fn serve(&self, bus: &SharedBus) -> Result<(), Error> {
         let handles: Vec<ArbiterHandle> = self.arbiters.iter().map(Arbiter::handle).collect();
+        use keel_protocol as p;
         if bus.durable() {
-            let deliveries = bus
+            let commands = bus
                 .consume(
-                    keel_protocol::COMMANDS_STREAM,
-                    keel_protocol::COMMANDS_CONSUMER,
-                    keel_protocol::COMMAND_SUBJECTS,
+                    p::COMMANDS_STREAM,
+                    p::COMMANDS_CONSUMER,
+                    p::COMMAND_SUBJECTS,
                 )
                 .await?;
-            commands::start(&self.router, Arc::clone(bus), deliveries, &handles);
+            let (span, settle) = ("command.consume", commands::settle as consumer::Settle);
+            consumer::start(&self.router, bus, commands, &handles, span, settle);
         }
+        // Warehouse messages: kept by JetStream on a durable bus, a plain subscription on the
+        // in-process one (whose publishers wait for it rather than drop).
+        let wms = if bus.durable() {
+            bus.consume(p::WMS_STREAM, p::WMS_CONSUMER, p::WMS_SUBJECTS)
+                .await?
+        } else {
+            let plain = bus.subscribe(p::WMS_SUBJECTS).await?;
+            futures::StreamExt::boxed(futures::StreamExt::map(plain, keel_bus::Delivery::plain))
+        };
+        let settle = wms::settle as consumer::Settle;
+        consumer::start(&self.router, bus, wms, &handles, "wms.consume", settle);
         for arbiter in &self.arbiters {
             let requests = api::subscribe(bus).await?;
             let (router, bus) = (Arc::clone(&self.router), Arc::clone(bus));

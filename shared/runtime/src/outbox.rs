@@ -28,15 +28,32 @@ pub struct Publication {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub(crate) enum OutboxEntry {
     /// A command to another actor, with the id that makes it idempotent there.
-    Effect { command_id: String, effect: Effect },
+    Effect {
+        command_id: String,
+        effect: Effect,
+        /// The `traceparent` of the decision that owes it: its delivery continues that trace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace: Option<String>,
+    },
     /// An event for bus subscribers, with the id that lets a durable bus drop a repeat.
     Publish {
         message_id: String,
         publication: Publication,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace: Option<String>,
     },
 }
 
 impl OutboxEntry {
+    /// The trace this message continues.
+    pub(crate) fn trace(&self) -> Option<&str> {
+        match self {
+            OutboxEntry::Effect { trace, .. } | OutboxEntry::Publish { trace, .. } => {
+                trace.as_deref()
+            }
+        }
+    }
+
     /// The entity whose messages must stay in order (or the subject, for publications).
     fn target(&self) -> String {
         match self {

@@ -1,11 +1,12 @@
 //! The node's wiring: where each entity's actor lives, and how one actor reaches another.
 
-use crate::actors::{EntityActor, Exec, ExecReply, OrderActor, OrderExec};
+use crate::actors::{EntityActor, Exec, ExecReply, OrderActor, OrderExec, Traced};
 use crate::catalog::Catalog;
 use crate::directory::{Directory, Factory};
 use crate::outbox::{publication_payload, OutboxEntry, Relay};
 use crate::Error;
 use actix::prelude::*;
+use bytes::Bytes;
 use keel_bus::SharedBus;
 use keel_domain::effects::Effect;
 use keel_domain::inventory::SkuLocation;
@@ -14,6 +15,7 @@ use keel_domain::{LocationId, SkuId};
 use keel_store::Store;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How many times a message is re-sent to a fresh activation after a mailbox closed under it.
 const ACTIVATION_RETRIES: usize = 5;
@@ -79,6 +81,7 @@ impl Router {
     }
 
     /// Sends `msg` to the actor of `key`, re-activating it if its mailbox closed (passivation).
+    /// The actor's handler continues the current span's trace.
     pub(crate) async fn ask<A, M>(
         &self,
         directory: &Directory<A>,
@@ -86,13 +89,17 @@ impl Router {
         msg: M,
     ) -> Result<M::Result, Error>
     where
-        A: Actor<Context = Context<A>> + Handler<M>,
+        A: Actor<Context = Context<A>> + Handler<Traced<M>>,
         M: Message + Clone + Send + 'static,
         M::Result: Send,
     {
+        let traced = Traced {
+            msg,
+            parent: tracing::Span::current(),
+        };
         for _ in 0..ACTIVATION_RETRIES {
             let addr = directory.get(key);
-            match addr.send(msg.clone()).await {
+            match addr.send(traced.clone()).await {
                 Ok(result) => return Ok(result),
                 Err(MailboxError::Closed) => directory.remove(key, &addr),
                 Err(e) => return Err(e.into()),
@@ -125,30 +132,43 @@ impl Router {
     /// (the commands consumer delivers it, see `commands.rs`); otherwise it is delivered to its
     /// target here. A publication goes to the bus either way.
     pub(crate) async fn deliver(&self, entry: &OutboxEntry) -> Result<(), Error> {
-        match entry {
-            OutboxEntry::Effect { command_id, effect } if self.durable_events => {
-                let subject = crate::outbox::command_subject(effect);
-                let headers = message_id(command_id);
-                let payload = serde_json::to_vec(entry)?;
-                self.bus
-                    .publish(&subject, headers, payload.into())
-                    .await
-                    .map_err(|e| Error::Unavailable(format!("publish {subject}: {e}")))
+        let (subject, id, payload) = match entry {
+            OutboxEntry::Effect {
+                command_id, effect, ..
+            } if !self.durable_events => {
+                let span = tracing::info_span!("outbox.deliver", command_id = %command_id);
+                keel_telemetry::set_parent(&span, entry.trace());
+                return self
+                    .deliver_local(command_id, effect)
+                    .instrument(span)
+                    .await;
             }
-            OutboxEntry::Effect { command_id, effect } => {
-                self.deliver_local(command_id, effect).await
-            }
+            OutboxEntry::Effect {
+                command_id, effect, ..
+            } => (
+                crate::outbox::command_subject(effect),
+                command_id,
+                Bytes::from(serde_json::to_vec(entry)?),
+            ),
             OutboxEntry::Publish {
-                message_id: id,
+                message_id,
                 publication,
-            } => {
-                let subject = &publication.subject;
-                self.bus
-                    .publish(subject, message_id(id), publication_payload(publication))
-                    .await
-                    .map_err(|e| Error::Unavailable(format!("publish {subject}: {e}")))
-            }
+                ..
+            } => (
+                publication.subject.clone(),
+                message_id,
+                publication_payload(publication),
+            ),
+        };
+        let mut headers =
+            keel_bus::Headers::from([(keel_bus::MESSAGE_ID_HEADER.to_owned(), id.clone())]);
+        if let Some(traceparent) = entry.trace() {
+            headers.insert("traceparent".to_owned(), traceparent.to_owned());
         }
+        self.bus
+            .publish(&subject, headers, payload)
+            .await
+            .map_err(|e| Error::Unavailable(format!("publish {subject}: {e}")))
     }
 
     /// Delivers a command to its target actor on this node (its command id makes it
@@ -198,6 +218,7 @@ impl Router {
                 OutboxEntry::Effect {
                     command_id,
                     effect: effect @ Effect::Stock { .. },
+                    ..
                 } => self.deliver_local(command_id, effect).await,
                 _ => {
                     later.push((id, entry));
@@ -229,9 +250,4 @@ impl Router {
             tracing::warn!(outbox_id = id, error = %e, "could not remove a delivered outbox entry");
         }
     }
-}
-
-/// Headers naming a message's id, so that a durable bus drops a repeated publish.
-fn message_id(id: &str) -> keel_bus::Headers {
-    keel_bus::Headers::from([(keel_bus::MESSAGE_ID_HEADER.to_owned(), id.to_owned())])
 }

@@ -1,109 +1,149 @@
-//! The JSON shapes clients see (HTTP and NATS alike); see docs/http-api.md.
+//! The JSON shapes clients see (HTTP and NATS alike), built from the typed messages of
+//! `keel_protocol::wire` (whose schemas are committed under docs/schemas/); see also
+//! docs/http-api.md.
 
 use keel_domain::inventory::{Backorder, Position};
 use keel_domain::order::{Fulfillment, Order};
 use keel_domain::{LocationId, OrderId, SkuId};
-use serde_json::{json, Value};
+use keel_protocol::wire::{events, replies, requests};
+use serde::Serialize;
+use serde_json::Value;
 
-/// A position with its derived `available`.
+/// Serializes a wire message: plain structs of strings, numbers and lists, which always
+/// serialize.
+fn to_json<T: Serialize>(message: &T) -> Value {
+    serde_json::to_value(message).expect("wire messages serialize to JSON")
+}
+
+/// A position with its derived `available` ([`replies::Position`]).
 pub fn position(sku: &SkuId, location: &LocationId, p: &Position) -> Value {
-    json!({
-        "sku": sku,
-        "location": location,
-        "on_hand": p.on_hand,
-        "allocated": p.allocated,
-        "available": p.available(),
-        "in_transit": p.in_transit,
-        "quarantined": p.quarantined,
-        "return_pending": p.return_pending,
-        "safety_stock": p.safety_stock,
+    to_json(&replies::Position {
+        sku: sku.to_string(),
+        location: location.to_string(),
+        on_hand: p.on_hand,
+        allocated: p.allocated,
+        available: p.available(),
+        in_transit: p.in_transit,
+        quarantined: p.quarantined,
+        return_pending: p.return_pending,
+        safety_stock: p.safety_stock,
     })
 }
 
-/// Reservations as `{"order","quantity"}` entries.
+/// Reservations as `{"order","quantity"}` entries ([`replies::Reservation`]).
 pub fn reservations(page: &[(OrderId, u64)]) -> Value {
-    page.iter()
-        .map(|(order, quantity)| json!({ "order": order, "quantity": quantity }))
-        .collect()
+    let entries: Vec<replies::Reservation> = page
+        .iter()
+        .map(|(order, quantity)| replies::Reservation {
+            order: order.to_string(),
+            quantity: *quantity,
+        })
+        .collect();
+    to_json(&entries)
 }
 
 /// Backorders as `{"order","quantity","ticket"}` entries, in queue order (the ticket is the
-/// place in the queue).
+/// place in the queue) ([`replies::Backorder`]).
 pub fn backorders(queue: &[Backorder]) -> Value {
-    queue
+    let entries: Vec<replies::Backorder> = queue
         .iter()
-        .map(|b| json!({ "order": b.order, "quantity": b.quantity, "ticket": b.ticket }))
+        .map(|b| replies::Backorder {
+            order: b.order.to_string(),
+            quantity: b.quantity,
+            ticket: b.ticket,
+        })
+        .collect();
+    to_json(&entries)
+}
+
+fn lines(f: &Fulfillment) -> Vec<replies::FulfillmentLine> {
+    f.lines
+        .iter()
+        .map(|l| replies::FulfillmentLine {
+            sku: l.sku.to_string(),
+            quantity: l.quantity,
+        })
         .collect()
 }
 
-/// A fulfillment, naming its order.
+/// A fulfillment, naming its order ([`replies::Fulfillment`]).
 pub fn fulfillment(order: &Order, f: &Fulfillment) -> Value {
-    json!({
-        "id": f.id,
-        "order": order.request.id,
-        "location": f.location,
-        "status": f.status,
-        "lines": f.lines,
+    to_json(&replies::Fulfillment {
+        id: f.id.to_string(),
+        order: order.request.id.to_string(),
+        location: f.location.to_string(),
+        status: f.status.into(),
+        lines: lines(f),
     })
 }
 
 /// What `keel.v1.evt.order.{channel}.{order}` carries after every change of an order: its
 /// status, its version (one more per change, so a subscriber can tell order and gaps) and its
-/// fulfillments' statuses.
+/// fulfillments' statuses ([`events::OrderEvent`]).
 pub fn order_event(o: &Order) -> Value {
-    let fulfillments: Vec<Value> = o
-        .fulfillments
-        .iter()
-        .map(|f| json!({ "id": f.id, "location": f.location, "status": f.status }))
-        .collect();
-    json!({
-        "id": o.request.id,
-        "channel": o.request.channel,
-        "status": o.status(),
-        "version": o.version,
-        "fulfillments": fulfillments,
+    to_json(&events::OrderEvent {
+        id: o.request.id.to_string(),
+        channel: o.request.channel.to_string(),
+        status: o.status().into(),
+        version: o.version,
+        fulfillments: o
+            .fulfillments
+            .iter()
+            .map(|f| events::OrderEventFulfillment {
+                id: f.id.to_string(),
+                location: f.location.to_string(),
+                status: f.status.into(),
+            })
+            .collect(),
     })
 }
 
 /// What `keel.v1.evt.fulfillment.{location}.{fulfillment}` carries when a fulfillment is
-/// released, accepted by its warehouse node, confirmed a step on, or cancelled.
+/// released, accepted by its warehouse node, confirmed a step on, or cancelled
+/// ([`events::FulfillmentEvent`]).
 pub fn fulfillment_event(order: &Order, f: &Fulfillment) -> Value {
-    let mut view = fulfillment(order, f);
-    view["accepted"] = json!(f.accepted);
-    view["order_version"] = json!(order.version);
-    view
+    to_json(&events::FulfillmentEvent {
+        id: f.id.to_string(),
+        order: order.request.id.to_string(),
+        location: f.location.to_string(),
+        status: f.status.into(),
+        lines: lines(f),
+        accepted: f.accepted,
+        order_version: order.version,
+    })
 }
 
-/// An order with its derived status and per-line quantities.
+/// An order with its derived status and per-line quantities ([`replies::Order`]).
 pub fn order(o: &Order) -> Value {
-    let lines: Vec<Value> = o
-        .request
-        .lines
-        .iter()
-        .map(|l| {
-            json!({
-                "sku": l.sku,
-                "quantity": l.quantity,
-                "allocated": o.allocated(&l.sku),
-                "backordered": o.backordered(&l.sku),
-                "shipped": o.shipped(&l.sku),
+    to_json(&replies::Order {
+        id: o.request.id.to_string(),
+        channel: o.request.channel.to_string(),
+        status: o.status().into(),
+        ship_to: requests::ShipTo {
+            region: o.request.ship_to.region.clone(),
+        },
+        lines: o
+            .request
+            .lines
+            .iter()
+            .map(|l| replies::OrderLine {
+                sku: l.sku.to_string(),
+                quantity: l.quantity,
+                allocated: o.allocated(&l.sku),
+                backordered: o.backordered(&l.sku),
+                shipped: o.shipped(&l.sku),
             })
-        })
-        .collect();
-    let fulfillments: Vec<Value> = o
-        .fulfillments
-        .iter()
-        .map(
-            |f| json!({ "id": f.id, "location": f.location, "status": f.status, "lines": f.lines }),
-        )
-        .collect();
-    json!({
-        "id": o.request.id,
-        "channel": o.request.channel,
-        "status": o.status(),
-        "ship_to": o.request.ship_to,
-        "lines": lines,
-        "fulfillments": fulfillments,
-        "created_at": o.created_at,
+            .collect(),
+        fulfillments: o
+            .fulfillments
+            .iter()
+            .map(|f| replies::OrderFulfillment {
+                id: f.id.to_string(),
+                location: f.location.to_string(),
+                status: f.status.into(),
+                lines: lines(f),
+            })
+            .collect(),
+        created_at: o.created_at,
     })
 }

@@ -2,7 +2,7 @@
 //! decided and committed before the next one starts, so the actor is the entity's single writer.
 
 use super::hosted::Hosted;
-use super::{schedule_passivation, Passivating};
+use super::{schedule_passivation, Passivating, Traced};
 use crate::entity::{Durable, Entity};
 use crate::router::Router;
 use crate::Error;
@@ -99,13 +99,15 @@ impl<E: Hosted> Passivating for EntityActor<E> {
     }
 }
 
-impl<E: Hosted> Handler<Exec<E::Command>> for EntityActor<E> {
+impl<E: Hosted> Handler<Traced<Exec<E::Command>>> for EntityActor<E> {
     type Result = Result<ExecReply, Error>;
 
-    fn handle(&mut self, msg: Exec<E::Command>, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, traced: Traced<Exec<E::Command>>, _: &mut Self::Context) -> Self::Result {
         self.last_active = Instant::now();
+        let Traced { msg, parent } = traced;
         let durable = self.durable.as_mut().map_err(|e| e.clone())?;
-        let _span = tracing::debug_span!(
+        let _span = tracing::info_span!(
+            parent: &parent,
             "actor.exec",
             kind = E::KIND,
             key = %durable.key,
@@ -130,10 +132,10 @@ impl<E: Hosted> Handler<Exec<E::Command>> for EntityActor<E> {
     }
 }
 
-impl<E: Hosted> Handler<Summary<E>> for EntityActor<E> {
+impl<E: Hosted> Handler<Traced<Summary<E>>> for EntityActor<E> {
     type Result = Result<E::Summary, Error>;
 
-    fn handle(&mut self, _msg: Summary<E>, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Traced<Summary<E>>, _: &mut Self::Context) -> Self::Result {
         self.last_active = Instant::now();
         let durable = self.durable.as_ref().map_err(|e| e.clone())?;
         Ok(match &durable.state {

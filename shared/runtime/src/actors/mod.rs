@@ -4,10 +4,12 @@ mod allocation;
 mod entity_actor;
 mod hosted;
 mod order;
+mod traced;
 
 pub(crate) use entity_actor::{EntityActor, Exec, ExecReply, Summary};
 pub(crate) use hosted::stock_reads;
 pub(crate) use order::{OrderActor, OrderExec, Place, Resume};
+pub(crate) use traced::Traced;
 
 use actix::prelude::*;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! handler's future and put back when it completes.
 
 use super::allocation;
-use super::{schedule_passivation, Passivating};
+use super::{schedule_passivation, Passivating, Traced};
 use crate::entity::Durable;
 use crate::router::Router;
 use crate::Error;
@@ -77,6 +77,7 @@ impl OrderActor {
     fn atomically<R, F, Fut>(
         &mut self,
         name: &'static str,
+        parent: &tracing::Span,
         work: F,
     ) -> AtomicResponse<Self, Result<R, Error>>
     where
@@ -93,7 +94,8 @@ impl OrderActor {
                 return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
             }
         };
-        let span = tracing::debug_span!("actor.order", key = %self.key, message = name);
+        let span =
+            tracing::info_span!(parent: parent, "actor.order", key = %self.key, message = name);
         let work = work(Arc::clone(&self.router), durable).instrument(span);
         AtomicResponse::new(Box::pin(work.into_actor(self).map(
             |(durable, result), actor, _| {
@@ -127,33 +129,35 @@ impl Passivating for OrderActor {
     }
 }
 
-impl Handler<Place> for OrderActor {
+impl Handler<Traced<Place>> for OrderActor {
     type Result = AtomicResponse<Self, Result<(Order, bool), Error>>;
 
-    fn handle(&mut self, msg: Place, _ctx: &mut Self::Context) -> Self::Result {
-        self.atomically("place", |router, mut durable| async move {
+    fn handle(&mut self, traced: Traced<Place>, _ctx: &mut Self::Context) -> Self::Result {
+        let Traced { msg, parent } = traced;
+        self.atomically("place", &parent, |router, mut durable| async move {
             let result = allocation::place(&router, &mut durable, msg.request).await;
             (durable, result)
         })
     }
 }
 
-impl Handler<OrderExec> for OrderActor {
+impl Handler<Traced<OrderExec>> for OrderActor {
     type Result = AtomicResponse<Self, Result<Order, Error>>;
 
-    fn handle(&mut self, msg: OrderExec, _ctx: &mut Self::Context) -> Self::Result {
-        self.atomically("exec", |router, mut durable| async move {
+    fn handle(&mut self, traced: Traced<OrderExec>, _ctx: &mut Self::Context) -> Self::Result {
+        let Traced { msg, parent } = traced;
+        self.atomically("exec", &parent, |router, mut durable| async move {
             let result = allocation::execute(&router, &mut durable, msg).await;
             (durable, result)
         })
     }
 }
 
-impl Handler<Resume> for OrderActor {
+impl Handler<Traced<Resume>> for OrderActor {
     type Result = AtomicResponse<Self, Result<(), Error>>;
 
-    fn handle(&mut self, _msg: Resume, _ctx: &mut Self::Context) -> Self::Result {
-        self.atomically("resume", |router, mut durable| async move {
+    fn handle(&mut self, traced: Traced<Resume>, _ctx: &mut Self::Context) -> Self::Result {
+        self.atomically("resume", &traced.parent, |router, mut durable| async move {
             let result = allocation::resume(&router, &mut durable).await;
             (durable, result)
         })

@@ -1,9 +1,14 @@
-//! Request bodies as clients send them: raw strings and signed numbers, so that every rule is
-//! checked by the domain and reported with its own code (not as a JSON type error).
+//! Request bodies as clients send them: the typed messages of `keel_protocol::wire::requests`
+//! (raw strings and any JSON number), so that every rule is checked by the domain and reported
+//! with its own code (not as a JSON type error).
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::Number;
+
+pub(crate) use keel_protocol::wire::requests::{
+    Adjustment, ById, BySku, BySkuLocation, Confirmation, CreateChannel as Channel,
+    CreateLocation as Location, CreateSku as Sku, Page, PlaceOrder as Order, Receipt,
+};
 
 /// Parses a request body; anything that is not the expected JSON is `malformed_request`.
 pub(crate) fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, keel_domain::Error> {
@@ -16,97 +21,6 @@ pub(crate) fn whole(n: &Number) -> Result<i64, keel_domain::Error> {
     n.as_i64().ok_or_else(|| {
         keel_domain::Error::InvalidQuantity(format!("{n} is not a whole number in range"))
     })
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Location {
-    pub id: String,
-    pub name: String,
-    pub region: String,
-    pub priority: i64,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Channel {
-    pub id: String,
-    pub name: String,
-    pub locations: Vec<String>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Sku {
-    pub id: String,
-    pub name: String,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Receipt {
-    pub receipt_id: String,
-    pub sku: String,
-    pub location: String,
-    pub quantity: Number,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Adjustment {
-    pub adjustment_id: String,
-    pub sku: String,
-    pub location: String,
-    pub delta: Number,
-    pub reason: String,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct OrderLine {
-    pub sku: String,
-    pub quantity: Number,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct ShipTo {
-    pub region: String,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Order {
-    pub id: String,
-    pub channel: String,
-    pub lines: Vec<OrderLine>,
-    pub ship_to: ShipTo,
-}
-
-/// `{"id"}`: gets, cancels.
-#[derive(Deserialize)]
-pub(crate) struct ById {
-    pub id: String,
-}
-
-/// `{"sku"}`.
-#[derive(Deserialize)]
-pub(crate) struct BySku {
-    pub sku: String,
-}
-
-/// `{"sku","location"}`.
-#[derive(Deserialize)]
-pub(crate) struct BySkuLocation {
-    pub sku: String,
-    pub location: String,
-}
-
-/// `{"sku","location","from"?,"after"?,"limit"?}`: a page of a SKU-location's ledger (`from` a
-/// sequence number), reservations (`after` an order id) or backorder queue (`after` a queue
-/// ticket). Numbers may come as decimal strings (the gateway passes query parameters so).
-#[derive(Deserialize)]
-pub(crate) struct Page {
-    pub sku: String,
-    pub location: String,
-    #[serde(default)]
-    pub from: Option<serde_json::Value>,
-    #[serde(default)]
-    pub after: Option<serde_json::Value>,
-    #[serde(default)]
-    pub limit: Option<serde_json::Value>,
 }
 
 /// Reads an optional whole number given as a JSON number or a decimal string.
@@ -123,11 +37,4 @@ pub(crate) fn opt_u64(
     parsed
         .map(Some)
         .ok_or_else(|| keel_domain::Error::Malformed(format!("{name} must be a whole number")))
-}
-
-/// `{"id","step"}`.
-#[derive(Deserialize)]
-pub(crate) struct Confirmation {
-    pub id: String,
-    pub step: String,
 }

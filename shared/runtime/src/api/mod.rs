@@ -4,13 +4,18 @@
 mod bodies;
 mod handlers;
 
+pub(crate) use handlers::dispatch;
+
 use crate::router::Router;
 use futures::StreamExt;
 use keel_bus::{Message, SharedBus, Subscription};
 use keel_domain::ErrorCode;
-use keel_protocol::{error_body, ReplyStatus, API_QUEUE_GROUP, API_SUBJECTS};
+use keel_protocol::{
+    error_body, ReplyStatus, API_PREFIX, API_QUEUE_GROUP, API_SUBJECTS, MAX_REQUEST_BYTES,
+};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Requests one serving loop works on at once; beyond it the loop stops reading and the bus
 /// pushes back on callers instead of queueing without bound.
@@ -53,9 +58,28 @@ pub(crate) async fn serve(router: Arc<Router>, bus: SharedBus, mut requests: Sub
 }
 
 async fn answer(router: &Arc<Router>, request: &Message) -> (ReplyStatus, Vec<u8>) {
-    let span = tracing::debug_span!("api", subject = %request.subject);
-    let _enter = span.enter();
-    match handlers::dispatch(router, &request.subject, &request.payload).await {
+    let span = tracing::info_span!("api.request", subject = %request.subject);
+    keel_telemetry::set_parent_from(&span, &request.headers);
+    if !request.subject.starts_with(API_PREFIX) {
+        let message = format!(
+            "{} is not served: this node speaks {API_PREFIX}*",
+            request.subject
+        );
+        let code = ErrorCode::UnsupportedVersion;
+        return (ReplyStatus::Error(code), error_body(code, &message));
+    }
+    if request.payload.len() > MAX_REQUEST_BYTES {
+        let message = format!(
+            "the request ({} bytes) exceeds {MAX_REQUEST_BYTES} bytes",
+            request.payload.len()
+        );
+        let code = ErrorCode::PayloadTooLarge;
+        return (ReplyStatus::Error(code), error_body(code, &message));
+    }
+    let dispatched = handlers::dispatch(router, &request.subject, &request.payload)
+        .instrument(span)
+        .await;
+    match dispatched {
         Ok((status, body)) => (status, serde_json::to_vec(&body).unwrap_or_default()),
         Err(e) => {
             let code = e.code();

@@ -1,0 +1,141 @@
+//! Settling what a durable consumer delivers: deliveries are spread over shards by subject and
+//! each shard settles one delivery at a time, so the messages of one subject (one target
+//! entity, one warehouse location) are applied in the order they were published. A delivery is
+//! acknowledged only once its effect is on disk; a crash before that means a redelivery, which
+//! the receivers' command-id dedupe turns into a no-op.
+
+use crate::router::Router;
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use keel_bus::{Deliveries, Delivery, Headers, SharedBus};
+use keel_domain::ErrorCode;
+use keel_protocol::{
+    DEAD_LETTER_ERROR_HEADER, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SUBJECT_HEADER,
+};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// Settling shards per actor thread: enough deliveries in flight to hide a flush each.
+const SHARDS_PER_WORKER: usize = 16;
+/// Deliveries queued per shard before the consumer stops pulling (backpressure).
+const SHARD_QUEUE: usize = 256;
+
+/// How one delivery is applied (it acknowledges or dead-letters the delivery itself).
+pub(crate) type Settle = fn(Arc<Router>, SharedBus, Delivery) -> BoxFuture<'static, ()>;
+
+/// Starts settling `deliveries` with `settle` on the given actor threads; each delivery runs in
+/// a span named `span_name`, a child of the trace context in its headers.
+pub(crate) fn start(
+    router: &Arc<Router>,
+    bus: &SharedBus,
+    mut deliveries: Deliveries,
+    arbiters: &[actix::ArbiterHandle],
+    span_name: &'static str,
+    settle: Settle,
+) {
+    let shards: Vec<mpsc::Sender<Delivery>> = arbiters
+        .iter()
+        .cycle()
+        .take(arbiters.len() * SHARDS_PER_WORKER)
+        .map(|arbiter| {
+            let (tx, rx) = mpsc::channel(SHARD_QUEUE);
+            let shard = run_shard(
+                Arc::downgrade(router),
+                Arc::clone(bus),
+                rx,
+                span_name,
+                settle,
+            );
+            arbiter.spawn(shard);
+            tx
+        })
+        .collect();
+    let hasher = RandomState::new();
+    arbiters[0].spawn(async move {
+        while let Some(delivery) = deliveries.next().await {
+            let shard = hasher.hash_one(&delivery.message.subject) as usize % shards.len();
+            if shards[shard].send(delivery).await.is_err() {
+                return; // the node is stopping; unacknowledged messages are redelivered
+            }
+        }
+        tracing::warn!(span_name, "a durable consumer ended");
+    });
+}
+
+async fn run_shard(
+    router: Weak<Router>,
+    bus: SharedBus,
+    mut queue: mpsc::Receiver<Delivery>,
+    span_name: &'static str,
+    settle: Settle,
+) {
+    while let Some(delivery) = queue.recv().await {
+        let Some(router) = router.upgrade() else {
+            return;
+        };
+        let span = tracing::info_span!("consume", otel.name = span_name, subject = %delivery.message.subject);
+        keel_telemetry::set_parent_from(&span, &delivery.message.headers);
+        settle(router, Arc::clone(&bus), delivery)
+            .instrument(span)
+            .await;
+    }
+}
+
+/// Waits for the store to flush what was committed, then acknowledges `delivery`.
+pub(crate) async fn acknowledge_when_durable(router: &Router, delivery: Delivery) {
+    let mut backoff = Duration::from_millis(10);
+    while let Err(e) = router.store.flush().await {
+        tracing::error!(error = %e, "flush failed; the message stays unacknowledged");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+    if let Err(e) = delivery.ack().await {
+        // JetStream redelivers it after the ack wait; the receiver's dedupe makes that harmless.
+        tracing::warn!(error = %e, "could not acknowledge a message");
+    }
+}
+
+/// Sets a message that cannot be applied aside on `subject` with its error code and the
+/// reason, then acknowledges it. Returns whether it was set aside (if the dead letter could
+/// not be published, the message stays unacknowledged and comes back).
+pub(crate) async fn dead_letter(
+    router: &Router,
+    bus: &SharedBus,
+    delivery: Delivery,
+    subject: &str,
+    code: ErrorCode,
+    reason: &str,
+) -> bool {
+    tracing::warn!(from = %delivery.message.subject, to = subject, %code, reason, "dead-lettering a message");
+    let mut headers = Headers::from([
+        (DEAD_LETTER_REASON_HEADER.to_owned(), reason.to_owned()),
+        (
+            DEAD_LETTER_ERROR_HEADER.to_owned(),
+            code.as_str().to_owned(),
+        ),
+        (
+            DEAD_LETTER_SUBJECT_HEADER.to_owned(),
+            delivery.message.subject.clone(),
+        ),
+    ]);
+    if let Some(id) = delivery.message.headers.get(keel_bus::MESSAGE_ID_HEADER) {
+        headers.insert(keel_bus::MESSAGE_ID_HEADER.to_owned(), format!("dlq:{id}"));
+    }
+    keel_telemetry::inject(&tracing::Span::current(), &mut headers);
+    match bus
+        .publish(subject, headers, delivery.message.payload.clone())
+        .await
+    {
+        Ok(()) => {
+            acknowledge_when_durable(router, delivery).await;
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not publish a dead letter");
+            false
+        }
+    }
+}
