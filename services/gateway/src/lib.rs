@@ -35,9 +35,17 @@ impl Gateway {
     ) -> Self {
         Gateway {
             bus,
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
             ready,
             metrics,
         }
+    }
+
+    /// How long a request waits for the node's reply before it is answered `503 unavailable`
+    /// (default 10 s; the client retries with the same ids). It also bounds how long a request
+    /// in flight when a NATS server dies waits for the reply that will not come.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 }

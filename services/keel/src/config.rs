@@ -46,6 +46,10 @@ pub struct Config {
     /// `nats://127.0.0.1:4222` (comma-separate several servers of a cluster).
     #[arg(long = "nats", env = "KEEL_NATS_URL")]
     pub nats_url: Option<String>,
+    /// Seconds an HTTP request waits for the node's reply before it is answered
+    /// `503 unavailable` (safe to retry with the same ids).
+    #[arg(long, env = "KEEL_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    pub request_timeout_secs: u64,
     /// How long to keep trying to reach NATS at start-up, in seconds.
     #[arg(long, env = "KEEL_NATS_CONNECT_SECS", default_value_t = 30)]
     pub nats_connect_secs: u64,

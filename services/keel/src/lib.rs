@@ -28,7 +28,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let node = Arc::clone(&node);
             Arc::new(move || keel_runtime::metrics::render(&node.stats()))
         },
-    );
+    )
+    .with_timeout(std::time::Duration::from_secs(
+        config.request_timeout_secs.max(1),
+    ));
     // HTTP first, so /healthz answers (and /readyz says "starting") during recovery.
     let mut server = actix_web::HttpServer::new(move || {
         actix_web::App::new()

@@ -21,6 +21,18 @@ mod streams;
 pub use error::Error;
 pub use streams::StreamSpec;
 
+/// The names of the counters this bus reports (`keel_nats_*`).
+pub mod metrics {
+    /// Counter: connection losses.
+    pub const DISCONNECTS: &str = "keel_nats_disconnects_total";
+    /// Counter: slow-consumer reports from the server.
+    pub const SLOW_CONSUMERS: &str = "keel_nats_slow_consumers_total";
+    /// Counter: JetStream publishes acknowledged.
+    pub const JETSTREAM_PUBLISHED: &str = "keel_nats_jetstream_published_total";
+    /// Counter: JetStream publishes recognised as duplicates.
+    pub const JETSTREAM_DUPLICATES: &str = "keel_nats_jetstream_duplicates_total";
+}
+
 use async_nats::jetstream;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
@@ -195,6 +207,37 @@ impl Bus for NatsBus {
 
     fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn counters(&self) -> Vec<keel_bus::Counter> {
+        let counter = |name, help, value: &AtomicU64| keel_bus::Counter {
+            name,
+            help,
+            value: value.load(Ordering::Relaxed),
+        };
+        let s = &self.stats;
+        vec![
+            counter(
+                metrics::DISCONNECTS,
+                "Times the NATS connection was lost (the client reconnects by itself).",
+                &s.disconnects,
+            ),
+            counter(
+                metrics::SLOW_CONSUMERS,
+                "Times NATS dropped messages for a too slow plain subscription (never commands).",
+                &s.slow_consumers,
+            ),
+            counter(
+                metrics::JETSTREAM_PUBLISHED,
+                "Messages published through JetStream and acknowledged by their stream.",
+                &s.jetstream_published,
+            ),
+            counter(
+                metrics::JETSTREAM_DUPLICATES,
+                "JetStream publishes their stream recognised as repeats (Nats-Msg-Id).",
+                &s.jetstream_duplicates,
+            ),
+        ]
     }
 
     fn publish(

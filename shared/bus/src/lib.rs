@@ -82,6 +82,17 @@ pub fn encoded_size(headers: &Headers, payload: &[u8]) -> usize {
     payload.len() + "NATS/1.0\r\n".len() + lines + "\r\n".len()
 }
 
+/// A counter a bus implementation reports about itself (reconnects, slow consumers …), for the
+/// node's `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    /// Prometheus name, `keel_<subsystem>_<name>_total`.
+    pub name: &'static str,
+    /// One line saying what it counts.
+    pub help: &'static str,
+    pub value: u64,
+}
+
 /// The boxed, `Send`, `'static` future returned by [`Bus`] methods (keeps the trait object-safe).
 pub type BoxFuture<T> = futures::future::BoxFuture<'static, T>;
 
@@ -102,6 +113,11 @@ pub trait Bus: Send + Sync + 'static {
     /// Whether the bus can carry messages right now (a NATS client between reconnects cannot).
     fn is_connected(&self) -> bool {
         true
+    }
+
+    /// The bus' own counters, for metrics.
+    fn counters(&self) -> Vec<Counter> {
+        Vec::new()
     }
 
     /// Consumes the durable stream `stream` through the durable consumer `consumer`, which is

@@ -69,7 +69,7 @@ pub struct Recovery {
 }
 
 /// Counters of a running node, for `/metrics`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct NodeStats {
     /// Activated order actors (the rest are passivated).
     pub active_orders: usize,
@@ -89,6 +89,14 @@ pub struct NodeStats {
     pub outbox_refused: u64,
     /// Size of the store on disk.
     pub disk_bytes: u64,
+    /// Commands taken off the JetStream work queue and applied (durable bus only).
+    pub commands_consumed: u64,
+    /// Warehouse confirmations applied from `keel.v1.wms.*`.
+    pub wms_applied: u64,
+    /// Messages set aside on `keel.v1.dlq.*`.
+    pub dead_lettered: u64,
+    /// The bus' own counters (NATS reconnects, slow consumers, JetStream publishes).
+    pub bus: Vec<keel_bus::Counter>,
 }
 
 /// A running node.
@@ -258,6 +266,10 @@ impl Node {
             outbox_retried: relay.retried.load(Ordering::Relaxed),
             outbox_refused: relay.refused.load(Ordering::Relaxed),
             disk_bytes: self.router.store.size_on_disk().unwrap_or(0),
+            commands_consumed: self.router.commands.consumed.load(Ordering::Relaxed),
+            wms_applied: self.router.commands.wms_applied.load(Ordering::Relaxed),
+            dead_lettered: self.router.commands.dead_lettered.load(Ordering::Relaxed),
+            bus: self.router.bus.counters(),
         }
     }
 

@@ -17,6 +17,12 @@ pub const OUTBOX_DELIVERED: &str = "keel_outbox_delivered_total";
 pub const OUTBOX_RETRIED: &str = "keel_outbox_retries_total";
 /// Counter: outbox commands refused by their target.
 pub const OUTBOX_REFUSED: &str = "keel_outbox_refused_total";
+/// Counter: commands applied from the JetStream work queue.
+pub const COMMANDS_CONSUMED: &str = "keel_commands_consumed_total";
+/// Counter: warehouse confirmations applied from `keel.v1.wms.*`.
+pub const WMS_APPLIED: &str = "keel_wms_confirmations_applied_total";
+/// Counter: messages set aside as dead letters.
+pub const DEAD_LETTERS: &str = "keel_dead_letters_total";
 
 /// Renders `stats` as Prometheus text.
 pub fn render(stats: &NodeStats) -> String {
@@ -77,5 +83,31 @@ pub fn render(stats: &NodeStats) -> String {
         "Outbox commands their target refused (orchestration bugs; logged).",
         &[("", stats.outbox_refused)],
     );
+    metric(
+        COMMANDS_CONSUMED,
+        "counter",
+        "Commands between actors applied from the JetStream work queue.",
+        &[("", stats.commands_consumed)],
+    );
+    metric(
+        WMS_APPLIED,
+        "counter",
+        "Warehouse confirmations applied from keel.v1.wms.*.",
+        &[("", stats.wms_applied)],
+    );
+    metric(
+        DEAD_LETTERS,
+        "counter",
+        "Messages that could not be applied and were set aside on keel.v1.dlq.*; alert on any.",
+        &[("", stats.dead_lettered)],
+    );
+    for counter in &stats.bus {
+        metric(
+            counter.name,
+            "counter",
+            counter.help,
+            &[("", counter.value)],
+        );
+    }
     out
 }
