@@ -19,7 +19,8 @@ const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// How often the server confirms an idle pull request is alive.
 const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// Creates (or binds to) the durable pull consumer and streams its messages.
+/// (Re)creates the durable pull consumer on a work-queue stream and streams its messages:
+/// everything not yet acknowledged, in stream order, then what comes.
 pub(crate) async fn durable(
     jetstream: jetstream::Context,
     stream: &str,
@@ -41,8 +42,18 @@ pub(crate) async fn durable(
         max_ack_pending: MAX_ACK_PENDING,
         ..consumer::pull::Config::default()
     };
+    // Taking the consumer over starts it afresh: on a work queue the messages stay until
+    // acknowledged, so a new consumer delivers everything not yet acknowledged — including what
+    // a crashed predecessor had taken — in stream order. Keeping the old one would redeliver
+    // those only after their ack wait, behind newer messages of the same subject (a
+    // compensation could then overtake the reservation it undoes).
+    match stream_handle.delete_consumer(name).await {
+        Ok(_) => tracing::info!(stream, consumer = name, "took the durable consumer over"),
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(unavailable("taking over the consumer", &e)),
+    }
     let consumer: consumer::PullConsumer = stream_handle
-        .get_or_create_consumer(name, config)
+        .create_consumer(config)
         .await
         .map_err(|e| unavailable("consumer", &e))?;
     // Short pulls with frequent heartbeats: after a server restart a lost pull request is
@@ -67,6 +78,14 @@ pub(crate) async fn durable(
             }
         })
         .boxed())
+}
+
+fn is_not_found(e: &jetstream::stream::ConsumerError) -> bool {
+    matches!(
+        e.kind(),
+        jetstream::stream::ConsumerErrorKind::JetStream(js)
+            if js.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND
+    )
 }
 
 fn delivery(message: jetstream::Message) -> Delivery {

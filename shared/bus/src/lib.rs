@@ -120,11 +120,12 @@ pub trait Bus: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// Consumes the durable stream `stream` through the durable consumer `consumer`, which is
-    /// created (or kept as it is) on first use and sees only subjects matching `filter`.
+    /// Consumes the durable stream `stream` as the durable consumer `consumer`, which sees only
+    /// subjects matching `filter`. The caller takes the consumer over: it gets every message
+    /// not yet acknowledged, also those a previous (crashed) holder had taken, in stream order.
     ///
-    /// Messages arrive in stream order and stay pending until their [`Delivery`] is
-    /// acknowledged; an unacknowledged one is redelivered. Only a durable bus has streams.
+    /// Messages stay pending until their [`Delivery`] is acknowledged; an unacknowledged one is
+    /// redelivered. Only a durable bus has streams.
     ///
     /// # Errors
     /// [`Error::Unsupported`] on a bus that keeps nothing; [`Error::Unavailable`] when the

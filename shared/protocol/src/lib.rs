@@ -34,8 +34,14 @@ pub const EVENT_SUBJECTS: &str = "keel.v1.evt.>";
 pub const COMMANDS_STREAM: &str = "KEEL_COMMANDS";
 /// Every actor command subject (`keel.v1.cmd.<kind>.…`).
 pub const COMMAND_SUBJECTS: &str = "keel.v1.cmd.>";
-/// The durable consumer through which nodes take commands off [`COMMANDS_STREAM`].
-pub const COMMANDS_CONSUMER: &str = "keel-node";
+/// The durable consumers through which nodes take commands off [`COMMANDS_STREAM`], with the
+/// subjects each one filters: one per kind of target, so that commands to SKU-locations (which
+/// an order's saga waits for) never queue behind commands to orders.
+pub const COMMAND_CONSUMERS: [(&str, &str); 3] = [
+    ("keel-stock", "keel.v1.cmd.stock.>"),
+    ("keel-order", "keel.v1.cmd.order.>"),
+    ("keel-warehouse", "keel.v1.cmd.warehouse.>"),
+];
 /// The JetStream stream that keeps dead letters: messages that could not be handled at all,
 /// each with the reason in [`DEAD_LETTER_REASON_HEADER`].
 pub const DEAD_LETTERS_STREAM: &str = "KEEL_DEAD_LETTERS";

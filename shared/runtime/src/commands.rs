@@ -49,13 +49,13 @@ pub(crate) fn settle(
         };
         let stats = &router.relay().stats;
         let mut backoff = Duration::from_millis(5);
-        loop {
+        let outcome = loop {
             match router.deliver_local(&command_id, &effect).await {
-                Ok(()) => break,
+                Ok(reply) => break Ok(reply),
                 Err(Error::Domain(refusal)) => {
                     stats.refused.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(command_id, ?effect, %refusal, "command refused by its target");
-                    break;
+                    break Err(Error::Domain(refusal));
                 }
                 Err(e) => {
                     // Retried here, not handed back to JetStream: a later command for the same
@@ -66,7 +66,10 @@ pub(crate) fn settle(
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             }
-        }
+        };
+        // A sender waiting on it (an order's saga) goes on now; the store flushes its write
+        // before that sender's own reply anyway (sled's log is sequential).
+        router.settled(&command_id, outcome);
         consumer::acknowledge_when_durable(&router, delivery).await;
         router.commands.consumed.fetch_add(1, Ordering::Relaxed);
     }

@@ -129,8 +129,19 @@ impl Node {
         })
     }
 
-    /// Replays the outbox and finishes allocations a crash interrupted.
+    /// Replays the outbox and finishes allocations a crash interrupted. On a durable bus it
+    /// first starts consuming the commands between actors, which a resumed saga waits for.
     pub async fn recover(&self) -> Result<Recovery, Error> {
+        let bus = Arc::clone(&self.router.bus);
+        if bus.durable() {
+            use keel_protocol as p;
+            let handles = self.arbiter_handles();
+            for (name, filter) in p::COMMAND_CONSUMERS {
+                let commands = bus.consume(p::COMMANDS_STREAM, name, filter).await?;
+                let (span, settle) = ("command.consume", commands::settle as consumer::Settle);
+                consumer::start(&self.router, &bus, commands, &handles, span, settle);
+            }
+        }
         let outbox_replayed = self.replay_outbox().await?;
         let mut allocations_resumed = 0;
         let markers: Vec<String> = self
@@ -180,26 +191,15 @@ impl Node {
         Ok(usize::try_from(submitted).unwrap_or(usize::MAX))
     }
 
-    /// Serves the request-reply API on `bus` from every actor thread and, on a durable bus,
-    /// consumes the actor commands stream. When this returns, every serving loop is
-    /// subscribed (a request sent now finds its responders) and the node is ready.
+    /// Serves the request-reply API on `bus` from every actor thread and consumes warehouse
+    /// confirmations. When this returns, every serving loop is subscribed (a request sent now
+    /// finds its responders) and the node is ready.
     ///
     /// # Errors
-    /// The bus' error when a subscription or the commands consumer cannot be made.
+    /// The bus' error when a subscription or a consumer cannot be made.
     pub async fn serve(&self, bus: &SharedBus) -> Result<(), Error> {
-        let handles: Vec<ArbiterHandle> = self.arbiters.iter().map(Arbiter::handle).collect();
+        let handles = self.arbiter_handles();
         use keel_protocol as p;
-        if bus.durable() {
-            let commands = bus
-                .consume(
-                    p::COMMANDS_STREAM,
-                    p::COMMANDS_CONSUMER,
-                    p::COMMAND_SUBJECTS,
-                )
-                .await?;
-            let (span, settle) = ("command.consume", commands::settle as consumer::Settle);
-            consumer::start(&self.router, bus, commands, &handles, span, settle);
-        }
         // Warehouse messages: kept by JetStream on a durable bus, a plain subscription on the
         // in-process one (whose publishers wait for it rather than drop).
         let wms = if bus.durable() {
@@ -218,6 +218,10 @@ impl Node {
         }
         self.ready.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    fn arbiter_handles(&self) -> Vec<ArbiterHandle> {
+        self.arbiters.iter().map(Arbiter::handle).collect()
     }
 
     /// Whether recovery is done and the API is served.

@@ -13,8 +13,11 @@ use keel_domain::inventory::SkuLocation;
 use keel_domain::warehouse::WarehouseNode;
 use keel_domain::{LocationId, SkuId};
 use keel_store::Store;
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 /// How many times a message is re-sent to a fresh activation after a mailbox closed under it.
@@ -33,8 +36,16 @@ pub(crate) struct Router {
     pub warehouses: Directory<EntityActor<WarehouseNode>>,
     /// Counters of the commands consumer (durable bus only).
     pub commands: crate::commands::CommandStats,
+    /// Senders waiting for the outcome of a command they sent through JetStream.
+    pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     relay: OnceLock<Relay>,
 }
+
+/// What applying a command at its target came to: a SKU-location answers a reply.
+pub(crate) type Outcome = Result<Option<ExecReply>, Error>;
+
+/// How long a sender waits for the outcome of a command it sent through JetStream.
+const OUTCOME_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Router {
     pub(crate) fn new(
@@ -68,6 +79,7 @@ impl Router {
                 stock: Directory::new(Arc::clone(&arbiters), 256, stock),
                 warehouses: Directory::new(Arc::clone(&arbiters), 64, warehouses),
                 commands: crate::commands::CommandStats::default(),
+                pending: Mutex::new(HashMap::new()),
                 relay: OnceLock::new(),
             }
         });
@@ -132,17 +144,26 @@ impl Router {
     /// (the commands consumer delivers it, see `commands.rs`); otherwise it is delivered to its
     /// target here. A publication goes to the bus either way.
     pub(crate) async fn deliver(&self, entry: &OutboxEntry) -> Result<(), Error> {
-        let (subject, id, payload) = match entry {
+        match entry {
             OutboxEntry::Effect {
                 command_id, effect, ..
             } if !self.durable_events => {
                 let span = tracing::info_span!("outbox.deliver", command_id = %command_id);
                 keel_telemetry::set_parent(&span, entry.trace());
-                return self
-                    .deliver_local(command_id, effect)
+                self.deliver_local(command_id, effect)
                     .instrument(span)
-                    .await;
+                    .await
+                    .map(drop)
             }
+            OutboxEntry::Effect { .. } => self.publish(entry).await,
+            OutboxEntry::Publish { .. } => self.publish(entry).await,
+        }
+    }
+
+    /// Publishes an entry on its subject with its id (a command on its target's subject, an
+    /// event on its own) and its trace context.
+    async fn publish(&self, entry: &OutboxEntry) -> Result<(), Error> {
+        let (subject, id, payload) = match entry {
             OutboxEntry::Effect {
                 command_id, effect, ..
             } => (
@@ -171,13 +192,68 @@ impl Router {
             .map_err(|e| Error::Unavailable(format!("publish {subject}: {e}")))
     }
 
-    /// Delivers a command to its target actor on this node (its command id makes it
-    /// idempotent there).
-    pub(crate) async fn deliver_local(
+    /// Has `effect` applied at its target and waits for the outcome. On a durable bus the
+    /// command travels through JetStream like every command between actors, and this waits
+    /// until the commands consumer applied it; otherwise it is delivered here.
+    pub(crate) async fn command(&self, command_id: &str, effect: &Effect) -> Outcome {
+        if !self.durable_events {
+            return self.deliver_local(command_id, effect).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().insert(command_id.to_owned(), tx);
+        let entry = OutboxEntry::Effect {
+            command_id: command_id.to_owned(),
+            effect: effect.clone(),
+            trace: keel_telemetry::traceparent(&tracing::Span::current()),
+        };
+        let outcome = match self.publish(&entry).await {
+            Ok(()) => tokio::time::timeout(OUTCOME_TIMEOUT, rx).await,
+            Err(e) => Ok(Ok(Err(e))),
+        };
+        match outcome {
+            Ok(Ok(outcome)) => {
+                self.pending.lock().remove(command_id);
+                outcome
+            }
+            _ => {
+                self.pending.lock().remove(command_id);
+                // It may still be applied later, in order with what follows on its subject.
+                Err(Error::Unavailable(format!(
+                    "{command_id} was not applied within {OUTCOME_TIMEOUT:?}"
+                )))
+            }
+        }
+    }
+
+    /// The final outcome of a command the commands consumer applied, for a sender waiting on
+    /// it (if any: most commands have nobody waiting).
+    pub(crate) fn settled(&self, command_id: &str, outcome: Outcome) {
+        if let Some(waiting) = self.pending.lock().remove(command_id) {
+            let _ = waiting.send(outcome);
+        }
+    }
+
+    /// Has a command applied at a SKU-location (see [`Router::command`]) and answers its reply.
+    pub(crate) async fn send_stock(
         &self,
-        command_id: &str,
-        effect: &Effect,
-    ) -> Result<(), Error> {
+        sku: &SkuId,
+        location: &LocationId,
+        command_id: String,
+        command: keel_domain::inventory::StockCommand,
+    ) -> Result<ExecReply, Error> {
+        let effect = Effect::Stock {
+            sku: sku.clone(),
+            location: location.clone(),
+            command,
+        };
+        self.command(&command_id, &effect)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("{command_id}: a stock command without reply")))
+    }
+
+    /// Delivers a command to its target actor on this node (its command id makes it
+    /// idempotent there); a SKU-location answers a reply.
+    pub(crate) async fn deliver_local(&self, command_id: &str, effect: &Effect) -> Outcome {
         let id = Some(command_id.to_owned());
         match effect.clone() {
             Effect::Stock {
@@ -187,14 +263,14 @@ impl Router {
             } => self
                 .stock_exec(&sku, &location, id, command)
                 .await
-                .map(drop),
+                .map(Some),
             Effect::Order { order, command } => {
                 let key = crate::keys::order(&order);
                 let msg = OrderExec {
                     command_id: id,
                     command,
                 };
-                self.ask(&self.orders, &key, msg).await?.map(drop)
+                self.ask(&self.orders, &key, msg).await?.map(|_| None)
             }
             Effect::Warehouse { location, command } => {
                 let key = crate::keys::warehouse(&location);
@@ -202,13 +278,14 @@ impl Router {
                     command_id: id,
                     command,
                 };
-                self.ask(&self.warehouses, &key, msg).await?.map(drop)
+                self.ask(&self.warehouses, &key, msg).await?.map(|_| None)
             }
         }
     }
 
-    /// Delivers the SKU-location commands of an order's decision now (SKU-locations never wait
-    /// on anyone, so an order may wait on them) and queues the rest for the relay.
+    /// Has the SKU-location commands of an order's decision applied now, waiting for them
+    /// (SKU-locations never wait on anyone, so an order may wait on them), and queues the rest
+    /// for the relay.
     pub(crate) async fn deliver_from_order(&self, executed: crate::entity::Executed) {
         let outbox = executed.outbox;
         let mut later = Vec::new();
@@ -219,14 +296,14 @@ impl Router {
                     command_id,
                     effect: effect @ Effect::Stock { .. },
                     ..
-                } => self.deliver_local(command_id, effect).await,
+                } => self.command(command_id, effect).await,
                 _ => {
                     later.push((id, entry));
                     continue;
                 }
             };
             match delivery {
-                Ok(()) => self.delivered(id),
+                Ok(_) => self.delivered(id),
                 Err(Error::Domain(refusal)) => {
                     tracing::error!(outbox_id = id, ?entry, %refusal, "order effect refused");
                     self.delivered(id);

@@ -154,7 +154,7 @@ async fn reserve(
         };
         let id = format!("{}#a{attempt}.{i}", d.key);
         let reply = router
-            .stock_exec(&line.sku, &line.location, Some(id), command)
+            .send_stock(&line.sku, &line.location, id, command)
             .await?;
         let granted = reply.reply["granted"].as_u64().unwrap_or(0);
         Ok::<PlannedLine, Error>(PlannedLine {
@@ -177,10 +177,10 @@ async fn release(
             quantity: line.quantity,
             reason: "allocation compensated".to_owned(),
         };
-        router.stock_exec(
+        router.send_stock(
             &line.sku,
             &line.location,
-            Some(format!("{id_prefix}{i}")),
+            format!("{id_prefix}{i}"),
             command,
         )
     });
