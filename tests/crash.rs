@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use fixtures::invariants::{check_orders_against_inventory, check_position};
 use fixtures::{
     eventually, holders, int, list, order_body, receipt_body, sku_quantities, Api, Keel, Network,
-    Resp, Rng, Transport,
+    Resp, Rng,
 };
 use serde_json::{json, Value};
 
@@ -270,11 +270,7 @@ fn acknowledged_writes_survive_two_sigkills_exactly_once() {
 /// is applied twice, and the node was never restarted.
 #[test]
 fn acknowledged_writes_survive_two_nats_server_sigkills_without_a_node_restart() {
-    let dir = tempfile::Builder::new()
-        .prefix("keel-test-")
-        .tempdir()
-        .expect("create temp dir");
-    let keel = Keel::start_on(Transport::Nats, dir, &[]);
+    let keel = Keel::start_on_nats();
     // The node's NATS client holds requests while it reconnects: they wait out the outage
     // rather than fail, so clients need not retry.
     let keel = writes_survive(keel, Interrupts::Nothing, |keel| {

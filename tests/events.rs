@@ -12,28 +12,14 @@ use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer;
-use fixtures::{expect_2xx, list, text, Keel, Network, Transport};
+use fixtures::nats::replay;
+use fixtures::{expect_2xx, list, order_status_rank, text, Keel, Network};
 use futures::StreamExt;
 use serde_json::Value;
 
 const ORDERS: usize = 100;
 const CLIENTS: usize = 10;
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Where an order status stands on the way from capture to delivery.
-fn rank(status: &str) -> u8 {
-    match status {
-        "received" => 0,
-        "allocated" | "partially_allocated" | "backordered" => 1,
-        "released" => 2,
-        "picking" => 3,
-        "packed" => 4,
-        "shipped" => 5,
-        "delivered" => 6,
-        other => panic!("unexpected order status {other} in an event"),
-    }
-}
 
 /// Reads the events stream from its start until `done` holds for what was read and the stream
 /// is quiet (or the deadline passes); returns the events by subject, in stream order.
@@ -48,20 +34,7 @@ fn read_events(
     runtime.block_on(async {
         let client = async_nats::connect(url).await.expect("connect to NATS");
         let jetstream = async_nats::jetstream::new(client);
-        let stream = jetstream
-            .get_stream("KEEL_EVENTS")
-            .await
-            .expect("the events stream");
-        let reader = stream
-            .create_consumer(consumer::pull::Config {
-                filter_subject: "keel.v1.evt.>".to_owned(),
-                ack_policy: consumer::AckPolicy::None,
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..consumer::pull::Config::default()
-            })
-            .await
-            .expect("an ephemeral consumer");
-        let mut messages = reader.messages().await.expect("messages");
+        let mut messages = replay(&jetstream, "KEEL_EVENTS", "keel.v1.evt.>").await;
         let mut events: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         let deadline = tokio::time::Instant::now() + DEADLINE;
         // Until `done`, then on until the stream is quiet: the events a change publishes
@@ -88,11 +61,7 @@ fn read_events(
 
 #[test]
 fn every_status_change_of_concurrent_orders_arrives_in_order() {
-    let dir = tempfile::Builder::new()
-        .prefix("keel-test-")
-        .tempdir()
-        .expect("temp dir");
-    let mut keel = Keel::start_on(Transport::Nats, dir, &[]);
+    let mut keel = Keel::start_on_nats();
     let url = keel.nats().url();
     let net = Network::two_dcs(&keel, "ev");
     let skus: Vec<String> = (0..3).map(|i| format!("ev-sku-{i}")).collect();
@@ -168,7 +137,8 @@ fn every_status_change_of_concurrent_orders_arrives_in_order() {
                 pair[1]
             );
             assert!(
-                rank(text(&pair[1], "status")) >= rank(text(&pair[0], "status")),
+                order_status_rank(text(&pair[1], "status"))
+                    >= order_status_rank(text(&pair[0], "status")),
                 "{id}: status went back: {statuses:?}"
             );
         }

@@ -15,24 +15,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use fixtures::{list, text, Keel, Network, Transport};
+use fixtures::{list, order_status_rank, text, Keel, Network};
 
 /// The script's own `--timeout`; the test gives it a little more before killing it.
 const SCRIPT_TIMEOUT_SECS: u64 = 60;
-
-/// Where an order status stands on the way from capture to delivery.
-fn rank(status: &str) -> u8 {
-    match status {
-        "received" => 0,
-        "allocated" | "partially_allocated" | "backordered" => 1,
-        "released" => 2,
-        "picking" => 3,
-        "packed" => 4,
-        "shipped" => 5,
-        "delivered" => 6,
-        other => panic!("unexpected order status {other} printed by the script"),
-    }
-}
 
 /// Panics (with the install hint) unless `python3` can import nats-py.
 fn require_nats_py() {
@@ -109,11 +95,7 @@ fn printed_events(output: &Output) -> Vec<(u64, String)> {
 }
 
 fn start_keel() -> (Keel, String, Network) {
-    let dir = tempfile::Builder::new()
-        .prefix("keel-test-")
-        .tempdir()
-        .expect("temp dir");
-    let mut keel = Keel::start_on(Transport::Nats, dir, &[]);
+    let mut keel = Keel::start_on_nats();
     let url = keel.nats().url();
     let net = Network::two_dcs(&keel, "py");
     (keel, url, net)
@@ -162,7 +144,7 @@ fn the_python_example_places_an_order_and_follows_it_to_delivered() {
             describe(&output)
         );
         assert!(
-            rank(&pair[1].1) >= rank(&pair[0].1),
+            order_status_rank(&pair[1].1) >= order_status_rank(&pair[0].1),
             "status went back: {}",
             describe(&output)
         );

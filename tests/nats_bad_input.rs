@@ -8,8 +8,9 @@ mod fixtures;
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
-use fixtures::{expect_2xx, list, text, Keel, Network, Transport};
+use async_nats::jetstream;
+use fixtures::nats::replay;
+use fixtures::{expect_2xx, list, text, Keel, Network};
 use futures::StreamExt;
 use keel_protocol::subjects;
 use serde_json::{json, Value};
@@ -80,19 +81,7 @@ async fn publish(js: &jetstream::Context, subject: &str, msg_id: Option<&str>, b
 /// Reads dead letters until `count` arrived (or 20 s passed): `("{dlq subject} <- {original
 /// subject}", error code, reason)`, in order.
 async fn dead_letters(js: &jetstream::Context, count: usize) -> Vec<(String, String, String)> {
-    let stream = js
-        .get_stream("KEEL_DEAD_LETTERS")
-        .await
-        .expect("the dead-letter stream");
-    let reader = stream
-        .create_consumer(consumer::pull::Config {
-            filter_subject: "keel.v1.dlq.>".to_owned(),
-            ack_policy: consumer::AckPolicy::None,
-            ..consumer::pull::Config::default()
-        })
-        .await
-        .expect("a consumer");
-    let mut messages = reader.messages().await.expect("messages");
+    let mut messages = replay(js, "KEEL_DEAD_LETTERS", "keel.v1.dlq.>").await;
     let mut letters = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while letters.len() < count {
@@ -117,11 +106,7 @@ async fn dead_letters(js: &jetstream::Context, count: usize) -> Vec<(String, Str
 
 #[test]
 fn bad_messages_on_every_inbound_subject_get_their_documented_error() {
-    let dir = tempfile::Builder::new()
-        .prefix("keel-test-")
-        .tempdir()
-        .expect("temp dir");
-    let mut keel = Keel::start_on(Transport::Nats, dir, &[]);
+    let mut keel = Keel::start_on_nats();
     let url = keel.nats().url();
     let net = Network::two_dcs(&keel, "bi");
     keel.create_sku("bi-sku");
