@@ -1,5 +1,5 @@
-//! Command line: `keel-load <SCENARIO> --http URL [options]`. Every option can also be set
-//! through a `KEEL_LOAD_*` environment variable.
+//! Command line: `keel-load <SCENARIO> --http URL | --nats URL [options]`. Every option can
+//! also be set through a `KEEL_LOAD_*` environment variable.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,12 +66,46 @@ pub struct PromoArgs {
     pub demand_multiple: f64,
 }
 
+/// Where Keel is: exactly one of `--http` and `--nats`.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// Base URL of Keel's HTTP API, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "KEEL_LOAD_HTTP", value_name = "URL")]
+    pub http: Option<String>,
+    /// NATS server Keel serves on, e.g. nats://127.0.0.1:4222: drives the keel.v1.api.*
+    /// request-reply subjects, then measures the server's raw publish ceiling.
+    #[arg(long, env = "KEEL_LOAD_NATS", value_name = "URL")]
+    pub nats: Option<String>,
+}
+
+/// The transport chosen on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// Keel's HTTP API at this base URL.
+    Http(&'a str),
+    /// Keel's request-reply API on this NATS server.
+    Nats(&'a str),
+}
+
 /// Options every scenario has.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Base URL of Keel's HTTP API, e.g. http://127.0.0.1:8080.
-    #[arg(long, env = "KEEL_LOAD_HTTP", value_name = "URL")]
-    pub http: String,
+    /// Where Keel is.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// With --nats: the server's monitoring endpoint (nats-server -m PORT), e.g.
+    /// http://127.0.0.1:8222, to count the NATS messages per accepted order.
+    #[arg(
+        long,
+        env = "KEEL_LOAD_NATS_MONITOR",
+        value_name = "URL",
+        conflicts_with = "http"
+    )]
+    pub nats_monitor: Option<String>,
+    /// With --nats: skip the raw publish ceiling measurements after the scenario.
+    #[arg(long, env = "KEEL_LOAD_SKIP_RAW", conflicts_with = "http")]
+    pub skip_raw: bool,
     /// How long to generate load (e.g. 30s, 2m, 500ms).
     #[arg(long, env = "KEEL_LOAD_DURATION", default_value = "30s", value_parser = parse_duration)]
     pub duration: Duration,
@@ -107,9 +141,20 @@ pub struct RunArgs {
     /// Verify at most this many orders (a seeded sample); SKU-locations are always all verified.
     #[arg(long, env = "KEEL_LOAD_VERIFY_SAMPLE", default_value_t = 20_000)]
     pub verify_sample: usize,
-    /// Timeout of each phase of a request (connect, send, receive).
+    /// Timeout of each phase of a request (connect, send, receive); over NATS, of each request.
     #[arg(long, env = "KEEL_LOAD_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
+}
+
+impl RunArgs {
+    /// The transport to use (clap makes sure exactly one was given).
+    pub fn target(&self) -> Target<'_> {
+        match (&self.target.http, &self.target.nats) {
+            (_, Some(url)) => Target::Nats(url),
+            (Some(url), None) => Target::Http(url),
+            (None, None) => unreachable!("clap requires --http or --nats"),
+        }
+    }
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h`, `1.5s`; a bare number is seconds. Zero is refused.
@@ -238,5 +283,31 @@ mod tests {
         assert!(
             Cli::try_parse_from(["keel-load", "steady", "--http", "x", "--rate", "0"]).is_err()
         );
+    }
+
+    #[test]
+    fn exactly_one_transport() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["keel-load", "promo"].iter().chain(args))
+                .map(|cli| cli.scenario.run_args().clone())
+        };
+        let http = parse(&["--http", "http://h:1"]).unwrap();
+        assert_eq!(http.target(), Target::Http("http://h:1"));
+        assert!(!http.skip_raw);
+        let nats = parse(&[
+            "--nats",
+            "nats://h:4222",
+            "--nats-monitor",
+            "http://h:8222",
+            "--skip-raw",
+        ])
+        .unwrap();
+        assert_eq!(nats.target(), Target::Nats("nats://h:4222"));
+        assert_eq!(nats.nats_monitor.as_deref(), Some("http://h:8222"));
+        assert!(nats.skip_raw);
+        assert!(parse(&[]).is_err(), "no transport");
+        assert!(parse(&["--http", "http://h:1", "--nats", "nats://h:2"]).is_err());
+        assert!(parse(&["--http", "http://h:1", "--nats-monitor", "http://h:8222"]).is_err());
+        assert!(parse(&["--http", "http://h:1", "--skip-raw"]).is_err());
     }
 }

@@ -1,20 +1,25 @@
 //! `keel-load`: Keel's load generator.
 //!
-//! A real client of Keel's public HTTP contract (`docs/http-api.md`). Each run creates its own
-//! uniquely prefixed catalog and stock, drives a scenario from many worker threads (closed loop,
-//! or open loop with `--rate`), measures accept and end-to-end latency with HdrHistogram, and at
-//! the end verifies Keel's invariants through the query API only (see [`verify`]).
+//! A real client of Keel's public contract, over HTTP (`docs/http-api.md`) or NATS
+//! request-reply (`docs/subjects.md`). Each run creates its own uniquely prefixed catalog and
+//! stock, drives a scenario from many worker threads (closed loop, or open loop with `--rate`),
+//! measures accept and end-to-end latency with HdrHistogram, and at the end verifies Keel's
+//! invariants through the query API only (see [`verify`]). Over NATS it also measures the
+//! server's raw publish ceiling after the scenario and, with `--nats-monitor`, the NATS
+//! messages per order (see [`raw_nats`]).
 //!
 //! ```text
 //! keel-load steady --http http://127.0.0.1:8080 --duration 30s --concurrency 16
 //! keel-load promo  --http http://127.0.0.1:8080 --duration 10s --rate 2000 --json-out promo.json
+//! keel-load promo  --nats nats://127.0.0.1:4222 --nats-monitor http://127.0.0.1:8222
 //! ```
 //!
 //! Exit status: 0 when every invariant held, 1 when verification found violations, 2 for usage
-//! or setup errors.
+//! or setup errors. A raw NATS measurement that fails after the scenario is reported in the
+//! notes, not as an error.
 //!
-//! Layout: [`cli`] (options), [`client`] (transport-neutral [`client::KeelClient`] and its HTTP
-//! implementation), [`scenario`] (setup, workers, the `steady` and `promo` plans), [`workload`]
+//! Layout: [`cli`] (options), [`client`] (transport-neutral [`client::KeelClient`] over HTTP
+//! and NATS), [`raw_nats`] (the NATS server's own numbers), [`scenario`] (setup, workers, the `steady` and `promo` plans), [`workload`]
 //! (seeded decisions), [`stats`] (histograms, progress), [`runlog`] (what the tool did),
 //! [`collect`] + [`verify`] (reading back and checking), [`report`] (table and JSON).
 
@@ -23,6 +28,7 @@ mod catalog;
 mod cli;
 mod client;
 mod collect;
+mod raw_nats;
 mod report;
 mod runlog;
 mod scenario;
@@ -33,13 +39,15 @@ mod workload;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::Parser;
 
-use crate::cli::{Cli, Scenario};
+use crate::cli::{Cli, RunArgs, Scenario, Target};
 use crate::client::http::HttpConnector;
-use crate::report::Summary;
-use crate::scenario::{promo, steady, Settings};
+use crate::client::nats::NatsConnector;
+use crate::raw_nats::{MessageCount, Monitor};
+use crate::report::{NatsSummary, Summary};
+use crate::scenario::{promo, steady, LoadWatch, Plan, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -56,9 +64,6 @@ fn main() -> ExitCode {
 /// Runs the chosen scenario, prints the table, writes the JSON summary.
 fn run(cli: &Cli) -> anyhow::Result<Summary> {
     let args = cli.scenario.run_args();
-    if !args.http.starts_with("http://") {
-        bail!("--http must be an http:// URL, got {:?}", args.http);
-    }
     let (seed, prefix) = defaults();
     let seed = args.seed.unwrap_or(seed);
     let prefix = args.prefix.clone().unwrap_or(prefix);
@@ -73,13 +78,72 @@ fn run(cli: &Cli) -> anyhow::Result<Summary> {
         seed,
         verify_sample: args.verify_sample,
     };
-    let connector = HttpConnector::new(&args.http, args.timeout);
-    let outcome = scenario::run(&connector, plan, settings)?;
-    let summary = Summary::build(&outcome);
+    let summary = match args.target() {
+        Target::Http(url) => {
+            if !url.starts_with("http://") {
+                bail!("--http must be an http:// URL, got {url:?}");
+            }
+            let connector = HttpConnector::new(url, args.timeout);
+            Summary::build(&scenario::run(&connector, plan, settings, None)?)
+        }
+        Target::Nats(url) => run_nats(url, args, plan, settings)?,
+    };
     print!("{}", summary.table());
     if let Some(path) = &args.json_out {
         summary.write_json(path)?;
     }
+    Ok(summary)
+}
+
+/// The scenario over NATS, counting the server's messages during the load when a monitoring
+/// endpoint is given, then the server's raw ceiling (unless `--skip-raw`).
+fn run_nats(url: &str, args: &RunArgs, plan: Plan, settings: Settings) -> anyhow::Result<Summary> {
+    let connector = NatsConnector::connect(url, args.timeout)?;
+    let mut count = match &args.nats_monitor {
+        Some(base) => {
+            let monitor = Monitor::new(base);
+            monitor.read().context("--nats-monitor")?;
+            Some(MessageCount::new(monitor))
+        }
+        None => None,
+    };
+    let watch = count.as_mut().map(|c| c as &mut dyn LoadWatch);
+    let mut summary = Summary::build(&scenario::run(&connector, plan, settings, watch)?);
+    if let Some(e) = count.as_ref().and_then(MessageCount::error) {
+        summary
+            .notes
+            .push(format!("NATS messages not counted: {e}"));
+    }
+    let ceilings = if args.skip_raw {
+        None
+    } else {
+        eprintln!("keel-load: measuring the raw NATS ceiling on {url}");
+        match raw_nats::measure(connector.runtime(), url) {
+            Ok(c) => {
+                if c.core_received < raw_nats::CORE_MESSAGES {
+                    summary.notes.push(format!(
+                        "core publish: the subscriber received {} of {} messages (the server \
+                         dropped the rest as a slow consumer)",
+                        c.core_received,
+                        raw_nats::CORE_MESSAGES
+                    ));
+                }
+                Some(c)
+            }
+            Err(e) => {
+                summary
+                    .notes
+                    .push(format!("raw NATS ceiling not measured: {e:#}"));
+                None
+            }
+        }
+    };
+    summary.nats = Some(NatsSummary::new(
+        summary.orders_accepted,
+        summary.orders_per_sec,
+        ceilings.as_ref(),
+        count.as_ref().and_then(MessageCount::delta),
+    ));
     Ok(summary)
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::raw_nats::{Ceilings, Varz, JS_IN_FLIGHT};
 use crate::scenario::RunOutcome;
 use crate::stats::{LatencySummary, OpCounts};
 use crate::verify::Verified;
@@ -19,8 +20,10 @@ const TABLE_VIOLATIONS: usize = 50;
 pub struct Summary {
     /// Scenario name.
     pub scenario: String,
-    /// Base URL.
+    /// Base URL or NATS URL.
     pub target: String,
+    /// `http` or `nats`.
+    pub transport: &'static str,
     /// Prefix of the run's ids.
     pub prefix: String,
     /// Seed of the run.
@@ -59,6 +62,50 @@ pub struct Summary {
     pub violations_total: usize,
     /// Violations; empty when every invariant held.
     pub violations: Vec<String>,
+    /// The NATS figures of a `--nats` run (`null` over HTTP).
+    pub nats: Option<NatsSummary>,
+}
+
+/// The NATS server's figures, measured in the same run on the same server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NatsSummary {
+    /// Core publish ceiling, msgs/s (`null` with `--skip-raw` or when it failed).
+    pub core_publish_msgs_per_sec: Option<f64>,
+    /// JetStream pipelined publish ceiling, msgs/s (`null` likewise).
+    pub jetstream_publish_msgs_per_sec: Option<f64>,
+    /// `orders_per_sec / jetstream_publish_msgs_per_sec`.
+    pub keel_to_jetstream_ratio: Option<f64>,
+    /// `(in_msgs + out_msgs) / orders_accepted` during the load (`null` without
+    /// `--nats-monitor`).
+    pub messages_per_order: Option<f64>,
+    /// Messages the server received during the load.
+    pub in_msgs: Option<u64>,
+    /// Messages the server delivered during the load.
+    pub out_msgs: Option<u64>,
+}
+
+impl NatsSummary {
+    /// The figures for a run that accepted `orders` at `orders_per_sec`.
+    pub fn new(
+        orders: u64,
+        orders_per_sec: f64,
+        ceilings: Option<&Ceilings>,
+        messages: Option<Varz>,
+    ) -> Self {
+        let js = ceilings.map(|c| c.jetstream_msgs_per_sec);
+        NatsSummary {
+            core_publish_msgs_per_sec: ceilings.map(|c| c.core_msgs_per_sec.round()),
+            jetstream_publish_msgs_per_sec: js.map(f64::round),
+            keel_to_jetstream_ratio: js
+                .filter(|&js| js > 0.0)
+                .map(|js| (orders_per_sec / js * 1e4).round() / 1e4),
+            messages_per_order: messages
+                .filter(|_| orders > 0)
+                .map(|m| round3((m.in_msgs + m.out_msgs) as f64 / orders as f64)),
+            in_msgs: messages.map(|m| m.in_msgs),
+            out_msgs: messages.map(|m| m.out_msgs),
+        }
+    }
 }
 
 impl Summary {
@@ -105,6 +152,7 @@ impl Summary {
         Summary {
             scenario: o.plan.name.to_owned(),
             target: o.target.clone(),
+            transport: o.transport,
             prefix: o.plan.catalog.prefix.clone(),
             seed: o.settings.seed,
             duration_s: round3(secs),
@@ -132,6 +180,7 @@ impl Summary {
             verified: o.verification.verified.clone(),
             violations_total: o.verification.violations_total,
             violations: o.verification.violations.clone(),
+            nats: None,
         }
     }
 
@@ -149,7 +198,10 @@ impl Summary {
         };
         row(
             "scenario",
-            format!("{} against {}", self.scenario, self.target),
+            format!(
+                "{} against {} ({})",
+                self.scenario, self.target, self.transport
+            ),
         );
         row("prefix / seed", format!("{} / {}", self.prefix, self.seed));
         row(
@@ -193,6 +245,31 @@ impl Summary {
         row("errors", counts(&self.errors));
         for (k, v) in &self.scenario_info {
             row(k, v.to_string());
+        }
+        if let Some(n) = &self.nats {
+            row(
+                "nats ceiling",
+                match (
+                    n.core_publish_msgs_per_sec,
+                    n.jetstream_publish_msgs_per_sec,
+                ) {
+                    (Some(core), Some(js)) => format!(
+                        "core publish {core:.0} msgs/s, JetStream publish {js:.0} msgs/s \
+                         ({JS_IN_FLIGHT} acks in flight); Keel orders/s = {} x JetStream",
+                        n.keel_to_jetstream_ratio.unwrap_or(0.0)
+                    ),
+                    _ => "not measured (--skip-raw, or it failed: see the notes)".into(),
+                },
+            );
+            row(
+                "nats messages",
+                match (n.messages_per_order, n.in_msgs, n.out_msgs) {
+                    (Some(per), Some(i), Some(o)) => {
+                        format!("{per:.2} per accepted order (in {i}, out {o} during the load)")
+                    }
+                    _ => "not counted (needs --nats-monitor)".into(),
+                },
+            );
         }
         let v = &self.verified;
         row(
@@ -261,6 +338,7 @@ mod tests {
         Summary {
             scenario: "promo".into(),
             target: "http://h".into(),
+            transport: "http",
             prefix: "kl".into(),
             seed: 1,
             duration_s: 2.0,
@@ -280,6 +358,7 @@ mod tests {
             verified: Verified::default(),
             violations_total: 0,
             violations: Vec::new(),
+            nats: None,
         }
     }
 
@@ -299,6 +378,8 @@ mod tests {
             "rate",
             "violations",
             "verified",
+            "transport",
+            "nats",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
@@ -310,6 +391,53 @@ mod tests {
         }
         assert_eq!(v["errors"]["transport"], 2);
         assert!(v["violations"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn nats_figures_are_relative_to_the_orders() {
+        let ceilings = Ceilings {
+            core_msgs_per_sec: 1_000_000.4,
+            core_received: 200_000,
+            jetstream_msgs_per_sec: 40_000.0,
+        };
+        let messages = Varz {
+            in_msgs: 600,
+            out_msgs: 900,
+        };
+        let n = NatsSummary::new(100, 1_000.0, Some(&ceilings), Some(messages));
+        assert_eq!(n.core_publish_msgs_per_sec, Some(1_000_000.0));
+        assert_eq!(n.keel_to_jetstream_ratio, Some(0.025));
+        assert_eq!(n.messages_per_order, Some(15.0));
+        let mut s = summary();
+        s.transport = "nats";
+        s.nats = Some(n);
+        let v = serde_json::to_value(&s).unwrap();
+        for key in [
+            "core_publish_msgs_per_sec",
+            "jetstream_publish_msgs_per_sec",
+            "keel_to_jetstream_ratio",
+            "messages_per_order",
+            "in_msgs",
+            "out_msgs",
+        ] {
+            assert!(v["nats"].get(key).is_some(), "missing nats.{key}");
+        }
+        let t = s.table();
+        assert!(t.contains("JetStream publish 40000 msgs/s"), "{t}");
+        assert!(
+            t.contains("15.00 per accepted order (in 600, out 900"),
+            "{t}"
+        );
+
+        let bare = NatsSummary::new(0, 0.0, None, None);
+        assert_eq!(bare.messages_per_order, None);
+        s.nats = Some(bare);
+        let t = s.table();
+        assert!(t.contains("not counted (needs --nats-monitor)"), "{t}");
+        assert_eq!(
+            serde_json::to_value(&s).unwrap()["nats"]["in_msgs"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]

@@ -1,17 +1,20 @@
 //! Transport-neutral client of Keel's public API.
 //!
-//! The scenarios only talk to [`KeelClient`]; [`http::HttpClient`] is the first implementation.
-//! A NATS request-reply client (same bodies and error codes, `keel.v1.api.*` subjects) can be
-//! added as a second implementation plus a [`Connector`] without touching the scenarios.
+//! The scenarios only talk to [`KeelClient`], made by a [`Connector`]. Its one implementation,
+//! [`call::ApiClient`], describes each operation once (HTTP route, request-reply subject, body)
+//! and runs over a [`call::Transport`]: [`http`] (Keel's HTTP API) or [`nats`] (the
+//! `keel.v1.api.*` request-reply subjects, same bodies and error codes).
 
+pub mod call;
 pub mod http;
+pub mod nats;
 
 use std::fmt;
 use std::thread;
 use std::time::Duration;
 
 use crate::api::{
-    Ledger, NewChannel, NewLocation, NewSku, Order, PlaceOrder, Position, Receipt, Step,
+    ErrorBody, Ledger, NewChannel, NewLocation, NewSku, Order, PlaceOrder, Position, Receipt, Step,
 };
 
 /// The result of one call.
@@ -82,6 +85,23 @@ impl fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
+/// The error for a non-`2xx` reply with `status` and `body`: the code and message of Keel's
+/// error body, or `http_{status}` and the raw body when it is not one.
+pub fn api_error(status: u16, body: &[u8]) -> CallError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(body) => CallError::Api {
+            status,
+            code: body.error.code,
+            message: body.error.message,
+        },
+        Err(_) => CallError::Api {
+            status,
+            code: format!("http_{status}"),
+            message: String::from_utf8_lossy(body).into_owned(),
+        },
+    }
+}
+
 /// One connection's worth of Keel's API. Each worker thread owns one.
 ///
 /// Writes answer `()` where the load generator does not need the body, which saves decoding.
@@ -116,6 +136,8 @@ pub trait Connector: Sync {
     fn connect(&self) -> Box<dyn KeelClient>;
     /// Where the clients go, for the report (e.g. the base URL).
     fn target(&self) -> String;
+    /// The transport's name for the report: `http` or `nats`.
+    fn transport(&self) -> &'static str;
 }
 
 /// How often and how patiently an ambiguous call is repeated.
@@ -251,6 +273,27 @@ mod tests {
         assert!(!CallError::Decode("eof".into()).is_retryable());
         assert_eq!(CallError::Transport("x".into()).code(), "transport");
         assert_eq!(api(404, "unknown_sku").code(), "unknown_sku");
+    }
+
+    #[test]
+    fn error_bodies_give_the_code_and_others_the_status() {
+        let body = br#"{"error":{"code":"unknown_sku","message":"no SKU X"}}"#;
+        assert_eq!(
+            api_error(404, body),
+            CallError::Api {
+                status: 404,
+                code: "unknown_sku".into(),
+                message: "no SKU X".into(),
+            }
+        );
+        assert_eq!(
+            api_error(502, b"bad gateway"),
+            CallError::Api {
+                status: 502,
+                code: "http_502".into(),
+                message: "bad gateway".into(),
+            }
+        );
     }
 
     #[test]

@@ -65,6 +65,14 @@ pub struct Settings {
     pub verify_sample: usize,
 }
 
+/// Watches the measured load from outside, e.g. the NATS server's message counters.
+pub trait LoadWatch {
+    /// Setup is done; the workers start right after this returns.
+    fn starting(&mut self);
+    /// Every worker has stopped (settling included); verification starts after this returns.
+    fn finished(&mut self);
+}
+
 /// Everything a run produced.
 #[derive(Debug)]
 pub struct RunOutcome {
@@ -74,6 +82,8 @@ pub struct RunOutcome {
     pub settings: Settings,
     /// Where it ran (base URL).
     pub target: String,
+    /// How it talked to Keel (`http`, `nats`).
+    pub transport: &'static str,
     /// Measured length of the load phase.
     pub elapsed: Duration,
     /// All workers' measurements.
@@ -84,12 +94,14 @@ pub struct RunOutcome {
     pub info: BTreeMap<String, serde_json::Value>,
 }
 
-/// Runs `plan`. Errors are setup errors (server unreachable, catalog refused …); what goes
-/// wrong during the load is measured and verified instead.
+/// Runs `plan`, telling `watch` when the measured load starts and ends. Errors are setup errors
+/// (server unreachable, catalog refused …); what goes wrong during the load is measured and
+/// verified instead.
 pub fn run(
     connector: &dyn Connector,
     plan: Plan,
     settings: Settings,
+    mut watch: Option<&mut dyn LoadWatch>,
 ) -> anyhow::Result<RunOutcome> {
     let target = connector.target();
     let workers = settings.concurrency;
@@ -107,6 +119,9 @@ pub fn run(
     );
     let mut log = setup::create(connector, &plan, workers)?;
 
+    if let Some(w) = watch.as_mut() {
+        w.starting();
+    }
     let board = Board::new(workers);
     let stop = AtomicBool::new(false);
     let start = Instant::now();
@@ -143,6 +158,9 @@ pub fn run(
     }
     let elapsed = load_end - start;
     let stats = board.snapshot();
+    if let Some(w) = watch.as_mut() {
+        w.finished();
+    }
 
     let sample = sample(log.orders.len(), settings.verify_sample, settings.seed);
     eprintln!(
@@ -166,6 +184,7 @@ pub fn run(
         plan,
         settings,
         target,
+        transport: connector.transport(),
         elapsed,
         stats,
         verification,
