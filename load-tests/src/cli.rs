@@ -1,10 +1,11 @@
-//! Command line: `keel-load <SCENARIO> --http URL | --nats URL [options]`. Every option can
-//! also be set through a `KEEL_LOAD_*` environment variable.
+//! Command line: `keel-load <SCENARIO> --http URL | --nats URL [options]`, or `keel-load chaos
+//! [options]` against processes the tool starts itself. Every option can also be set through a
+//! `KEEL_LOAD_*` environment variable.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::catalog::is_valid_id;
 use crate::workload::SkuDist;
@@ -25,6 +26,11 @@ pub enum Scenario {
     Steady(SteadyArgs),
     /// A promotion spike: most lines on a few scarce SKUs, demand a multiple of their stock.
     Promo(PromoArgs),
+    /// `steady` against a nats-server and a Keel node the tool starts on loopback itself,
+    /// SIGKILLing and restarting each at the chosen moments.
+    Chaos(ChaosArgs),
+    /// A long `steady`, sampling the node's memory, orders/s and accept latency over time.
+    Soak(SoakArgs),
 }
 
 impl Scenario {
@@ -33,6 +39,8 @@ impl Scenario {
         match self {
             Scenario::Steady(a) => &a.run,
             Scenario::Promo(a) => &a.run,
+            Scenario::Chaos(a) => &a.run,
+            Scenario::Soak(a) => &a.run,
         }
     }
 }
@@ -40,9 +48,20 @@ impl Scenario {
 /// Options of `steady`.
 #[derive(Debug, Args)]
 pub struct SteadyArgs {
+    /// Where Keel is.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Options every scenario has.
     #[command(flatten)]
     pub run: RunArgs,
+    /// The shape of the day.
+    #[command(flatten)]
+    pub day: DayArgs,
+}
+
+/// The shape of a `steady` day (also of `chaos` and `soak`, which run it).
+#[derive(Debug, Clone, Args)]
+pub struct DayArgs {
     /// Share of orders whose fulfillments are walked picked → packed → shipped → delivered.
     #[arg(long, env = "KEEL_LOAD_WALK_SHARE", default_value_t = 0.15, value_parser = parse_share)]
     pub walk_share: f64,
@@ -51,6 +70,9 @@ pub struct SteadyArgs {
 /// Options of `promo`.
 #[derive(Debug, Args)]
 pub struct PromoArgs {
+    /// Where Keel is.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Options every scenario has.
     #[command(flatten)]
     pub run: RunArgs,
@@ -64,6 +86,107 @@ pub struct PromoArgs {
     /// Expected demand on the scarce SKUs, as a multiple of their stock (sizes the stock).
     #[arg(long, env = "KEEL_LOAD_DEMAND_MULTIPLE", default_value_t = 3.0, value_parser = parse_positive)]
     pub demand_multiple: f64,
+}
+
+/// Options of `chaos`.
+#[derive(Debug, Args)]
+#[command(mut_arg("timeout", |a| a.default_value("2s")))]
+pub struct ChaosArgs {
+    /// Options every scenario has (--timeout defaults to 2s here: over NATS, a request in
+    /// flight to a killed node gets no reply and waits for its timeout).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The shape of the day.
+    #[command(flatten)]
+    pub day: DayArgs,
+    /// How the workload talks to the node: its NATS request-reply API or its HTTP API.
+    #[arg(long, env = "KEEL_LOAD_VIA", value_enum, default_value_t = Via::Nats)]
+    pub via: Via,
+    /// The keel binary to start (default: `keel` next to this executable).
+    #[arg(long, env = "KEEL_LOAD_KEEL_BIN", value_name = "PATH")]
+    pub keel_bin: Option<PathBuf>,
+    /// The nats-server binary to start: a path, or a name looked up on PATH (then in /usr/sbin).
+    #[arg(
+        long,
+        env = "KEEL_LOAD_NATS_SERVER_BIN",
+        value_name = "PATH",
+        default_value = "nats-server"
+    )]
+    pub nats_server_bin: PathBuf,
+    /// When to SIGKILL (and restart) the Keel node: offsets from the start of the load,
+    /// comma-separated (e.g. 10s,25s), or `none`. Default: once, at a third of --duration.
+    #[arg(long, env = "KEEL_LOAD_KILL_KEEL_AT", value_name = "OFFSETS", value_parser = parse_offsets)]
+    pub kill_keel_at: Option<Offsets>,
+    /// When to SIGKILL (and restart) the NATS server, like --kill-keel-at. Default: once, at
+    /// two thirds of --duration.
+    #[arg(long, env = "KEEL_LOAD_KILL_NATS_AT", value_name = "OFFSETS", value_parser = parse_offsets)]
+    pub kill_nats_at: Option<Offsets>,
+}
+
+/// The transport of `chaos`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// The keel.v1.api.* request-reply subjects.
+    Nats,
+    /// The HTTP API.
+    Http,
+}
+
+/// Options of `soak`.
+#[derive(Debug, Args)]
+#[command(mut_arg("duration", |a| a.default_value("10m")))]
+pub struct SoakArgs {
+    /// Where Keel is.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Options every scenario has (--duration defaults to 10m here).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The shape of the day.
+    #[command(flatten)]
+    pub day: DayArgs,
+    /// How often to take a sample (RSS, orders/s and accept latency of the interval).
+    #[arg(long, env = "KEEL_LOAD_SAMPLE_EVERY", default_value = "10s", value_parser = parse_duration)]
+    pub sample_every: Duration,
+    /// PID of the Keel process whose resident memory (VmRSS) is sampled; without it, no
+    /// memory is sampled (the tool does not guess which process serves the URL).
+    #[arg(long, env = "KEEL_LOAD_KEEL_PID", value_name = "PID")]
+    pub keel_pid: Option<u32>,
+}
+
+/// Offsets from the start of the load (`--kill-keel-at`, `--kill-nats-at`), ascending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offsets(pub Vec<Duration>);
+
+/// Where Keel is, and what to measure on its NATS server.
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// Exactly one of `--http` and `--nats`.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// With --nats: the server's monitoring endpoint (nats-server -m PORT), e.g.
+    /// http://127.0.0.1:8222, to count the NATS messages per accepted order.
+    #[arg(
+        long,
+        env = "KEEL_LOAD_NATS_MONITOR",
+        value_name = "URL",
+        conflicts_with = "http"
+    )]
+    pub nats_monitor: Option<String>,
+    /// With --nats: skip the raw publish ceiling measurements after the scenario.
+    #[arg(long, env = "KEEL_LOAD_SKIP_RAW", conflicts_with = "http")]
+    pub skip_raw: bool,
+}
+
+impl RemoteArgs {
+    /// The transport to use (clap makes sure exactly one was given).
+    pub fn target(&self) -> Target<'_> {
+        match (&self.target.http, &self.target.nats) {
+            (_, Some(url)) => Target::Nats(url),
+            (Some(url), None) => Target::Http(url),
+            (None, None) => unreachable!("clap requires --http or --nats"),
+        }
+    }
 }
 
 /// Where Keel is: exactly one of `--http` and `--nats`.
@@ -91,21 +214,6 @@ pub enum Target<'a> {
 /// Options every scenario has.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Where Keel is.
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// With --nats: the server's monitoring endpoint (nats-server -m PORT), e.g.
-    /// http://127.0.0.1:8222, to count the NATS messages per accepted order.
-    #[arg(
-        long,
-        env = "KEEL_LOAD_NATS_MONITOR",
-        value_name = "URL",
-        conflicts_with = "http"
-    )]
-    pub nats_monitor: Option<String>,
-    /// With --nats: skip the raw publish ceiling measurements after the scenario.
-    #[arg(long, env = "KEEL_LOAD_SKIP_RAW", conflicts_with = "http")]
-    pub skip_raw: bool,
     /// How long to generate load (e.g. 30s, 2m, 500ms).
     #[arg(long, env = "KEEL_LOAD_DURATION", default_value = "30s", value_parser = parse_duration)]
     pub duration: Duration,
@@ -146,17 +254,6 @@ pub struct RunArgs {
     pub timeout: Duration,
 }
 
-impl RunArgs {
-    /// The transport to use (clap makes sure exactly one was given).
-    pub fn target(&self) -> Target<'_> {
-        match (&self.target.http, &self.target.nats) {
-            (_, Some(url)) => Target::Nats(url),
-            (Some(url), None) => Target::Http(url),
-            (None, None) => unreachable!("clap requires --http or --nats"),
-        }
-    }
-}
-
 /// Parses `500ms`, `30s`, `2m`, `1h`, `1.5s`; a bare number is seconds. Zero is refused.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -183,6 +280,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("duration {s:?} must be positive"));
     }
     Ok(d)
+}
+
+/// Parses `--kill-keel-at` / `--kill-nats-at`: comma-separated positive durations (`10s,25s`,
+/// see [`parse_duration`]), answered in ascending order, or `none` for no fault of that kind.
+pub fn parse_offsets(s: &str) -> Result<Offsets, String> {
+    if s.trim() == "none" {
+        return Ok(Offsets(Vec::new()));
+    }
+    let mut offsets = s
+        .split(',')
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
+    offsets.sort_unstable();
+    Ok(Offsets(offsets))
 }
 
 fn parse_positive(s: &str) -> Result<f64, String> {
@@ -288,8 +399,12 @@ mod tests {
     #[test]
     fn exactly_one_transport() {
         let parse = |args: &[&str]| {
-            Cli::try_parse_from(["keel-load", "promo"].iter().chain(args))
-                .map(|cli| cli.scenario.run_args().clone())
+            Cli::try_parse_from(["keel-load", "promo"].iter().chain(args)).map(|cli| {
+                let Scenario::Promo(p) = cli.scenario else {
+                    unreachable!("parsed promo")
+                };
+                p.remote
+            })
         };
         let http = parse(&["--http", "http://h:1"]).unwrap();
         assert_eq!(http.target(), Target::Http("http://h:1"));
@@ -309,5 +424,75 @@ mod tests {
         assert!(parse(&["--http", "http://h:1", "--nats", "nats://h:2"]).is_err());
         assert!(parse(&["--http", "http://h:1", "--nats-monitor", "http://h:8222"]).is_err());
         assert!(parse(&["--http", "http://h:1", "--skip-raw"]).is_err());
+    }
+
+    #[test]
+    fn fault_offsets() {
+        let secs = |v: &[u64]| Offsets(v.iter().map(|&s| Duration::from_secs(s)).collect());
+        assert_eq!(parse_offsets("10s,25s"), Ok(secs(&[10, 25])));
+        assert_eq!(parse_offsets("25s, 10s"), Ok(secs(&[10, 25])));
+        assert_eq!(parse_offsets("15"), Ok(secs(&[15])));
+        assert_eq!(
+            parse_offsets("1m,500ms"),
+            Ok(Offsets(vec![
+                Duration::from_millis(500),
+                Duration::from_secs(60)
+            ]))
+        );
+        assert_eq!(parse_offsets("none"), Ok(secs(&[])));
+        for bad in ["", "10s,", ",10s", "10s,,20s", "0s", "10x", "-1s"] {
+            assert!(parse_offsets(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn chaos_needs_no_target_and_soak_runs_ten_minutes() {
+        let cli = Cli::try_parse_from([
+            "keel-load",
+            "chaos",
+            "--duration",
+            "40s",
+            "--kill-keel-at",
+            "10s,25s",
+            "--kill-nats-at",
+            "none",
+            "--via",
+            "http",
+        ])
+        .unwrap();
+        let Scenario::Chaos(c) = &cli.scenario else {
+            panic!("not chaos")
+        };
+        assert_eq!(c.via, Via::Http);
+        assert_eq!(
+            c.kill_keel_at,
+            Some(Offsets(vec![
+                Duration::from_secs(10),
+                Duration::from_secs(25)
+            ]))
+        );
+        assert_eq!(c.kill_nats_at, Some(Offsets(Vec::new())));
+        assert_eq!(c.keel_bin, None);
+        assert_eq!(c.nats_server_bin, PathBuf::from("nats-server"));
+        assert_eq!(c.run.timeout, Duration::from_secs(2));
+        assert!(Cli::try_parse_from(["keel-load", "chaos", "--http", "http://h:1"]).is_err());
+
+        let cli = Cli::try_parse_from([
+            "keel-load",
+            "soak",
+            "--nats",
+            "nats://h:1",
+            "--keel-pid",
+            "42",
+        ])
+        .unwrap();
+        let Scenario::Soak(s) = &cli.scenario else {
+            panic!("not soak")
+        };
+        assert_eq!(s.run.duration, Duration::from_secs(600));
+        assert_eq!(s.sample_every, Duration::from_secs(10));
+        assert_eq!(s.keel_pid, Some(42));
+        let cli = Cli::try_parse_from(["keel-load", "steady", "--http", "x"]).unwrap();
+        assert_eq!(cli.scenario.run_args().duration, Duration::from_secs(30));
     }
 }

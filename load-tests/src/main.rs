@@ -12,19 +12,28 @@
 //! keel-load steady --http http://127.0.0.1:8080 --duration 30s --concurrency 16
 //! keel-load promo  --http http://127.0.0.1:8080 --duration 10s --rate 2000 --json-out promo.json
 //! keel-load promo  --nats nats://127.0.0.1:4222 --nats-monitor http://127.0.0.1:8222
+//! keel-load chaos  --duration 40s --concurrency 8 --kill-keel-at 10s,25s --kill-nats-at 15s
+//! keel-load soak   --http http://127.0.0.1:8080 --duration 10m --keel-pid "$(pgrep -x keel)"
 //! ```
+//!
+//! `chaos` starts its own nats-server and Keel node on loopback and SIGKILLs and restarts them
+//! during the load (see [`chaos`]); `soak` samples memory, orders/s and latency over a long run
+//! (see [`soak`]).
 //!
 //! Exit status: 0 when every invariant held, 1 when verification found violations, 2 for usage
 //! or setup errors. A raw NATS measurement that fails after the scenario is reported in the
 //! notes, not as an error.
 //!
 //! Layout: [`cli`] (options), [`client`] (transport-neutral [`client::KeelClient`] over HTTP
-//! and NATS), [`raw_nats`] (the NATS server's own numbers), [`scenario`] (setup, workers, the `steady` and `promo` plans), [`workload`]
-//! (seeded decisions), [`stats`] (histograms, progress), [`runlog`] (what the tool did),
-//! [`collect`] + [`verify`] (reading back and checking), [`report`] (table and JSON).
+//! and NATS), [`raw_nats`] (the NATS server's own numbers), [`scenario`] (setup, workers, the
+//! `steady` and `promo` plans), [`chaos`] (faults, and the processes it owns), [`soak`]
+//! (samples over time), [`workload`] (seeded decisions), [`stats`] (histograms, progress),
+//! [`runlog`] (what the tool did), [`collect`] + [`verify`] (reading back and checking),
+//! [`report`] (table and JSON).
 
 mod api;
 mod catalog;
+mod chaos;
 mod cli;
 mod client;
 mod collect;
@@ -32,22 +41,25 @@ mod raw_nats;
 mod report;
 mod runlog;
 mod scenario;
+mod soak;
 mod stats;
 mod verify;
 mod workload;
 
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::Parser;
 
-use crate::cli::{Cli, RunArgs, Scenario, Target};
+use crate::cli::{Cli, RemoteArgs, Scenario, Target};
 use crate::client::http::HttpConnector;
 use crate::client::nats::NatsConnector;
+use crate::client::RetryPolicy;
 use crate::raw_nats::{MessageCount, Monitor};
 use crate::report::{NatsSummary, Summary};
 use crate::scenario::{promo, steady, LoadWatch, Plan, Settings};
+use crate::soak::Sampler;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -68,8 +80,10 @@ fn run(cli: &Cli) -> anyhow::Result<Summary> {
     let seed = args.seed.unwrap_or(seed);
     let prefix = args.prefix.clone().unwrap_or(prefix);
     let plan = match &cli.scenario {
-        Scenario::Steady(a) => steady::plan(a, &prefix),
+        Scenario::Steady(a) => steady::plan(&a.run, &a.day, &prefix),
         Scenario::Promo(a) => promo::plan(a, &prefix),
+        Scenario::Chaos(a) => steady::plan(&a.run, &a.day, &prefix),
+        Scenario::Soak(a) => steady::plan(&a.run, &a.day, &prefix),
     };
     let settings = Settings {
         duration: args.duration,
@@ -77,16 +91,21 @@ fn run(cli: &Cli) -> anyhow::Result<Summary> {
         rate: args.rate,
         seed,
         verify_sample: args.verify_sample,
+        retry: match &cli.scenario {
+            Scenario::Chaos(_) => RetryPolicy::RIDE_OUT,
+            _ => RetryPolicy::LIVE,
+        },
     };
-    let summary = match args.target() {
-        Target::Http(url) => {
-            if !url.starts_with("http://") {
-                bail!("--http must be an http:// URL, got {url:?}");
-            }
-            let connector = HttpConnector::new(url, args.timeout);
-            Summary::build(&scenario::run(&connector, plan, settings, None)?)
+    let summary = match &cli.scenario {
+        Scenario::Steady(a) => remote(&a.remote, args.timeout, plan, settings, None)?,
+        Scenario::Promo(a) => remote(&a.remote, args.timeout, plan, settings, None)?,
+        Scenario::Chaos(a) => chaos::run(a, plan, settings)?,
+        Scenario::Soak(a) => {
+            let mut sampler = Sampler::new(a.sample_every, a.keel_pid);
+            let mut summary = remote(&a.remote, args.timeout, plan, settings, Some(&mut sampler))?;
+            sampler.report(&mut summary);
+            summary
         }
-        Target::Nats(url) => run_nats(url, args, plan, settings)?,
     };
     print!("{}", summary.table());
     if let Some(path) = &args.json_out {
@@ -95,10 +114,44 @@ fn run(cli: &Cli) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
+/// The scenario against a Keel that runs elsewhere (`--http` or `--nats`, each request bounded
+/// by `timeout`), with `watch` looking on.
+fn remote(
+    remote: &RemoteArgs,
+    timeout: Duration,
+    plan: Plan,
+    settings: Settings,
+    watch: Option<&mut dyn LoadWatch>,
+) -> anyhow::Result<Summary> {
+    match remote.target() {
+        Target::Http(url) => {
+            if !url.starts_with("http://") {
+                bail!("--http must be an http:// URL, got {url:?}");
+            }
+            let connector = HttpConnector::new(url, timeout);
+            let mut watches: Vec<&mut dyn LoadWatch> = watch.into_iter().collect();
+            Ok(Summary::build(&scenario::run(
+                &connector,
+                plan,
+                settings,
+                &mut watches,
+            )?))
+        }
+        Target::Nats(url) => run_nats(url, remote, timeout, plan, settings, watch),
+    }
+}
+
 /// The scenario over NATS, counting the server's messages during the load when a monitoring
 /// endpoint is given, then the server's raw ceiling (unless `--skip-raw`).
-fn run_nats(url: &str, args: &RunArgs, plan: Plan, settings: Settings) -> anyhow::Result<Summary> {
-    let connector = NatsConnector::connect(url, args.timeout)?;
+fn run_nats(
+    url: &str,
+    args: &RemoteArgs,
+    timeout: Duration,
+    plan: Plan,
+    settings: Settings,
+    watch: Option<&mut dyn LoadWatch>,
+) -> anyhow::Result<Summary> {
+    let connector = NatsConnector::connect(url, timeout)?;
     let mut count = match &args.nats_monitor {
         Some(base) => {
             let monitor = Monitor::new(base);
@@ -107,8 +160,16 @@ fn run_nats(url: &str, args: &RunArgs, plan: Plan, settings: Settings) -> anyhow
         }
         None => None,
     };
-    let watch = count.as_mut().map(|c| c as &mut dyn LoadWatch);
-    let mut summary = Summary::build(&scenario::run(&connector, plan, settings, watch)?);
+    let mut watches: Vec<&mut dyn LoadWatch> = Vec::new();
+    if let Some(w) = watch {
+        watches.push(w);
+    }
+    if let Some(c) = count.as_mut() {
+        watches.push(c);
+    }
+    let outcome = scenario::run(&connector, plan, settings, &mut watches)?;
+    drop(watches);
+    let mut summary = Summary::build(&outcome);
     if let Some(e) = count.as_ref().and_then(MessageCount::error) {
         summary
             .notes

@@ -7,8 +7,10 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::chaos::{resumed, Fault};
 use crate::raw_nats::{Ceilings, Varz, JS_IN_FLIGHT};
 use crate::scenario::RunOutcome;
+use crate::soak::{mib, Sample};
 use crate::stats::{LatencySummary, OpCounts};
 use crate::verify::Verified;
 
@@ -64,6 +66,12 @@ pub struct Summary {
     pub violations: Vec<String>,
     /// The NATS figures of a `--nats` run (`null` over HTTP).
     pub nats: Option<NatsSummary>,
+    /// The faults a `chaos` run injected, in order (`null` for other scenarios).
+    pub faults: Option<Vec<Fault>>,
+    /// The samples of a `soak` run (`null` for other scenarios).
+    pub samples: Option<Vec<Sample>>,
+    /// `soak`: median RSS of the last third of the samples minus that of the first third.
+    pub rss_growth_bytes: Option<i64>,
 }
 
 /// The NATS server's figures, measured in the same run on the same server.
@@ -181,6 +189,9 @@ impl Summary {
             violations_total: o.verification.violations_total,
             violations: o.verification.violations.clone(),
             nats: None,
+            faults: None,
+            samples: None,
+            rss_growth_bytes: None,
         }
     }
 
@@ -268,6 +279,52 @@ impl Summary {
                         format!("{per:.2} per accepted order (in {i}, out {o} during the load)")
                     }
                     _ => "not counted (needs --nats-monitor)".into(),
+                },
+            );
+        }
+        for f in self.faults.iter().flatten() {
+            row(
+                "fault",
+                format!(
+                    "{} SIGKILLed at {:.1} s: Keel answered again after {} ms, orders were \
+                     accepted again after {}",
+                    f.what,
+                    f.at_s,
+                    f.recovery_ms,
+                    resumed(f.load_resumed_ms)
+                ),
+            );
+        }
+        if let Some(samples) = &self.samples {
+            row(
+                "samples",
+                format!(
+                    "{:>7} {:>11} {:>9} {:>9} {:>9}",
+                    "t", "rss", "orders/s", "p50 ms", "p99 ms"
+                ),
+            );
+            for s in samples {
+                row(
+                    "",
+                    format!(
+                        "{:>6.0}s {:>11} {:>9.1} {:>9.2} {:>9.2}",
+                        s.t_s,
+                        s.rss_bytes.map_or("-".into(), mib),
+                        s.orders_per_sec,
+                        s.p50_ms,
+                        s.p99_ms
+                    ),
+                );
+            }
+            row(
+                "rss growth",
+                match self.rss_growth_bytes {
+                    Some(b) => format!(
+                        "{}{} ({b} bytes; last third median - first third median)",
+                        if b < 0 { "-" } else { "+" },
+                        mib(b.unsigned_abs())
+                    ),
+                    None => "not measured".into(),
                 },
             );
         }
@@ -359,6 +416,9 @@ mod tests {
             violations_total: 0,
             violations: Vec::new(),
             nats: None,
+            faults: None,
+            samples: None,
+            rss_growth_bytes: None,
         }
     }
 
@@ -449,5 +509,58 @@ mod tests {
         let t = s.table();
         assert!(t.contains("- S@L: allocated 3 > on_hand 2"), "{t}");
         assert!(t.contains("transport 2"), "{t}");
+    }
+
+    #[test]
+    fn faults_and_samples_are_in_the_json_and_the_table() {
+        let mut s = summary();
+        let v = serde_json::to_value(&s).unwrap();
+        for key in ["faults", "samples", "rss_growth_bytes"] {
+            assert_eq!(v[key], serde_json::Value::Null, "{key}");
+        }
+        s.faults = Some(vec![
+            Fault {
+                what: "keel",
+                at_s: 13.3,
+                recovery_ms: 212,
+                load_resumed_ms: Some(2049),
+            },
+            Fault {
+                what: "nats-server",
+                at_s: 26.7,
+                recovery_ms: 116,
+                load_resumed_ms: None,
+            },
+        ]);
+        s.samples = Some(vec![Sample {
+            t_s: 10.0,
+            rss_bytes: Some(3 * 1024 * 1024),
+            orders_per_sec: 812.5,
+            p50_ms: 8.125,
+            p99_ms: 25.5,
+        }]);
+        s.rss_growth_bytes = Some(-1024 * 1024);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["faults"][0]["what"], "keel");
+        assert_eq!(v["faults"][0]["recovery_ms"], 212);
+        assert_eq!(v["faults"][1]["load_resumed_ms"], serde_json::Value::Null);
+        for key in ["t_s", "rss_bytes", "orders_per_sec", "p50_ms", "p99_ms"] {
+            assert!(v["samples"][0].get(key).is_some(), "missing samples.{key}");
+        }
+        assert_eq!(v["rss_growth_bytes"], -1024 * 1024);
+        let t = s.table();
+        assert!(
+            t.contains("keel SIGKILLed at 13.3 s: Keel answered again after 212 ms, orders were accepted again after 2049 ms"),
+            "{t}"
+        );
+        assert!(
+            t.contains("after - (not before the end of the load)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("10s     3.0 MiB     812.5      8.12     25.50"),
+            "{t}"
+        );
+        assert!(t.contains("-1.0 MiB (-1048576 bytes"), "{t}");
     }
 }

@@ -173,6 +173,11 @@ impl Board {
         &self.workers[i]
     }
 
+    /// Orders accepted so far (cheaper than a [`Board::snapshot`]).
+    pub fn accepted(&self) -> u64 {
+        self.workers.iter().map(|w| w.lock().accepted).sum()
+    }
+
     /// Everything recorded so far, merged.
     pub fn snapshot(&self) -> WorkerStats {
         let mut all = WorkerStats::default();
@@ -262,6 +267,10 @@ mod tests {
         bump(&mut b.errors, "unavailable");
         bump(&mut b.accept_statuses, "released");
         b.ops.receipts = 4;
+        let board = Board::new(2);
+        board.worker(0).lock().accepted = 2;
+        board.worker(1).lock().accepted = 3;
+        assert_eq!(board.accepted(), 5);
         a.merge(&b);
         assert_eq!(a.accepted, 5);
         assert_eq!(a.accept.len(), 2);

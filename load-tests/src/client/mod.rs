@@ -147,6 +147,8 @@ pub struct RetryPolicy {
     pub attempts: u32,
     /// Pause before the second attempt; doubled for each further one.
     pub backoff: Duration,
+    /// Longest pause between two attempts.
+    pub max_backoff: Duration,
 }
 
 impl RetryPolicy {
@@ -154,16 +156,26 @@ impl RetryPolicy {
     pub const LIVE: RetryPolicy = RetryPolicy {
         attempts: 3,
         backoff: Duration::from_millis(10),
+        max_backoff: Duration::MAX,
+    };
+    /// During a `chaos` run: a worker keeps repeating an ambiguous write (same id) through a
+    /// node or NATS restart, about half a minute of pauses, instead of moving on.
+    pub const RIDE_OUT: RetryPolicy = RetryPolicy {
+        attempts: 32,
+        backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(1),
     };
     /// A single attempt (the caller does its own pacing).
     pub const ONCE: RetryPolicy = RetryPolicy {
         attempts: 1,
         backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
     };
     /// Setup and verification reads: patient.
     pub const PATIENT: RetryPolicy = RetryPolicy {
         attempts: 5,
         backoff: Duration::from_millis(50),
+        max_backoff: Duration::MAX,
     };
 }
 
@@ -214,7 +226,7 @@ pub fn with_retry<C: ?Sized, T>(
         }
         attempt += 1;
         thread::sleep(pause);
-        pause = pause.saturating_mul(2);
+        pause = pause.saturating_mul(2).min(policy.max_backoff);
     }
 }
 
@@ -301,6 +313,7 @@ mod tests {
         let policy = RetryPolicy {
             attempts: 3,
             backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
         };
         let (mut calls, mut errors) = (0, 0);
         let out = with_retry(

@@ -1,7 +1,9 @@
 //! Running a scenario: setup, the measured load, settling, reading back, verifying.
 //!
 //! A scenario ([`steady`], [`promo`]) only builds a [`Plan`]: its catalog, initial stock,
-//! operation mix and order shape. The engine here and in [`worker`] is shared.
+//! operation mix and order shape. The engine here and in [`worker`] is shared; what else a run
+//! does while the load runs (count NATS messages, inject faults, sample memory) is a
+//! [`LoadWatch`].
 
 pub mod promo;
 mod setup;
@@ -14,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::catalog::Catalog;
-use crate::client::Connector;
+use crate::client::{Connector, RetryPolicy};
 use crate::collect;
 use crate::runlog::RunLog;
 use crate::stats::{report_progress, Board, WorkerStats};
@@ -63,14 +65,48 @@ pub struct Settings {
     pub seed: u64,
     /// Most orders to read back and verify.
     pub verify_sample: usize,
+    /// How a worker repeats an ambiguous write before parking it until the load ends.
+    pub retry: RetryPolicy,
 }
 
-/// Watches the measured load from outside, e.g. the NATS server's message counters.
-pub trait LoadWatch {
+/// Watches the measured load from outside: the NATS server's message counters, faults
+/// injected at chosen moments, samples over time.
+pub trait LoadWatch: Send {
     /// Setup is done; the workers start right after this returns.
-    fn starting(&mut self);
+    fn starting(&mut self) {}
+    /// Runs on a thread of its own while the workers run (the run waits for it to return).
+    fn during(&mut self, _live: &Live<'_>) {}
     /// Every worker has stopped (settling included); verification starts after this returns.
-    fn finished(&mut self);
+    fn finished(&mut self) {}
+}
+
+/// The measured load as a [`LoadWatch`] sees it while it runs.
+pub struct Live<'a> {
+    /// The workers' measurements so far.
+    pub board: &'a Board,
+    /// Makes clients of the node under load.
+    pub connector: &'a dyn Connector,
+    /// Start of the measured window.
+    pub start: Instant,
+    /// End of the measured window.
+    pub deadline: Instant,
+    stop: &'a AtomicBool,
+}
+
+impl Live<'_> {
+    /// Sleeps until `at`; `false` when every worker stopped first (at once when `at` is past).
+    pub fn sleep_until(&self, at: Instant) -> bool {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= at {
+                return true;
+            }
+            thread::sleep((at - now).min(Duration::from_millis(100)));
+        }
+    }
 }
 
 /// Everything a run produced.
@@ -94,14 +130,14 @@ pub struct RunOutcome {
     pub info: BTreeMap<String, serde_json::Value>,
 }
 
-/// Runs `plan`, telling `watch` when the measured load starts and ends. Errors are setup errors
-/// (server unreachable, catalog refused …); what goes wrong during the load is measured and
-/// verified instead.
+/// Runs `plan` with `watches` looking on (see [`LoadWatch`]). Errors are setup errors (server
+/// unreachable, catalog refused …); what goes wrong during the load is measured and verified
+/// instead.
 pub fn run(
     connector: &dyn Connector,
     plan: Plan,
     settings: Settings,
-    mut watch: Option<&mut dyn LoadWatch>,
+    watches: &mut [&mut dyn LoadWatch],
 ) -> anyhow::Result<RunOutcome> {
     let target = connector.target();
     let workers = settings.concurrency;
@@ -119,7 +155,7 @@ pub fn run(
     );
     let mut log = setup::create(connector, &plan, workers)?;
 
-    if let Some(w) = watch.as_mut() {
+    for w in watches.iter_mut() {
         w.starting();
     }
     let board = Board::new(workers);
@@ -135,21 +171,34 @@ pub fn run(
             .rate
             .map(|r| Duration::from_secs_f64(workers as f64 / r)),
         workers,
+        retry: settings.retry,
+    };
+    let live = Live {
+        board: &board,
+        connector,
+        start,
+        deadline: shared.deadline,
+        stop: &stop,
     };
     let results: Vec<(RunLog, Instant)> = thread::scope(|s| {
         s.spawn(|| report_progress(&board, start, &stop));
+        for w in watches.iter_mut() {
+            let live = &live;
+            s.spawn(move || w.during(live));
+        }
         let handles: Vec<_> = (0..workers)
             .map(|i| {
                 let shared = &shared;
                 s.spawn(move || worker::run(shared, i, connector.connect()))
             })
             .collect();
-        let results = handles
-            .into_iter()
-            .map(|h| h.join().expect("worker panicked"))
-            .collect();
+        let joined: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+        // Stop the other threads before a worker's panic is passed on: the scope waits for them.
         stop.store(true, Ordering::Relaxed);
-        results
+        joined
+            .into_iter()
+            .map(|r| r.expect("worker panicked"))
+            .collect()
     });
     let mut load_end = start;
     for (worker_log, end) in results {
@@ -158,7 +207,7 @@ pub fn run(
     }
     let elapsed = load_end - start;
     let stats = board.snapshot();
-    if let Some(w) = watch.as_mut() {
+    for w in watches.iter_mut() {
         w.finished();
     }
 

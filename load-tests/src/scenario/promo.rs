@@ -104,7 +104,7 @@ mod tests {
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().scenario {
             Scenario::Promo(p) => p,
-            Scenario::Steady(_) => unreachable!(),
+            _ => unreachable!("parsed promo"),
         }
     }
 

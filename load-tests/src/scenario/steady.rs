@@ -4,11 +4,11 @@
 //! so the day closes fulfillments and shipments take stock out. A worker walks a fulfillment
 //! right after placing its order (the other workers keep the server's load mixed), so the
 //! end-to-end latency measures the server's path from placement to delivery, not the tool's
-//! pacing.
+//! pacing. `chaos` and `soak` run this plan too.
 
 use super::Plan;
 use crate::catalog::Catalog;
-use crate::cli::SteadyArgs;
+use crate::cli::{DayArgs, RunArgs};
 use crate::workload::{LineSpec, Mix, SkuPicker};
 
 /// Initial units per SKU-location.
@@ -20,9 +20,8 @@ const RECEIPT_MIN: u32 = 20;
 /// See [`RECEIPT_MIN`].
 const RECEIPT_MAX: u32 = 60;
 
-/// The plan of a `steady` run with ids prefixed by `prefix`.
-pub fn plan(args: &SteadyArgs, prefix: &str) -> Plan {
-    let run = &args.run;
+/// The plan of a `steady` day run with `run` and `day`, ids prefixed by `prefix`.
+pub fn plan(run: &RunArgs, day: &DayArgs, prefix: &str) -> Plan {
     let skus = run.catalog_skus as usize;
     let catalog = Catalog::new(prefix, skus, 0);
     let stock = (0..catalog.slots())
@@ -46,7 +45,7 @@ pub fn plan(args: &SteadyArgs, prefix: &str) -> Plan {
             normal: SkuPicker::new(0, skus, run.sku_dist),
             hot: None,
         },
-        walk_share: args.walk_share,
+        walk_share: day.walk_share,
         receipt_qty: (RECEIPT_MIN, RECEIPT_MAX),
         demand_target: None,
         notes: vec![format!(

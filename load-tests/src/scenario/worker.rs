@@ -1,8 +1,9 @@
 //! One worker thread: draws operations from its [`Workload`], performs them through its own
 //! client, measures them, and records what was acknowledged in its [`RunLog`].
 //!
-//! Ambiguous writes (transport errors, `5xx`) are retried with the same id a few times at once;
-//! those still unknown are parked and retried after the measured window ("settling"). What then
+//! Ambiguous writes (transport errors, `5xx`) are retried with the same id at once, as the run's
+//! [`RetryPolicy`] says (a few quick attempts; under `chaos`, through a restart); those still
+//! unknown are parked and retried after the measured window ("settling"). What then
 //! remains unknown is recorded as such, and verification accepts either outcome for it.
 
 use std::collections::VecDeque;
@@ -38,6 +39,8 @@ pub struct Shared<'a> {
     pub pace: Option<Duration>,
     /// Number of workers.
     pub workers: usize,
+    /// How an ambiguous write is repeated during the load.
+    pub retry: RetryPolicy,
 }
 
 /// Runs worker `index` until the deadline, settles its ambiguous writes, and answers its log
@@ -145,7 +148,7 @@ impl<'a> Worker<'a> {
                     },
                 },
             };
-            if let Some(unknown) = self.perform(write, RetryPolicy::LIVE, true) {
+            if let Some(unknown) = self.perform(write, self.s.retry, true) {
                 self.pending.push(unknown);
             }
         }

@@ -330,6 +330,19 @@ struct Parts {
     rows: Vec<(String, Option<Vec<u8>>)>,
 }
 
+/// The reply recorded when the command `id` was handled, if it was (by any entity); a
+/// different command recorded under that id is a conflict.
+pub(crate) fn recorded_reply(
+    store: &Store,
+    id: &str,
+    command: &serde_json::Value,
+) -> Result<Option<serde_json::Value>, Error> {
+    match store.dedupe(id)? {
+        Some(raw) => Ok(Some(replay(id, &raw, command)?.reply)),
+        None => Ok(None),
+    }
+}
+
 fn replay(id: &str, raw: &[u8], command: &serde_json::Value) -> Result<Executed, Error> {
     let handled: Handled = serde_json::from_slice(raw)?;
     if &handled.command != command {

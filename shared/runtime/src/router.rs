@@ -186,6 +186,10 @@ impl Router {
         if let Some(traceparent) = entry.trace() {
             headers.insert("traceparent".to_owned(), traceparent.to_owned());
         }
+        // JetStream keeps what it is given even if this node then crashes: the decision that
+        // owes this message must be on disk first, or a crash could leave a command (or an
+        // event) for a change that never happened. The flush is shared (group commit).
+        self.store.flush().await?;
         self.bus
             .publish(&subject, headers, payload)
             .await
@@ -199,8 +203,25 @@ impl Router {
         if !self.durable_events {
             return self.deliver_local(command_id, effect).await;
         }
+        let command = command_json(effect)?;
         let (tx, rx) = oneshot::channel();
         self.pending.lock().insert(command_id.to_owned(), tx);
+        // Sent and applied before (a resumed saga repeats its command ids): JetStream would
+        // drop the repeat as a duplicate and no outcome would come, so answer from the record.
+        // (A repeat whose original is still on its way is answered when that one is applied:
+        // the waiter is registered first.)
+        match crate::entity::recorded_reply(&self.store, command_id, &command) {
+            Ok(None) => {}
+            recorded => {
+                self.pending.lock().remove(command_id);
+                let reply = recorded?.unwrap_or_default();
+                let replayed = ExecReply {
+                    reply,
+                    replayed: true,
+                };
+                return Ok(matches!(effect, Effect::Stock { .. }).then_some(replayed));
+            }
+        }
         let entry = OutboxEntry::Effect {
             command_id: command_id.to_owned(),
             effect: effect.clone(),
@@ -326,5 +347,14 @@ impl Router {
             // It stays and is delivered again after a restart: harmless, receivers dedupe.
             tracing::warn!(outbox_id = id, error = %e, "could not remove a delivered outbox entry");
         }
+    }
+}
+
+/// The command an effect carries, as its target records it with its command id.
+fn command_json(effect: &Effect) -> Result<serde_json::Value, serde_json::Error> {
+    match effect {
+        Effect::Stock { command, .. } => serde_json::to_value(command),
+        Effect::Order { command, .. } => serde_json::to_value(command),
+        Effect::Warehouse { command, .. } => serde_json::to_value(command),
     }
 }
