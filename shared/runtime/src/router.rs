@@ -186,10 +186,12 @@ impl Router {
         if let Some(traceparent) = entry.trace() {
             headers.insert("traceparent".to_owned(), traceparent.to_owned());
         }
-        // JetStream keeps what it is given even if this node then crashes: the decision that
-        // owes this message must be on disk first, or a crash could leave a command (or an
-        // event) for a change that never happened. The flush is shared (group commit).
-        self.store.flush().await?;
+        // A durable bus keeps what it is given even if this node then crashes: the decision
+        // that owes this message must be on disk first, or a crash could leave a command (or
+        // an event) for a change that never happened. The flush is shared (group commit).
+        if self.durable_events {
+            self.store.flush().await?;
+        }
         self.bus
             .publish(&subject, headers, payload)
             .await
