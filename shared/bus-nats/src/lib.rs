@@ -353,11 +353,9 @@ impl NatsBus {
         pattern: &str,
         group: Option<&str>,
     ) -> BoxFuture<Result<Subscription, keel_bus::Error>> {
-        if let Err(e) = keel_bus::subject::validate_pattern(pattern) {
-            return futures::future::ready(Err(e)).boxed();
-        }
-        if group.is_some_and(|g| g.is_empty() || g.chars().any(char::is_whitespace)) {
-            let e = keel_bus::Error::InvalidSubject(format!("queue group {group:?} is invalid"));
+        let valid = keel_bus::subject::validate_pattern(pattern)
+            .and_then(|()| group.map_or(Ok(()), keel_bus::subject::validate_group));
+        if let Err(e) = valid {
             return futures::future::ready(Err(e)).boxed();
         }
         let (client, pattern, group) = (

@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::subject::{matches, validate_pattern, validate_subject};
+use crate::subject::{matches, validate_group, validate_pattern, validate_subject};
 use crate::{BoxFuture, Bus, Error, Headers, Message, SharedBus, Subscription};
 
 /// Configuration of an [`InProcessBus`].
@@ -410,16 +410,6 @@ fn random_token() -> String {
         .map_or(0, |d| d.as_nanos());
     hasher.write_u128(nanos);
     format!("{:016x}", hasher.finish())
-}
-
-fn validate_group(group: &str) -> Result<(), Error> {
-    if group.is_empty() || group.chars().any(char::is_whitespace) {
-        Err(Error::InvalidSubject(format!(
-            "queue group {group:?} is empty or contains whitespace"
-        )))
-    } else {
-        Ok(())
-    }
 }
 
 fn failed<T: Send + 'static>(error: Error) -> BoxFuture<Result<T, Error>> {

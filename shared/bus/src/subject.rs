@@ -70,6 +70,20 @@ pub fn validate_pattern(p: &str) -> Result<(), Error> {
     validate(p, Kind::Pattern)
 }
 
+/// Checks a queue group name: non-empty, no whitespace.
+///
+/// # Errors
+/// [`Error::InvalidSubject`] naming the group.
+pub fn validate_group(group: &str) -> Result<(), Error> {
+    if group.is_empty() || group.chars().any(char::is_whitespace) {
+        Err(Error::InvalidSubject(format!(
+            "queue group {group:?} is empty or contains whitespace"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 /// Whether `subject` is matched by the subscription `pattern`.
 ///
 /// Both arguments are expected to be valid (see [`validate_subject`] and [`validate_pattern`]);
