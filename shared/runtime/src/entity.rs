@@ -115,10 +115,9 @@ impl<E: Entity> Durable<E> {
     ) -> Result<Executed, Error> {
         let (mut outbox, mut published) = (Vec::new(), Vec::new());
         let publications = state.publications(&self.id, &[]);
-        let message_id = format!("{}#{}", self.key, self.version + 1);
         route_publications(
             publications,
-            &message_id,
+            (&self.key, self.version + 1),
             durable_events,
             &mut outbox,
             &mut published,
@@ -207,10 +206,9 @@ impl<E: Entity> Durable<E> {
         let mut published = Vec::new();
         if !events.is_empty() {
             let publications = state.publications(&self.id, &events);
-            let message_id = format!("{}#{version}", self.key);
             route_publications(
                 publications,
-                &message_id,
+                (&self.key, version),
                 durable_events,
                 &mut outbox,
                 &mut published,
@@ -302,7 +300,7 @@ impl<E: Entity> Durable<E> {
 /// gets the id `{entity}#{version}.e{i}`, the same however often the decision is replayed.
 fn route_publications(
     publications: Vec<Publication>,
-    message_id: &str,
+    (key, version): (&str, u64),
     durable_events: bool,
     outbox: &mut Vec<OutboxEntry>,
     published: &mut Vec<OutboxEntry>,
@@ -313,7 +311,7 @@ fn route_publications(
             .into_iter()
             .enumerate()
             .map(|(i, publication)| OutboxEntry::Publish {
-                message_id: format!("{message_id}.e{i}"),
+                message_id: format!("{key}#{version}.e{i}"),
                 publication,
                 trace: keel_telemetry::traceparent(&tracing::Span::current()),
             }),
