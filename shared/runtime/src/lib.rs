@@ -7,6 +7,7 @@
 
 mod actors;
 mod api;
+mod availability;
 mod catalog;
 mod commands;
 mod consumer;

@@ -34,6 +34,8 @@ pub(crate) struct Router {
     pub orders: Directory<OrderActor>,
     pub stock: Directory<EntityActor<SkuLocation>>,
     pub warehouses: Directory<EntityActor<WarehouseNode>>,
+    /// What each SKU-location last reported it can promise (the saga's planning hint).
+    pub availability: crate::availability::Availability,
     /// Counters of the commands consumer (durable bus only).
     pub commands: crate::commands::CommandStats,
     /// Senders waiting for the outcome of a command they sent through JetStream.
@@ -78,6 +80,7 @@ impl Router {
                 // Hot SKU-locations take the brunt of a promotion: a deeper mailbox.
                 stock: Directory::new(Arc::clone(&arbiters), 256, stock),
                 warehouses: Directory::new(Arc::clone(&arbiters), 64, warehouses),
+                availability: crate::availability::Availability::new(),
                 commands: crate::commands::CommandStats::default(),
                 pending: Mutex::new(HashMap::new()),
                 relay: OnceLock::new(),

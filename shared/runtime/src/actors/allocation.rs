@@ -45,10 +45,18 @@ pub(crate) async fn place(
         return Ok((state(d)?.clone(), false));
     }
     let locations = router.catalog.order_locations(&request)?;
-    let placed = Order::place(request, crate::keys::now_ms());
+    let mut placed = Order::place(request, crate::keys::now_ms());
+    // The first plan goes into the order's first write (one commit fewer per order); a crash
+    // after it is resumed like any interrupted allocation.
+    let start = OrderCommand::StartAllocation {
+        plan: next_plan(router, &placed, &locations).await?,
+    };
+    for event in placed.decide(&start)? {
+        placed.apply(&event);
+    }
     let created = d.create(&router.store, placed, router.durable_events)?;
     router.deliver_from_order(created).await;
-    allocate(router, d, &locations).await?;
+    allocate(router, d, &locations, true).await?;
     Ok((state(d)?.clone(), true))
 }
 
@@ -61,13 +69,34 @@ pub(crate) async fn resume(router: &Router, d: &mut Durable<Order>) -> Result<()
     let locations = router.catalog.order_locations(&order.request)?;
     let prefix = format!("{}#a{attempt}.r", d.key);
     release(router, d, &prefix, &plan.clone()).await?;
-    allocate(router, d, &locations).await
+    allocate(router, d, &locations, false).await
 }
 
+/// The next sourcing plan for `order`, from what its locations can promise now.
+async fn next_plan(
+    router: &Router,
+    order: &Order,
+    locations: &[Location],
+) -> Result<Vec<PlannedLine>, Error> {
+    let lines = &order.request.lines;
+    let skus: Vec<SkuId> = lines.iter().map(|l| l.sku.clone()).collect();
+    let atp = available(router, &skus, locations).await?;
+    let plan = sourcing::plan(
+        lines,
+        locations,
+        &order.request.ship_to.region,
+        |sku, loc| atp.get(&(sku.clone(), loc.clone())).copied().unwrap_or(0),
+    );
+    Ok(plan.lines)
+}
+
+/// Runs the saga's attempts until the order is allocated (or backordered). `started`: the
+/// current attempt's plan is already written.
 async fn allocate(
     router: &Router,
     d: &mut Durable<Order>,
     locations: &[Location],
+    mut started: bool,
 ) -> Result<(), Error> {
     let order = state(d)?;
     let (lines, region) = (
@@ -78,29 +107,17 @@ async fn allocate(
         .cloned()
         .ok_or_else(|| Error::Internal("a channel without locations".into()))?;
     loop {
-        let atp = available(
-            router,
-            &lines.iter().map(|l| l.sku.clone()).collect::<Vec<_>>(),
-            locations,
-        )
-        .await?;
-        let plan = sourcing::plan(&lines, locations, &region, |sku, loc| {
-            atp.get(&(sku.clone(), loc.clone())).copied().unwrap_or(0)
-        });
-        run(
-            router,
-            d,
-            None,
-            OrderCommand::StartAllocation {
-                plan: plan.lines.clone(),
-            },
-        )
-        .await?;
-        let Allocation::InProgress { attempt, .. } = state(d)?.allocation else {
+        if !started {
+            let plan = next_plan(router, state(d)?, locations).await?;
+            run(router, d, None, OrderCommand::StartAllocation { plan }).await?;
+        }
+        started = false;
+        let Allocation::InProgress { attempt, plan } = &state(d)?.allocation else {
             return Ok(());
         };
-        let granted = reserve(router, d, attempt, &plan.lines).await?;
-        match sourcing::settle(&lines, &plan.lines, granted, attempt, &wait_at) {
+        let (attempt, plan) = (*attempt, plan.clone());
+        let granted = reserve(router, d, attempt, &plan).await?;
+        match sourcing::settle(&lines, &plan, granted, attempt, &wait_at) {
             Settlement::Retry { compensate } => {
                 let prefix = format!("{}#a{attempt}.c", d.key);
                 release(router, d, &prefix, &compensate).await?;
@@ -120,7 +137,8 @@ async fn allocate(
     }
 }
 
-/// What each (SKU, location) of the order can promise now.
+/// What each (SKU, location) of the order can promise: the node's hint where its actor has
+/// reported one, else the actor's answer (which activates it, so it reports from then on).
 async fn available(
     router: &Router,
     skus: &[SkuId],
@@ -132,6 +150,9 @@ async fn available(
         .collect();
     let reads = pairs.iter().map(|(sku, loc)| async move {
         let key = crate::keys::sku_location(sku, loc);
+        if let Some(available) = router.availability.get(&key) {
+            return Ok(available);
+        }
         let position = router
             .ask(&router.stock, &key, Summary::<SkuLocation>::new())
             .await??;

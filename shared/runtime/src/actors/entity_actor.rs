@@ -67,6 +67,9 @@ impl<E: Hosted> EntityActor<E> {
             Some(id) => Durable::load(&router.store, id, key),
             None => Err(Error::Internal(format!("bad entity key {key}"))),
         };
+        if let Ok(d) = &durable {
+            E::observed(&router, &d.key, d.state.as_ref());
+        }
         EntityActor {
             durable,
             router,
@@ -120,7 +123,10 @@ impl<E: Hosted> Handler<Traced<Exec<E::Command>>> for EntityActor<E> {
             &msg.command,
             E::default,
             self.router.durable_events,
-        )?;
+        );
+        // Also after a failure: the state was then reloaded from the store.
+        E::observed(&self.router, &durable.key, durable.state.as_ref());
+        let executed = executed?;
         // SKU-locations and warehouse nodes never wait on another actor: their outbox (orders
         // to notify, events to publish) is delivered by the relay.
         self.router.relay().submit(executed.outbox);

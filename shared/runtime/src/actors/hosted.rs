@@ -25,6 +25,8 @@ pub(crate) trait Hosted: Entity + Default {
     fn parse_key(key: &str) -> Option<Self::Id>;
     /// The directory of this entity's actors.
     fn directory(router: &Router) -> &Directory<EntityActor<Self>>;
+    /// Tells the node what others may plan with, after activation and after every change.
+    fn observed(_router: &Router, _key: &str, _state: Option<&Self>) {}
 }
 
 impl Entity for SkuLocation {
@@ -241,6 +243,11 @@ impl Hosted for SkuLocation {
 
     fn directory(router: &Router) -> &Directory<EntityActor<Self>> {
         &router.stock
+    }
+
+    fn observed(router: &Router, key: &str, state: Option<&Self>) {
+        let available = state.map_or(0, |s| s.position.available());
+        router.availability.set(key, available);
     }
 }
 
