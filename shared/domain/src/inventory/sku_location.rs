@@ -217,6 +217,10 @@ impl SkuLocation {
         joining: Option<(&OrderId, u64)>,
         events: &mut Vec<StockEvent>,
     ) {
+        // The common case in a promotion: nothing to hand out, and a long queue not to scan.
+        if available == 0 {
+            return;
+        }
         let extra = |order: &OrderId| match joining {
             Some((o, q)) if o == order => q,
             _ => 0,
