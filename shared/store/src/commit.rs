@@ -1,5 +1,4 @@
-use crate::{keyspace, Error, Versioned};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use crate::{journal, keyspace, Error, Versioned};
 
 /// One actor's decision, written atomically by [`crate::Store::commit`].
 #[derive(Debug, Default)]
@@ -35,64 +34,105 @@ pub(crate) fn split_version(raw: &[u8]) -> Versioned {
 }
 
 impl Commit {
-    pub(crate) fn apply(&self, db: &sled::Db, tree: &sled::Tree) -> Result<Vec<u64>, Error> {
-        // Ids are drawn outside the transaction: its closure may run more than once.
+    /// Writes the commit atomically (through a journal record, see `journal.rs`) once its
+    /// version and command ids check out, holding the stripes of its entity and command ids so
+    /// that no other commit can check or write them in between.
+    pub(crate) fn apply(
+        &self,
+        db: &sled::Db,
+        tree: &sled::Tree,
+        stripes: &Stripes,
+    ) -> Result<Vec<u64>, Error> {
+        let state_key = keyspace::state(&self.key);
+        let dedupe_keys: Vec<Vec<u8>> = self
+            .handled
+            .iter()
+            .map(|(command, _)| keyspace::dedupe(command))
+            .collect();
+        let _held = stripes.lock(std::iter::once(&state_key).chain(&dedupe_keys));
+        let found = tree
+            .get(&state_key)?
+            .map_or(0, |raw| split_version(&raw).version);
+        if found != self.expected_version {
+            return Err(Error::VersionConflict {
+                key: self.key.clone(),
+                expected: self.expected_version,
+                found,
+            });
+        }
+        for ((command, _), key) in self.handled.iter().zip(&dedupe_keys) {
+            if tree.get(key)?.is_some() {
+                return Err(Error::AlreadyHandled(command.clone()));
+            }
+        }
         let ids = (0..self.outbox.len())
             .map(|_| db.generate_id())
             .collect::<Result<Vec<u64>, _>>()?;
+        let writes = self.writes(state_key, dedupe_keys, &ids);
+        let record = keyspace::journal(db.generate_id()?);
+        tree.insert(record.as_slice(), journal::encode(&writes))?;
+        journal::apply(tree, &writes)?;
+        tree.remove(record)?;
+        Ok(ids)
+    }
+
+    /// Every key this commit sets or deletes, with the values.
+    pub(crate) fn writes(
+        &self,
+        state_key: Vec<u8>,
+        dedupe_keys: Vec<Vec<u8>>,
+        outbox_ids: &[u64],
+    ) -> Vec<journal::Write> {
         let mut state = Vec::with_capacity(8 + self.state.len());
         state.extend_from_slice(&self.version.to_be_bytes());
         state.extend_from_slice(&self.state);
-        let state_key = keyspace::state(&self.key);
-        let result = tree.transaction(|tx| {
-            let found = tx
-                .get(&state_key)?
-                .map_or(0, |raw| split_version(&raw).version);
-            if found != self.expected_version {
-                return Err(ConflictableTransactionError::Abort(
-                    Error::VersionConflict {
-                        key: self.key.clone(),
-                        expected: self.expected_version,
-                        found,
-                    },
-                ));
-            }
-            for (command, _) in &self.handled {
-                if tx.get(keyspace::dedupe(command))?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(Error::AlreadyHandled(
-                        command.clone(),
-                    )));
-                }
-            }
-            tx.insert(state_key.as_slice(), state.as_slice())?;
-            for (command, record) in &self.handled {
-                tx.insert(keyspace::dedupe(command), record.as_slice())?;
-            }
-            for (id, entry) in ids.iter().zip(&self.outbox) {
-                tx.insert(keyspace::outbox(*id), entry.as_slice())?;
-            }
-            for (mark, set) in &self.marks {
-                if *set {
-                    tx.insert(keyspace::state(mark), &0u64.to_be_bytes())?;
-                } else {
-                    tx.remove(keyspace::state(mark))?;
-                }
-            }
-            for (name, value) in &self.rows {
-                match value {
-                    Some(v) => tx.insert(keyspace::row(&self.key, name), v.as_slice())?,
-                    None => tx.remove(keyspace::row(&self.key, name))?,
-                };
-            }
-            for (seq, entry) in &self.ledger {
-                tx.insert(keyspace::ledger(&self.key, *seq), entry.as_slice())?;
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => Ok(ids),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(Error::Sled(e)),
+        let mut writes = vec![(state_key, Some(state))];
+        for (key, (_, record)) in dedupe_keys.into_iter().zip(&self.handled) {
+            writes.push((key, Some(record.clone())));
         }
+        for (id, entry) in outbox_ids.iter().zip(&self.outbox) {
+            writes.push((keyspace::outbox(*id), Some(entry.clone())));
+        }
+        for (mark, set) in &self.marks {
+            let value = set.then(|| 0u64.to_be_bytes().to_vec());
+            writes.push((keyspace::state(mark), value));
+        }
+        for (name, value) in &self.rows {
+            writes.push((keyspace::row(&self.key, name), value.clone()));
+        }
+        for (seq, entry) in &self.ledger {
+            writes.push((keyspace::ledger(&self.key, *seq), Some(entry.clone())));
+        }
+        writes
     }
+}
+
+/// Locks that serialise commits touching the same keys (an entity's state, a command id).
+pub(crate) struct Stripes(Vec<parking_lot::Mutex<()>>);
+
+const STRIPES: usize = 1024;
+
+impl Stripes {
+    pub(crate) fn new() -> Self {
+        Stripes((0..STRIPES).map(|_| parking_lot::Mutex::new(())).collect())
+    }
+
+    /// Holds the stripes of `keys`, taken in index order so two commits never deadlock.
+    fn lock<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a Vec<u8>>,
+    ) -> Vec<parking_lot::MutexGuard<'_, ()>> {
+        let mut indices: Vec<usize> = keys.map(|k| stripe_of(k)).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        indices.into_iter().map(|i| self.0[i].lock()).collect()
+    }
+}
+
+fn stripe_of(key: &[u8]) -> usize {
+    // FNV-1a: stable and cheap; the stripe only has to be the same for the same key.
+    let hash = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % STRIPES as u64) as usize
 }

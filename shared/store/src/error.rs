@@ -17,6 +17,9 @@ pub enum Error {
     /// The fsync failed; nothing is known to be durable.
     #[error("flush failed: {0}")]
     Flush(String),
+    /// Stored bytes the store wrote cannot be read back.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
     /// The store is closing.
     #[error("the store's flusher has stopped")]
     Closed,

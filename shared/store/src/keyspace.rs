@@ -1,5 +1,5 @@
-//! Everything lives in one sled tree under typed key prefixes: a decision is then a
-//! single-tree transaction, which sled runs far cheaper than one spanning several trees.
+//! Everything lives in one sled tree under typed key prefixes, so a decision's writes and its
+//! journal record (`journal.rs`) are in one log and recovered together.
 
 const STATE: &[u8] = b"s:";
 const DEDUPE: &[u8] = b"d:";
@@ -7,6 +7,7 @@ const OUTBOX: &[u8] = b"o:";
 const LEDGER: &[u8] = b"l:";
 const ROW: &[u8] = b"r:";
 const CATALOG: &[u8] = b"c:";
+const JOURNAL: &[u8] = b"j:";
 
 fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut key = prefix.to_vec();
@@ -66,4 +67,12 @@ pub(crate) fn row(entity: &str, name: &str) -> Vec<u8> {
 /// A catalog entry (`kind/id`).
 pub(crate) fn catalog(key: &str) -> Vec<u8> {
     join(CATALOG, &[key.as_bytes()])
+}
+
+/// All journal records (see `journal.rs`).
+pub(crate) const JOURNAL_PREFIX: &[u8] = JOURNAL;
+
+/// The journal record of one commit in progress.
+pub(crate) fn journal(id: u64) -> Vec<u8> {
+    join(JOURNAL, &[&id.to_be_bytes()])
 }

@@ -2,8 +2,8 @@
 //!
 //! An actor persists a decision with one [`Store::commit`]: its new state (checked against the
 //! version it was decided on, so a stale writer is refused), the ids of the commands it handled
-//! (dedupe), the messages it owes other actors (outbox) and its ledger entries — all in one sled
-//! transaction. [`Store::flush`] then makes it durable; concurrent callers share one fsync
+//! (dedupe), the messages it owes other actors (outbox) and its ledger entries — all or nothing,
+//! through a journal record (`journal.rs`) rather than a sled transaction. [`Store::flush`] then makes it durable; concurrent callers share one fsync
 //! (group commit) because sled 0.34 deadlocks under concurrent `flush_async` and one fsync per
 //! command would cap a node near 6k commands/s.
 //!
@@ -12,14 +12,17 @@
 mod commit;
 mod error;
 mod group_commit;
+mod journal;
 mod keyspace;
 
 pub use commit::Commit;
 pub use error::Error;
 pub use group_commit::FlushStats;
 
+use commit::Stripes;
 use group_commit::GroupCommit;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Options for opening a store.
 #[derive(Debug, Clone)]
@@ -51,6 +54,7 @@ pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
     flusher: GroupCommit,
+    stripes: Arc<Stripes>,
 }
 
 impl Store {
@@ -63,8 +67,18 @@ impl Store {
             .cache_capacity(options.cache_capacity)
             .open()?;
         let tree = db.open_tree("keel")?;
+        let redone = journal::replay(&tree)?;
+        if redone > 0 {
+            db.flush()?;
+            tracing::info!(redone, "finished the commits a crash interrupted");
+        }
         let flusher = GroupCommit::start(db.clone());
-        Ok(Store { db, tree, flusher })
+        Ok(Store {
+            db,
+            tree,
+            flusher,
+            stripes: Arc::new(Stripes::new()),
+        })
     }
 
     /// The state stored under `key`, if any.
@@ -98,7 +112,7 @@ impl Store {
 
     /// Applies one actor's decision atomically; returns the ids given to its outbox entries.
     pub fn commit(&self, commit: &Commit) -> Result<Vec<u64>, Error> {
-        commit.apply(&self.db, &self.tree)
+        commit.apply(&self.db, &self.tree, &self.stripes)
     }
 
     /// Waits until everything written before this call is on disk (shared fsync).

@@ -131,3 +131,56 @@ async fn concurrent_flushes_share_fsyncs_and_survive_reopen() {
     let reopened = Store::open(dir.path(), &Options::default()).unwrap();
     assert_eq!(reopened.scan_states("o/").count(), 64);
 }
+
+#[test]
+fn a_commit_a_crash_cut_short_is_finished_when_the_store_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), &Options::default()).unwrap();
+        store.commit(&commit("o/1", 0, "before")).unwrap();
+        // What a crash leaves between the journal record and the writes it announces: the
+        // record, and only the first of its writes.
+        let interrupted = Commit {
+            handled: vec![("cmd-1".into(), b"reply".to_vec())],
+            ledger: vec![(1, b"entry".to_vec())],
+            ..commit("o/1", 1, "after")
+        };
+        let writes =
+            interrupted.writes(keyspace::state("o/1"), vec![keyspace::dedupe("cmd-1")], &[]);
+        store
+            .tree
+            .insert(keyspace::journal(99), journal::encode(&writes))
+            .unwrap();
+        journal::apply(&store.tree, &writes[..1]).unwrap();
+        store.db.flush().unwrap();
+    }
+    let reopened = Store::open(dir.path(), &Options::default()).unwrap();
+    let state = reopened.load("o/1").unwrap().unwrap();
+    assert_eq!((state.version, state.bytes.as_slice()), (2, &b"after"[..]));
+    assert_eq!(reopened.dedupe("cmd-1").unwrap(), Some(b"reply".to_vec()));
+    assert_eq!(reopened.ledger("o/1", 0).count(), 1);
+    assert_eq!(
+        reopened.tree.scan_prefix(keyspace::JOURNAL_PREFIX).count(),
+        0
+    );
+}
+
+#[test]
+fn concurrent_commits_of_one_entity_let_exactly_one_writer_win() {
+    let (_dir, store) = open();
+    store.commit(&commit("s/hot", 0, "v1")).unwrap();
+    let winners: usize = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                scope.spawn(move || store.commit(&commit("s/hot", 1, &format!("w{i}"))).is_ok())
+            })
+            .collect();
+        tries
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap()))
+            .sum()
+    });
+    assert_eq!(winners, 1);
+    assert_eq!(store.load("s/hot").unwrap().unwrap().version, 2);
+}
