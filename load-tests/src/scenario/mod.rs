@@ -25,8 +25,8 @@ use crate::workload::{LineSpec, Mix, Rng};
 
 /// Pause between verification attempts.
 pub const VERIFY_PAUSE: Duration = Duration::from_secs(2);
-/// Longest time spent re-verifying while violations decrease.
-const VERIFY_MAX_WAIT: Duration = Duration::from_secs(60);
+/// Longest time spent re-verifying while violations remain (lag draining after the load).
+const VERIFY_MAX_WAIT: Duration = Duration::from_secs(20);
 
 /// What a scenario does.
 #[derive(Debug, Clone)]
@@ -241,12 +241,13 @@ pub fn run(
     })
 }
 
-/// Reads the end state and verifies it, again and again while the violations keep decreasing.
+/// Reads the end state and verifies it, again and again while violations remain.
 ///
 /// Order and SKU-location state converge through messages after the load stops (a backorder
-/// filled at a SKU-location reaches its order a moment later), so a violation that is only lag
-/// disappears on a later read. Real ones persist: once a read finds no fewer violations than
-/// the one before (or [`VERIFY_MAX_WAIT`] has passed, or some reads failed), they are reported.
+/// filled at a SKU-location reaches its order once the node's delivery backlog drains, which
+/// after a heavy run takes seconds), so a violation that is only lag disappears on a later
+/// read. Real ones persist: whatever remains after [`VERIFY_MAX_WAIT`] (or when some reads
+/// failed) is reported.
 fn verify_converged(
     connector: &dyn Connector,
     threads: usize,
@@ -256,7 +257,6 @@ fn verify_converged(
 ) -> (Verification, crate::verify::Observed) {
     let started = Instant::now();
     let mut first_total = 0;
-    let mut previous = usize::MAX;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -266,22 +266,18 @@ fn verify_converged(
         if attempt == 1 {
             first_total = total;
         }
-        if total == 0
-            || total >= previous
-            || !observed.complete()
-            || started.elapsed() >= VERIFY_MAX_WAIT
-        {
+        if total == 0 || !observed.complete() || started.elapsed() >= VERIFY_MAX_WAIT {
             v.verified.attempts = attempt;
             v.verified.first_read_violations = first_total;
             return (v, observed);
         }
         eprintln!(
-            "keel-load: {total} violations; reading again in {VERIFY_PAUSE:?} while they decrease, e.g."
+            "keel-load: {total} violations; reading again in {VERIFY_PAUSE:?} (for at most \
+             {VERIFY_MAX_WAIT:?}) in case it is lag, e.g."
         );
         for msg in v.violations.iter().take(3) {
             eprintln!("  - {msg}");
         }
-        previous = total;
         thread::sleep(VERIFY_PAUSE);
     }
 }

@@ -1,6 +1,6 @@
 //! A durable entity: how an actor turns one command into one atomic commit.
 //!
-//! decide → apply → write state + handled command id + outbox + ledger in one transaction →
+//! decide → apply → write state + handled command id + outbox + ledger in one atomic commit →
 //! hand the outbox to delivery. A command id that was already handled answers with the reply
 //! recorded the first time, so redelivery changes nothing twice.
 
@@ -35,7 +35,7 @@ pub(crate) trait Entity:
     fn reply(&self, _events: &[Self::Event]) -> serde_json::Value {
         serde_json::Value::Null
     }
-    /// Marker keys this state sets or clears (written in the same transaction).
+    /// Marker keys this state sets or clears (written in the same commit).
     fn marks(&self, _id: &Self::Id) -> Vec<(String, bool)> {
         Vec::new()
     }

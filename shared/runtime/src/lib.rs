@@ -84,6 +84,8 @@ pub struct NodeStats {
     pub flush_waiters: u64,
     /// Outbox messages delivered.
     pub outbox_delivered: u64,
+    /// Outbox messages handed to the relay and not delivered yet (the delivery backlog).
+    pub outbox_pending: u64,
     /// Deliveries that failed and were retried.
     pub outbox_retried: u64,
     /// Commands their target refused (orchestration bugs; logged).
@@ -268,6 +270,7 @@ impl Node {
             flushes: flush.flushes,
             flush_waiters: flush.waiters,
             outbox_delivered: relay.delivered.load(Ordering::Relaxed),
+            outbox_pending: relay.pending(),
             outbox_retried: relay.retried.load(Ordering::Relaxed),
             outbox_refused: relay.refused.load(Ordering::Relaxed),
             disk_bytes: self.router.store.size_on_disk().unwrap_or(0),

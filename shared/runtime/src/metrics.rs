@@ -13,6 +13,8 @@ pub const STORE_FLUSH_WAITERS: &str = "keel_store_flush_waiters_total";
 pub const STORE_DISK: &str = "keel_store_disk_bytes";
 /// Counter: outbox messages delivered.
 pub const OUTBOX_DELIVERED: &str = "keel_outbox_delivered_total";
+/// Gauge: outbox messages waiting for delivery.
+pub const OUTBOX_PENDING: &str = "keel_outbox_pending";
 /// Counter: outbox deliveries retried.
 pub const OUTBOX_RETRIED: &str = "keel_outbox_retries_total";
 /// Counter: outbox commands refused by their target.
@@ -70,6 +72,12 @@ pub fn render(stats: &NodeStats) -> String {
         "counter",
         "Outbox messages delivered by the relay.",
         &[("", stats.outbox_delivered)],
+    );
+    metric(
+        OUTBOX_PENDING,
+        "gauge",
+        "Outbox messages handed to the relay and not delivered yet (the delivery backlog).",
+        &[("", stats.outbox_pending)],
     );
     metric(
         OUTBOX_RETRIED,

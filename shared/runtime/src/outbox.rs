@@ -70,10 +70,23 @@ impl OutboxEntry {
 /// Counters of the relay.
 #[derive(Debug, Default)]
 pub struct RelayStats {
+    /// Entries handed to the relay.
+    pub queued: AtomicU64,
     pub delivered: AtomicU64,
     pub retried: AtomicU64,
     /// Commands their target refused: a bug in the orchestration, logged with the entry.
     pub refused: AtomicU64,
+}
+
+impl RelayStats {
+    /// Entries handed to the relay and not delivered yet.
+    pub fn pending(&self) -> u64 {
+        // Delivered is read first: it never passes queued, so the difference never underflows.
+        let delivered = self.delivered.load(Ordering::Acquire);
+        self.queued
+            .load(Ordering::Acquire)
+            .saturating_sub(delivered)
+    }
 }
 
 /// Hands outbox entries to delivery shards.
@@ -129,7 +142,10 @@ impl Relay {
     fn enqueue(&self, id: Option<u64>, entry: OutboxEntry) {
         let shard = self.hasher.hash_one(entry.target()) as usize % self.shards.len();
         // A closed shard means the node is stopping; a stored entry stays in the outbox.
-        let _ = self.shards[shard].send((id, entry));
+        self.stats.queued.fetch_add(1, Ordering::Release);
+        if self.shards[shard].send((id, entry)).is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::Release);
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 //! An actor persists a decision with one [`Store::commit`]: its new state (checked against the
 //! version it was decided on, so a stale writer is refused), the ids of the commands it handled
 //! (dedupe), the messages it owes other actors (outbox) and its ledger entries — all or nothing,
-//! through a journal record (`journal.rs`) rather than a sled transaction. [`Store::flush`] then makes it durable; concurrent callers share one fsync
-//! (group commit) because sled 0.34 deadlocks under concurrent `flush_async` and one fsync per
+//! through a journal record (`journal.rs`) rather than a sled transaction. [`Store::flush`]
+//! then makes it durable; concurrent callers share one fsync (group commit) because sled 0.34 deadlocks under concurrent `flush_async` and one fsync per
 //! command would cap a node near 6k commands/s.
 //!
 //! The store speaks bytes and keys; what the bytes mean is the runtime's business.
