@@ -70,13 +70,13 @@ pub(crate) fn settle(
         // A sender waiting on it (an order's saga) goes on now; the store flushes its write
         // before that sender's own reply anyway (sled's log is sequential).
         router.settled(&command_id, outcome);
-        consumer::acknowledge_when_durable(&router, delivery).await;
+        consumer::acknowledge_when_durable(&router, delivery);
         router.commands.consumed.fetch_add(1, Ordering::Relaxed);
     }
     .boxed()
 }
 
-async fn set_aside(router: &Router, bus: &SharedBus, delivery: Delivery, reason: &str) {
+async fn set_aside(router: &Arc<Router>, bus: &SharedBus, delivery: Delivery, reason: &str) {
     let code = ErrorCode::MalformedRequest;
     if consumer::dead_letter(router, bus, delivery, COMMAND_DEAD_LETTERS, code, reason).await {
         router

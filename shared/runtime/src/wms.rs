@@ -55,7 +55,7 @@ pub(crate) fn settle(
         };
         match refusal {
             None => {
-                consumer::acknowledge_when_durable(&router, delivery).await;
+                consumer::acknowledge_when_durable(&router, delivery);
                 router.commands.wms_applied.fetch_add(1, Ordering::Relaxed);
             }
             Some(Refusal { code, reason }) => {
