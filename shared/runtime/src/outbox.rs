@@ -79,6 +79,10 @@ pub struct RelayStats {
 }
 
 impl RelayStats {
+    fn over_limit(&self) -> bool {
+        self.pending() > BACKLOG_LIMIT
+    }
+
     /// Entries handed to the relay and not delivered yet.
     pub fn pending(&self) -> u64 {
         // Delivered is read first: it never passes queued, so the difference never underflows.
@@ -101,6 +105,14 @@ pub(crate) struct Relay {
 /// messages in order); many shards keep many deliveries in flight, so acknowledgements and
 /// backorder fills do not queue behind each other under load.
 const SHARDS_PER_WORKER: usize = 16;
+
+/// Undelivered entries beyond which new writes wait (see [`Relay::admission`]): at about a
+/// dozen entries per order (its events, the warehouse's acceptance), a few hundred orders'
+/// worth, well under a second of delivery work.
+pub(crate) const BACKLOG_LIMIT: u64 = 8192;
+
+/// How often a waiting write looks at the backlog again.
+const ADMISSION_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Relay {
     /// Starts the delivery shards, spread over the arbiters.
@@ -125,6 +137,17 @@ impl Relay {
     }
 
     /// Queues committed entries for delivery (they are already durable in the outbox).
+    /// Waits while the delivery backlog is over [`BACKLOG_LIMIT`]. A write waits for the node
+    /// to deliver what it already owes, so under overload callers slow down (their latency
+    /// shows it) instead of the backlog growing without bound — and with it the memory it
+    /// holds and the lag of every event and warehouse release (a 10-minute soak without this
+    /// ended with 372k undelivered entries and 1.4 GiB of RSS).
+    pub(crate) async fn admission(&self) {
+        while self.stats.over_limit() {
+            tokio::time::sleep(ADMISSION_POLL).await;
+        }
+    }
+
     pub(crate) fn submit(&self, entries: impl IntoIterator<Item = (u64, OutboxEntry)>) {
         for (id, entry) in entries {
             self.enqueue(Some(id), entry);
@@ -195,5 +218,20 @@ pub(crate) fn command_subject(effect: &Effect) -> String {
         Effect::Stock { sku, location, .. } => format!("keel.v1.cmd.stock.{location}.{sku}"),
         Effect::Order { order, .. } => format!("keel.v1.cmd.order.{order}"),
         Effect::Warehouse { location, .. } => format!("keel.v1.cmd.warehouse.{location}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_is_what_was_queued_and_not_yet_delivered() {
+        let stats = RelayStats::default();
+        stats.queued.store(BACKLOG_LIMIT + 10, Ordering::Relaxed);
+        assert!(stats.over_limit());
+        stats.delivered.store(10, Ordering::Relaxed);
+        assert_eq!(stats.pending(), BACKLOG_LIMIT);
+        assert!(!stats.over_limit());
     }
 }

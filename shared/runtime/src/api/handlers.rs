@@ -34,6 +34,9 @@ fn created_or_ok<T: Serialize>((value, created): (T, bool)) -> Reply {
 /// Routes one request to its handler. Changes are flushed before the reply is sent, so a
 /// success means the change is on disk.
 pub(crate) async fn dispatch(router: &Arc<Router>, subject: &str, payload: &[u8]) -> Reply {
+    if owes_messages(subject) {
+        router.relay().admission().await;
+    }
     let reply = match subject {
         s::LOCATIONS_CREATE => create_location(router, payload),
         s::CHANNELS_CREATE => create_channel(router, payload),
@@ -55,6 +58,19 @@ pub(crate) async fn dispatch(router: &Arc<Router>, subject: &str, payload: &[u8]
     }?;
     router.store.flush().await?;
     Ok(reply)
+}
+
+/// Writes whose effects the relay delivers afterwards (events, warehouse releases, backorder
+/// fills): they wait for admission, so accepted work never outruns delivered work for long.
+fn owes_messages(subject: &str) -> bool {
+    matches!(
+        subject,
+        s::INVENTORY_RECEIPT
+            | s::INVENTORY_ADJUST
+            | s::ORDERS_PLACE
+            | s::ORDERS_CANCEL
+            | s::FULFILLMENTS_CONFIRM
+    )
 }
 
 fn query(router: &Router, subject: &str, payload: &[u8]) -> Reply {
