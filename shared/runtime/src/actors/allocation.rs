@@ -1,7 +1,8 @@
 //! The order's side of the work: placing, the reservation saga, and executing commands.
 //!
-//! Saga: read what the channel's locations can promise → plan (pure sourcing policy) → write the
-//! plan ahead → reserve each planned line at its SKU-location (which grants what is really
+//! Saga: read what the channel's locations can promise (the node's availability hint) → plan
+//! (pure sourcing policy) → write the plan ahead (the first one with the order itself) →
+//! reserve each planned line at its SKU-location (which grants what is really
 //! available: the only place a reservation is decided) → settle: all granted, or compensate the
 //! partial grants and re-plan, at most `MAX_ALLOCATION_ATTEMPTS` times, then keep what was
 //! granted and backorder the rest. A crash mid-saga leaves the plan and an "allocating" marker
