@@ -23,8 +23,15 @@ pub struct Position {
 impl Position {
     /// Available to promise: `on_hand − allocated − safety_stock`, never below zero.
     pub fn available(&self) -> u64 {
+        // The deliberately broken build (tests/run) forgets the units already reserved, so
+        // every reservation check passes while on_hand lasts: the verifiers must catch it.
+        let reserved = if cfg!(feature = "fault-injection-oversell") {
+            0
+        } else {
+            self.allocated
+        };
         self.on_hand
-            .saturating_sub(self.allocated)
+            .saturating_sub(reserved)
             .saturating_sub(self.safety_stock)
     }
 }

@@ -133,13 +133,7 @@ impl SkuLocation {
                 }
             }
             StockCommand::Reserve { order, quantity } => {
-                let granted = if cfg!(feature = "fault-injection-oversell") {
-                    // The deliberately broken build (tests/run): skips the one check that
-                    // prevents oversell, to show the verifiers catch it.
-                    *quantity
-                } else {
-                    (*quantity).min(self.position.available())
-                };
+                let granted = (*quantity).min(self.position.available());
                 if granted > 0 {
                     events.push(StockEvent::Reserved {
                         order: order.clone(),
