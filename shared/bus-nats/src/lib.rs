@@ -53,6 +53,8 @@ pub struct NatsOptions {
     pub streams: Vec<StreamSpec>,
     /// How long a JetStream publish may wait for its acknowledgement.
     pub publish_timeout: Duration,
+    /// A NATS credentials file (user JWT and seed) to authenticate with.
+    pub credentials: Option<std::path::PathBuf>,
 }
 
 impl NatsOptions {
@@ -63,6 +65,7 @@ impl NatsOptions {
             name: name.into(),
             streams: Vec::new(),
             publish_timeout: Duration::from_secs(5),
+            credentials: None,
         }
     }
 }
@@ -110,7 +113,13 @@ impl NatsBus {
     pub async fn connect(options: &NatsOptions, connect_within: Duration) -> Result<Self, Error> {
         let stats = Arc::new(NatsStats::default());
         let events = Arc::clone(&stats);
-        let connect = async_nats::ConnectOptions::new()
+        let connect = match &options.credentials {
+            Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|e| Error::Connect(format!("credentials {}: {e}", path.display())))?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        let connect = connect
             .name(&options.name)
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
@@ -153,6 +162,12 @@ impl NatsBus {
         Arc::clone(&self.stats)
     }
 
+    /// The underlying connection (for JetStream features beyond the bus, such as the
+    /// cluster's KV buckets).
+    pub fn client(&self) -> async_nats::Client {
+        self.client.clone()
+    }
+
     /// The most a message (payload and headers) may carry on this server.
     pub fn max_payload(&self) -> usize {
         self.client.server_info().max_payload
@@ -179,14 +194,32 @@ impl NatsBus {
         headers: Headers,
         payload: Bytes,
     ) -> Result<(), keel_bus::Error> {
+        let ack = self.send_kept(&subject, headers, payload).await?;
+        self.acknowledged(&subject, ack).await
+    }
+
+    /// Sends a publish to JetStream; the returned future resolves with the stream's answer.
+    async fn send_kept(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+    ) -> Result<jetstream::context::PublishAckFuture, keel_bus::Error> {
         let publish = jetstream::message::PublishMessage::build()
             .payload(payload)
             .headers(convert::header_map(&headers));
-        let ack = self
-            .jetstream
-            .send_publish(subject.clone(), publish)
+        self.jetstream
+            .send_publish(subject.to_owned(), publish)
             .await
-            .map_err(|e| keel_bus::Error::Unavailable(format!("publish to {subject}: {e}")))?;
+            .map_err(|e| keel_bus::Error::Unavailable(format!("publish to {subject}: {e}")))
+    }
+
+    /// Waits for a stream's acknowledgement of a publish to `subject` and counts it.
+    async fn acknowledged(
+        &self,
+        subject: &str,
+        ack: jetstream::context::PublishAckFuture,
+    ) -> Result<(), keel_bus::Error> {
         let ack = ack.await.map_err(|e| {
             keel_bus::Error::Unavailable(format!("acknowledgement of {subject}: {e}"))
         })?;
@@ -197,6 +230,29 @@ impl NatsBus {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Sends one message of an ordered batch: a kept one is handed to JetStream (its
+    /// acknowledgement comes later), a plain one is published.
+    async fn send_in_order(
+        &self,
+        message: keel_bus::Outgoing,
+    ) -> Result<Option<jetstream::context::PublishAckFuture>, keel_bus::Error> {
+        let keel_bus::Outgoing {
+            subject,
+            headers,
+            payload,
+        } = message;
+        keel_bus::subject::validate_subject(&subject)?;
+        self.check_size(&headers, &payload)?;
+        if self.is_kept(&subject) {
+            return self.send_kept(&subject, headers, payload).await.map(Some);
+        }
+        self.client
+            .publish_with_headers(subject, convert::header_map(&headers), payload)
+            .await
+            .map(|()| None)
+            .map_err(convert::publish_error)
     }
 }
 
@@ -260,6 +316,46 @@ impl Bus for NatsBus {
                 .publish_with_headers(subject, convert::header_map(&headers), payload)
                 .await
                 .map_err(convert::publish_error)
+        }
+        .boxed()
+    }
+
+    fn publish_in_order(
+        &self,
+        messages: Vec<keel_bus::Outgoing>,
+    ) -> BoxFuture<Result<(), keel_bus::PartialPublish>> {
+        let bus = self.clone();
+        async move {
+            // One connection keeps the order of what is sent on it, so sending every message
+            // before awaiting any acknowledgement keeps the batch in order in its stream.
+            let mut sent = Vec::with_capacity(messages.len());
+            let mut failed = None;
+            for message in messages {
+                let subject = message.subject.clone();
+                match bus.send_in_order(message).await {
+                    Ok(ack) => sent.push((subject, ack)),
+                    Err(error) => {
+                        failed = Some(error);
+                        break;
+                    }
+                }
+            }
+            let sent_count = sent.len();
+            for (accepted, (subject, ack)) in sent.into_iter().enumerate() {
+                if let Some(ack) = ack {
+                    bus.acknowledged(&subject, ack)
+                        .await
+                        .map_err(|error| keel_bus::PartialPublish { accepted, error })?;
+                }
+            }
+            match failed {
+                // Every message before the failed one was acknowledged above.
+                Some(error) => Err(keel_bus::PartialPublish {
+                    accepted: sent_count,
+                    error,
+                }),
+                None => Ok(()),
+            }
         }
         .boxed()
     }

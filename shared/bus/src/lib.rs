@@ -73,6 +73,23 @@ pub struct Message {
     pub payload: Bytes,
 }
 
+/// A message to publish with [`Bus::publish_in_order`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outgoing {
+    pub subject: String,
+    pub headers: Headers,
+    pub payload: Bytes,
+}
+
+/// Why [`Bus::publish_in_order`] stopped: the first `accepted` messages were published, the
+/// next one failed with `error`. Later ones may have been published too, so a caller that
+/// retries from the failed one should give every message an id ([`MESSAGE_ID_HEADER`]).
+#[derive(Debug)]
+pub struct PartialPublish {
+    pub accepted: usize,
+    pub error: Error,
+}
+
 /// The size NATS counts against its maximum payload: the payload plus the encoded headers.
 pub fn encoded_size(headers: &Headers, payload: &[u8]) -> usize {
     if headers.is_empty() {
@@ -158,6 +175,27 @@ pub trait Bus: Send + Sync + 'static {
         headers: Headers,
         payload: Bytes,
     ) -> BoxFuture<Result<(), Error>>;
+
+    /// Publishes `messages` in order, like [`Bus::publish`] each, but a durable bus sends the
+    /// next one without waiting for the previous one's acknowledgement (many in flight).
+    ///
+    /// # Errors
+    /// [`PartialPublish`]: how many from the front were accepted, and why the next was not.
+    fn publish_in_order(&self, messages: Vec<Outgoing>) -> BoxFuture<Result<(), PartialPublish>> {
+        let publishes: Vec<_> = messages
+            .into_iter()
+            .map(|m| self.publish(&m.subject, m.headers, m.payload))
+            .collect();
+        async move {
+            for (accepted, publish) in publishes.into_iter().enumerate() {
+                publish
+                    .await
+                    .map_err(|error| PartialPublish { accepted, error })?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
 
     /// Publishes like [`Bus::publish`], with `reply` as the message's reply subject (used to
     /// answer requests or to set up a reply-to flow).

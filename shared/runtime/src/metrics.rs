@@ -109,12 +109,18 @@ pub fn render(stats: &NodeStats) -> String {
         "Messages that could not be applied and were set aside on keel.v1.dlq.*; alert on any.",
         &[("", stats.dead_lettered)],
     );
-    for counter in &stats.bus {
-        metric(
-            counter.name,
-            "counter",
-            counter.help,
-            &[("", counter.value)],
+    out.push_str(&render_bus(&stats.bus));
+    out
+}
+
+/// Renders a bus' own counters as Prometheus text (also for a process without a node).
+pub fn render_bus(counters: &[keel_bus::Counter]) -> String {
+    let mut out = String::new();
+    for counter in counters {
+        let (name, help, value) = (counter.name, counter.help, counter.value);
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
     }
     out

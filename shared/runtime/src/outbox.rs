@@ -101,7 +101,7 @@ pub(crate) struct Relay {
     pub(crate) stats: Arc<RelayStats>,
 }
 
-/// Delivery tasks per actor thread. Each delivers one message at a time (that keeps a target's
+/// Delivery tasks per actor thread. Each delivers its queue in order (that keeps a target's
 /// messages in order); many shards keep many deliveries in flight, so acknowledgements and
 /// backorder fills do not queue behind each other under load.
 const SHARDS_PER_WORKER: usize = 16;
@@ -172,38 +172,102 @@ impl Relay {
     }
 }
 
+/// The most entries a shard takes from its queue at once: they share one flush, and their
+/// publishes are pipelined on a durable bus.
+const BATCH: usize = 128;
+
 async fn run_shard(
     router: Weak<Router>,
     mut queue: mpsc::UnboundedReceiver<(Option<u64>, OutboxEntry)>,
     stats: Arc<RelayStats>,
 ) {
-    while let Some((id, entry)) = queue.recv().await {
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        let mut done = 0;
         let mut backoff = Duration::from_millis(5);
-        loop {
+        while done < batch.len() {
             let Some(router) = router.upgrade() else {
                 return;
             };
-            match router.deliver(&entry).await {
-                Ok(()) => break,
-                Err(Error::Domain(refusal)) => {
+            let entries: Vec<&OutboxEntry> = batch[done..].iter().map(|(_, e)| e).collect();
+            let (delivered, failure) = match router.deliver_in_order(&entries).await {
+                Ok(()) => (entries.len(), None),
+                Err(Partial { delivered, error }) => (delivered, Some(error)),
+            };
+            let mut finished = done + delivered;
+            let mut wait = false;
+            match failure {
+                None => {}
+                Some(Error::Domain(refusal)) => {
                     stats.refused.fetch_add(1, Ordering::Relaxed);
+                    let (id, entry) = &batch[finished];
                     tracing::error!(outbox_id = ?id, ?entry, %refusal, "outbox command refused by its target");
-                    break;
+                    finished += 1;
                 }
-                Err(e) => {
+                Some(e) => {
                     stats.retried.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(outbox_id = ?id, error = %e, "outbox delivery failed, retrying");
-                    drop(router);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    tracing::warn!(outbox_id = ?batch[finished].0, error = %e, "outbox delivery failed, retrying");
+                    wait = true;
                 }
             }
+            for (id, _) in &batch[done..finished] {
+                if let Some(id) = id {
+                    router.delivered(*id);
+                }
+                stats.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            if wait {
+                // Go on from the entry that failed, after a pause (those after it may have
+                // been published too; their ids make a repeat harmless).
+                drop(router);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            done = finished;
         }
-        if let (Some(router), Some(id)) = (router.upgrade(), id) {
-            router.delivered(id);
-        }
-        stats.delivered.fetch_add(1, Ordering::Relaxed);
+        batch.clear();
     }
+}
+
+/// How far a batch of deliveries got: the first `delivered` entries were delivered, the next
+/// one failed with `error`.
+#[derive(Debug)]
+pub(crate) struct Partial {
+    pub(crate) delivered: usize,
+    pub(crate) error: Error,
+}
+
+/// An entry as a durable bus carries it: a command on its target's subject, an event on its
+/// own, with its id (so the bus drops a repeat) and its trace context in the headers.
+pub(crate) fn outgoing(entry: &OutboxEntry) -> Result<keel_bus::Outgoing, serde_json::Error> {
+    let (subject, id, payload) = match entry {
+        OutboxEntry::Effect {
+            command_id, effect, ..
+        } => (
+            command_subject(effect),
+            command_id,
+            Bytes::from(serde_json::to_vec(entry)?),
+        ),
+        OutboxEntry::Publish {
+            message_id,
+            publication,
+            ..
+        } => (
+            publication.subject.clone(),
+            message_id,
+            publication_payload(publication),
+        ),
+    };
+    let mut headers =
+        keel_bus::Headers::from([(keel_bus::MESSAGE_ID_HEADER.to_owned(), id.clone())]);
+    if let Some(traceparent) = entry.trace() {
+        headers.insert("traceparent".to_owned(), traceparent.to_owned());
+    }
+    Ok(keel_bus::Outgoing {
+        subject,
+        headers,
+        payload,
+    })
 }
 
 /// Encodes a publication for the bus.

@@ -3,10 +3,9 @@
 use crate::actors::{EntityActor, Exec, ExecReply, OrderActor, OrderExec, Traced};
 use crate::catalog::Catalog;
 use crate::directory::{Directory, Factory};
-use crate::outbox::{publication_payload, OutboxEntry, Relay};
+use crate::outbox::{outgoing, OutboxEntry, Partial, Relay};
 use crate::Error;
 use actix::prelude::*;
-use bytes::Bytes;
 use keel_bus::SharedBus;
 use keel_domain::effects::Effect;
 use keel_domain::inventory::SkuLocation;
@@ -163,32 +162,44 @@ impl Router {
         }
     }
 
-    /// Publishes an entry on its subject with its id (a command on its target's subject, an
-    /// event on its own) and its trace context.
-    async fn publish(&self, entry: &OutboxEntry) -> Result<(), Error> {
-        let (subject, id, payload) = match entry {
-            OutboxEntry::Effect {
-                command_id, effect, ..
-            } => (
-                crate::outbox::command_subject(effect),
-                command_id,
-                Bytes::from(serde_json::to_vec(entry)?),
-            ),
-            OutboxEntry::Publish {
-                message_id,
-                publication,
-                ..
-            } => (
-                publication.subject.clone(),
-                message_id,
-                publication_payload(publication),
-            ),
-        };
-        let mut headers =
-            keel_bus::Headers::from([(keel_bus::MESSAGE_ID_HEADER.to_owned(), id.clone())]);
-        if let Some(traceparent) = entry.trace() {
-            headers.insert("traceparent".to_owned(), traceparent.to_owned());
+    /// Sends a relay shard's batch of entries on their way, in order. On a durable bus the
+    /// batch shares one flush and its publishes are pipelined; otherwise each is delivered in
+    /// turn. A failure says how many from the front were delivered.
+    pub(crate) async fn deliver_in_order(&self, entries: &[&OutboxEntry]) -> Result<(), Partial> {
+        if !self.durable_events {
+            for (delivered, entry) in entries.iter().enumerate() {
+                self.deliver(entry)
+                    .await
+                    .map_err(|error| Partial { delivered, error })?;
+            }
+            return Ok(());
         }
+        let failed = |error| Partial {
+            delivered: 0,
+            error,
+        };
+        self.store.flush().await.map_err(|e| failed(e.into()))?;
+        let messages = entries
+            .iter()
+            .map(|entry| outgoing(entry))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| failed(e.into()))?;
+        self.bus
+            .publish_in_order(messages)
+            .await
+            .map_err(|p| Partial {
+                delivered: p.accepted,
+                error: Error::Unavailable(format!("publish: {}", p.error)),
+            })
+    }
+
+    /// Publishes an entry on its subject with its id and its trace context.
+    async fn publish(&self, entry: &OutboxEntry) -> Result<(), Error> {
+        let keel_bus::Outgoing {
+            subject,
+            headers,
+            payload,
+        } = outgoing(entry)?;
         // A durable bus keeps what it is given even if this node then crashes: the decision
         // that owes this message must be on disk first, or a crash could leave a command (or
         // an event) for a change that never happened. The flush is shared (group commit).
