@@ -24,6 +24,7 @@ pub struct Gateway {
     timeout: Duration,
     ready: Arc<dyn Fn() -> bool + Send + Sync>,
     metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    status: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
 }
 
 impl Gateway {
@@ -38,7 +39,14 @@ impl Gateway {
             timeout: Duration::from_secs(10),
             ready,
             metrics,
+            status: Arc::new(|| serde_json::json!({})),
         }
+    }
+
+    /// Serves `status` on `GET /status` (the node's place in its cluster).
+    pub fn with_status(mut self, status: Arc<dyn Fn() -> serde_json::Value + Send + Sync>) -> Self {
+        self.status = status;
+        self
     }
 
     /// How long a request waits for the node's reply before it is answered `503 unavailable`

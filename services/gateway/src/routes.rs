@@ -15,6 +15,7 @@ pub fn configure(gateway: Gateway) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
+            .route("/status", web::get().to(status))
             .service(collection(
                 "/v1/locations",
                 s::LOCATIONS_CREATE,
@@ -173,6 +174,10 @@ async fn readyz(g: web::Data<Gateway>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(json!({ "status": "starting" }))
     }
+}
+
+async fn status(g: web::Data<Gateway>) -> HttpResponse {
+    HttpResponse::Ok().json((g.status)())
 }
 
 async fn metrics(g: web::Data<Gateway>) -> HttpResponse {

@@ -1,8 +1,16 @@
 //! Command-line flags, each with a `KEEL_*` environment equivalent.
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+/// What a `keel` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    All,
+    Node,
+    Gateway,
+}
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,9 +58,50 @@ pub struct Config {
     /// `503 unavailable` (safe to retry with the same ids).
     #[arg(long, env = "KEEL_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
     pub request_timeout_secs: u64,
+    /// A NATS credentials file (user JWT and seed) to connect with.
+    #[arg(long = "nats-creds", env = "KEEL_NATS_CREDS")]
+    pub nats_credentials: Option<PathBuf>,
+    /// What this process runs: `all` (a node and the HTTP gateway), `node` (the same; the
+    /// name Kubernetes manifests use for the StatefulSet) or `gateway` (only the HTTP gateway,
+    /// forwarding to the nodes over NATS: needs `--nats`).
+    #[arg(long, env = "KEEL_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
     /// How long to keep trying to reach NATS at start-up, in seconds.
     #[arg(long, env = "KEEL_NATS_CONNECT_SECS", default_value_t = 30)]
     pub nats_connect_secs: u64,
+    /// This node's id in the cluster (on NATS). Default: the id stored in the data dir, made
+    /// on first start (the id names the disk that holds its partitions' state).
+    #[arg(long, env = "KEEL_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Partitions of the cluster (on NATS). Fixed by the cluster's first node: a node
+    /// expecting another count is refused.
+    #[arg(long, env = "KEEL_PARTITIONS", default_value_t = keel_cluster::DEFAULT_PARTITIONS)]
+    pub partitions: u32,
+    /// Lifetime of a partition lease and of a heartbeat, in seconds (when this node creates
+    /// the cluster; an existing cluster's own setting wins). Renewed every third of it.
+    #[arg(long, env = "KEEL_LEASE_SECS", default_value_t = 10)]
+    pub lease_secs: u64,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands (without one, `keel` runs the platform).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Cluster operations (on the NATS system given by `--nats`).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// `keel cluster …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClusterCommand {
+    /// Members, the partition map with epochs, and the spread.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Config {

@@ -1,52 +1,80 @@
 //! The `keel` binary's library: configuration, the demo seed, the transport, and running the
 //! platform (one node and the HTTP gateway in one process, over the in-process bus or NATS).
 
+pub mod cluster;
 pub mod config;
 pub mod seed;
 pub mod transport;
 
 use anyhow::Context;
-use config::Config;
+use cluster::Membership;
+use config::{ClusterCommand, Command, Config, Role};
 use keel_gateway::Gateway;
 use keel_runtime::Node;
 use std::sync::Arc;
 
 /// Runs the platform until Ctrl-C or SIGTERM. Must run inside an actix system.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let bus = transport::connect(&config).await?;
+    if let Some(Command::Cluster(command)) = &config.command {
+        return cluster_command(&config, command).await;
+    }
+    if config.role == Role::Gateway {
+        return run_gateway(&config).await;
+    }
+    let transport = transport::connect(&config).await?;
+    let bus = transport.bus;
+    let membership = match transport.nats {
+        Some(client) => {
+            let settings = cluster_settings(&config)?;
+            Some(Arc::new(Membership::join(client, &settings).await?))
+        }
+        None => None,
+    };
     let node = Arc::new(
         Node::start(&config.node_options(), Arc::clone(&bus)).context("starting the node")?,
     );
     let gateway = Gateway::new(
         Arc::clone(&bus),
         {
-            // Not ready while the bus is down: requests could not reach the node.
-            let (node, bus) = (Arc::clone(&node), Arc::clone(&bus));
-            Arc::new(move || node.is_ready() && bus.is_connected())
+            // Not ready while the bus is down (requests could not reach the node) or while
+            // the node does not hold its partitions.
+            let (node, bus, membership) = (Arc::clone(&node), Arc::clone(&bus), membership.clone());
+            Arc::new(move || {
+                node.is_ready()
+                    && bus.is_connected()
+                    && membership.as_ref().is_none_or(|m| m.is_serving())
+            })
         },
         {
-            let node = Arc::clone(&node);
-            Arc::new(move || keel_runtime::metrics::render(&node.stats()))
+            let (node, membership) = (Arc::clone(&node), membership.clone());
+            Arc::new(move || {
+                let mut text = keel_runtime::metrics::render(&node.stats());
+                if let Some(m) = &membership {
+                    text.push_str(&m.metrics());
+                }
+                text
+            })
         },
     )
+    .with_status({
+        let membership = membership.clone();
+        Arc::new(move || match &membership {
+            Some(m) => m.status(),
+            None => serde_json::json!({ "mode": "embedded" }),
+        })
+    })
     .with_timeout(std::time::Duration::from_secs(
         config.request_timeout_secs.max(1),
     ));
     // HTTP first, so /healthz answers (and /readyz says "starting") during recovery.
-    let mut server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .wrap_fn(keel_gateway::traced)
-            .configure(keel_gateway::configure(gateway.clone()))
-    })
-    .bind(config.http_addr)
-    .with_context(|| format!("binding {}", config.http_addr))?;
-    if let Some(workers) = config.http_workers {
-        server = server.workers(workers.max(1));
-    }
-    let server = server.shutdown_timeout(10).run();
+    let server = http_server(&config, gateway)?;
     let handle = server.handle();
     let serving = actix_rt::spawn(server);
 
+    if let Some(m) = &membership {
+        m.take_partitions().await.context("taking the partitions")?;
+        actix_rt::spawn(Arc::clone(m).keep_alive());
+    }
     let recovery = node.recover().await.context("recovering")?;
     tracing::info!(?recovery, "recovered");
     node.serve(&bus).await.context("serving the API")?;
@@ -62,7 +90,100 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(handle);
     let node = Arc::try_unwrap(node).map_err(|_| anyhow::anyhow!("the node is still in use"))?;
     node.shutdown().await.context("shutting down")?;
+    // Only now that everything is flushed: the next owner starts from what is on disk.
+    if let Some(m) = &membership {
+        m.leave().await;
+    }
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// The HTTP server of `gateway` on the configured address (stops on SIGTERM or Ctrl-C, giving
+/// requests in flight 10 s).
+fn http_server(config: &Config, gateway: Gateway) -> anyhow::Result<actix_web::dev::Server> {
+    let mut server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .wrap_fn(keel_gateway::traced)
+            .configure(keel_gateway::configure(gateway.clone()))
+    })
+    .bind(config.http_addr)
+    .with_context(|| format!("binding {}", config.http_addr))?;
+    if let Some(workers) = config.http_workers {
+        server = server.workers(workers.max(1));
+    }
+    Ok(server.shutdown_timeout(10).run())
+}
+
+/// `--role gateway`: only the HTTP gateway, forwarding to the nodes over NATS.
+async fn run_gateway(config: &Config) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.nats_url.is_some(),
+        "--role gateway forwards to nodes over NATS: give --nats URL (or KEEL_NATS_URL)"
+    );
+    let bus = transport::connect(config).await?.bus;
+    let gateway = Gateway::new(
+        Arc::clone(&bus),
+        {
+            let bus = Arc::clone(&bus);
+            Arc::new(move || bus.is_connected())
+        },
+        {
+            let bus = Arc::clone(&bus);
+            Arc::new(move || keel_runtime::metrics::render_bus(&bus.counters()))
+        },
+    )
+    .with_status(Arc::new(|| serde_json::json!({ "mode": "gateway" })))
+    .with_timeout(std::time::Duration::from_secs(
+        config.request_timeout_secs.max(1),
+    ));
+    println!("keel gateway is ready on http://{}", config.http_addr);
+    http_server(config, gateway)?
+        .await
+        .context("the HTTP server failed")
+}
+
+/// How this node joins its cluster, from its flags.
+fn cluster_settings(config: &Config) -> anyhow::Result<cluster::Settings> {
+    let node = match &config.node_id {
+        Some(id) => id.clone(),
+        None => cluster::stored_node_id(&config.data_dir)?,
+    };
+    Ok(cluster::Settings {
+        node,
+        partitions: config.partitions,
+        lease_ttl: std::time::Duration::from_secs(config.lease_secs.max(1)),
+        address: format!("http://{}", config.http_addr),
+    })
+}
+
+/// `keel cluster …`: talks to the cluster's coordination buckets on NATS.
+async fn cluster_command(config: &Config, command: &ClusterCommand) -> anyhow::Result<()> {
+    let url = config
+        .nats_url
+        .as_deref()
+        .context("keel cluster needs --nats URL (or KEEL_NATS_URL)")?;
+    let options = match &config.nats_credentials {
+        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+            .await
+            .with_context(|| format!("reading {}", path.display()))?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    let client = options
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting to NATS at {url}"))?;
+    let coordinator =
+        keel_cluster::Coordinator::observe(&async_nats::jetstream::new(client)).await?;
+    match command {
+        ClusterCommand::Status { json } => {
+            let status = keel_cluster::ClusterStatus::read(&coordinator).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status.render());
+            }
+        }
+    }
     Ok(())
 }
 

@@ -50,17 +50,30 @@ pub fn streams() -> Vec<StreamSpec> {
     ]
 }
 
+/// The bus a process runs on, and its NATS connection when it is on NATS.
+pub struct Transport {
+    pub bus: SharedBus,
+    pub nats: Option<async_nats::Client>,
+}
+
 /// Connects the bus the configuration asks for.
-pub async fn connect(config: &Config) -> anyhow::Result<SharedBus> {
+pub async fn connect(config: &Config) -> anyhow::Result<Transport> {
     let Some(url) = &config.nats_url else {
-        return Ok(InProcessBus::new(InProcessOptions::default()).into_shared());
+        return Ok(Transport {
+            bus: InProcessBus::new(InProcessOptions::default()).into_shared(),
+            nats: None,
+        });
     };
     let mut options = NatsOptions::new(url.clone(), "keel");
     options.streams = streams();
+    options.credentials.clone_from(&config.nats_credentials);
     let within = Duration::from_secs(config.nats_connect_secs.max(1));
     let bus = NatsBus::connect(&options, within)
         .await
         .with_context(|| format!("connecting to NATS at {url}"))?;
     tracing::info!(%url, max_payload = bus.max_payload(), "on NATS (JetStream)");
-    Ok(bus.into_shared())
+    Ok(Transport {
+        nats: Some(bus.client()),
+        bus: bus.into_shared(),
+    })
 }

@@ -1,0 +1,24 @@
+use crate::partition::Partition;
+
+/// What can go wrong in the cluster layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// NATS or JetStream could not be reached or refused a request.
+    #[error("cluster store unavailable: {0}")]
+    Unavailable(String),
+    /// The partition's lease is no longer this node's (it expired, or another node holds it).
+    #[error("lease of partition {0} lost")]
+    Lost(Partition),
+    /// This node's settings disagree with the cluster's (e.g. the partition count).
+    #[error("cluster configuration: {0}")]
+    Config(String),
+    /// A record in the cluster store could not be read.
+    #[error("corrupt cluster record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl Error {
+    pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
+        Error::Unavailable(format!("{what}: {e}"))
+    }
+}

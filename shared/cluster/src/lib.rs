@@ -1,0 +1,24 @@
+//! Keel's cluster layer.
+//!
+//! - [`Partitioning`]: every entity maps by a stable hash of its key to one of a fixed number
+//!   of partitions; partitions, not actors, are placed on nodes.
+//! - [`placement::plan`]: the moves that spread partitions evenly over the members, a bounded
+//!   number per round (pure, the same on every node).
+//! - [`Coordinator`]: partition leases with epochs and member heartbeats in JetStream KV,
+//!   written with revision compare-and-set; the epoch rises at every change of owner, so a
+//!   stale owner's messages can be told apart and refused.
+//! - [`ClusterStatus`]: what `keel cluster status` shows.
+
+mod error;
+mod leases;
+mod partition;
+pub mod placement;
+mod status;
+
+pub use error::Error;
+pub use leases::{
+    Coordinator, Held, JoinOptions, Lease, Member, Settings, EPOCHS_BUCKET, LEASES_BUCKET,
+    MEMBERS_BUCKET,
+};
+pub use partition::{Partition, Partitioning, DEFAULT_PARTITIONS};
+pub use status::ClusterStatus;
