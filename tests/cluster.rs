@@ -6,7 +6,7 @@
 //!   higher epoch; the stale owner's renewal is refused and, by its own clock, it stopped
 //!   counting on the lease before the new owner got it; a released lease is free at once; the
 //!   partition count is fixed by the first node.
-//! * A node: it holds every partition (epoch 1), a second node on the same NATS stands by
+//! * A node: it holds every partition (epoch 1, as `keel cluster status --json` shows), a second node on the same NATS stands by
 //!   (not ready) instead of taking work whose state it lacks, a SIGKILLed node restarted on its
 //!   disk takes its partitions back with epoch 2, and SIGTERM gives every lease back and
 //!   leaves the membership.
@@ -125,6 +125,19 @@ fn a_node_holds_its_partitions_a_second_stands_by_and_sigterm_gives_them_back() 
         holds_everything_at(&a, 1)
     });
     let url = a.nats().url();
+    let cli = std::process::Command::new(fixtures::binary())
+        .args(["cluster", "status", "--json", "--nats", &url])
+        .output()
+        .expect("run keel cluster status");
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let view: Value = serde_json::from_slice(&cli.stdout).expect("status is JSON on stdout");
+    assert_eq!(view["spread"], serde_json::json!([128, 128]), "{view}");
+    assert_eq!(view["members"].as_array().map(Vec::len), Some(1), "{view}");
+    assert_eq!(view["unowned"].as_array().map(Vec::len), Some(0), "{view}");
 
     let b = Keel::start_beside(&url);
     eventually("node b stands by", || {

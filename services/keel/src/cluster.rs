@@ -63,11 +63,11 @@ pub struct Membership {
     view: Mutex<Option<ClusterStatus>>,
     serving: AtomicBool,
     /// Leases taken (each a change of owner, with a new epoch).
-    pub acquired: AtomicU64,
+    acquired: AtomicU64,
     /// Leases given back.
-    pub released: AtomicU64,
+    released: AtomicU64,
     /// Renewals refused because the lease had expired.
-    pub lost: AtomicU64,
+    lost: AtomicU64,
 }
 
 impl Membership {

@@ -52,14 +52,14 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Run on NATS (JetStream) at this URL instead of the in-process bus, e.g.
     /// `nats://127.0.0.1:4222` (comma-separate several servers of a cluster).
-    #[arg(long = "nats", env = "KEEL_NATS_URL")]
+    #[arg(long = "nats", env = "KEEL_NATS_URL", global = true)]
     pub nats_url: Option<String>,
     /// Seconds an HTTP request waits for the node's reply before it is answered
     /// `503 unavailable` (safe to retry with the same ids).
     #[arg(long, env = "KEEL_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
     pub request_timeout_secs: u64,
     /// A NATS credentials file (user JWT and seed) to connect with.
-    #[arg(long = "nats-creds", env = "KEEL_NATS_CREDS")]
+    #[arg(long = "nats-creds", env = "KEEL_NATS_CREDS", global = true)]
     pub nats_credentials: Option<PathBuf>,
     /// What this process runs: `all` (a node and the HTTP gateway), `node` (the same; the
     /// name Kubernetes manifests use for the StatefulSet) or `gateway` (only the HTTP gateway,

@@ -59,7 +59,11 @@ pub fn init(format: LogFormat, service: &'static str) -> Telemetry {
     };
     let otel = otel_layer(&provider, service);
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_target(false);
+    // Logs go to stderr, so a command's own output on stdout (`keel cluster status --json`)
+    // stays clean to pipe.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_writer(std::io::stderr);
     let logs = match format {
         LogFormat::Text => fmt.with_filter(filter()).boxed(),
         LogFormat::Json => fmt.json().with_filter(filter()).boxed(),
