@@ -138,6 +138,11 @@ fn a_node_holds_its_partitions_a_second_stands_by_and_sigterm_gives_them_back() 
     assert_eq!(view["spread"], serde_json::json!([128, 128]), "{view}");
     assert_eq!(view["members"].as_array().map(Vec::len), Some(1), "{view}");
     assert_eq!(view["unowned"].as_array().map(Vec::len), Some(0), "{view}");
+    assert_eq!(
+        view["planned_moves"],
+        serde_json::json!([]),
+        "a settled map plans nothing"
+    );
 
     let b = Keel::start_beside(&url);
     eventually("node b stands by", || {
@@ -151,6 +156,21 @@ fn a_node_holds_its_partitions_a_second_stands_by_and_sigterm_gives_them_back() 
             _ => Err(format!("{s}")),
         }
     });
+    // The placement would spread the partitions over both members, a bounded round at a
+    // time; nothing moves them yet (docs/cluster.md), and the status says what it would do.
+    let plan = eventually("the status plans a round of moves to node b", || {
+        let s = status(&a);
+        let moves = s["cluster"]["planned_moves"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if moves.len() == keel_cluster::MOVES_PER_ROUND {
+            Ok(moves)
+        } else {
+            Err(format!("{s}"))
+        }
+    });
+    assert!(plan.iter().all(|m| m["to"] != m["from"]), "{plan:?}");
     let (code, _) = a.post("/v1/locations", &fixtures::location_body("east", "east", 1));
     assert!(code < 300, "node a keeps serving");
 

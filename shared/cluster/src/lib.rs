@@ -21,4 +21,4 @@ pub use leases::{
     MEMBERS_BUCKET,
 };
 pub use partition::{Partition, Partitioning, DEFAULT_PARTITIONS};
-pub use status::ClusterStatus;
+pub use status::{ClusterStatus, MOVES_PER_ROUND};

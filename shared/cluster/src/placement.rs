@@ -9,7 +9,7 @@ use crate::partition::Partition;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One change of owner the plan asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Move {
     pub partition: Partition,
     /// The current owner (a live member), or `None` for a partition nobody (alive) holds.

@@ -6,6 +6,9 @@ use crate::{placement, Error};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Moves between live members one rebalancing round may make.
+pub const MOVES_PER_ROUND: usize = 8;
+
 /// A snapshot of the cluster, read from its coordination buckets.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterStatus {
@@ -18,6 +21,9 @@ pub struct ClusterStatus {
     pub spread: (usize, usize),
     /// Partitions nobody holds a live lease for.
     pub unowned: Vec<Partition>,
+    /// The next round of moves an even spread over the live members calls for
+    /// ([`placement::plan`], at most [`MOVES_PER_ROUND`] between live members).
+    pub planned_moves: Vec<placement::Move>,
     pub leases: BTreeMap<Partition, Lease>,
 }
 
@@ -34,7 +40,9 @@ impl ClusterStatus {
             .iter()
             .map(|m| (m.clone(), owners.values().filter(|o| *o == m).count()))
             .collect();
+        let planned_moves = placement::plan(partitions, &names, &owners, MOVES_PER_ROUND);
         Ok(ClusterStatus {
+            planned_moves,
             partitions,
             lease_ttl_ms: u64::try_from(coordinator.ttl().as_millis()).unwrap_or(u64::MAX),
             spread: placement::spread(&names, &owners),
@@ -53,13 +61,14 @@ impl ClusterStatus {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "partitions {}  lease {} ms  members {}  spread {}..{}  unowned {}",
+            "partitions {}  lease {} ms  members {}  spread {}..{}  unowned {}  planned moves {}",
             self.partitions,
             self.lease_ttl_ms,
             self.members.len(),
             self.spread.0,
             self.spread.1,
-            self.unowned.len()
+            self.unowned.len(),
+            self.planned_moves.len()
         );
         for member in &self.members {
             let _ = writeln!(
