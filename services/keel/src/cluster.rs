@@ -260,27 +260,32 @@ impl Membership {
     /// Prometheus text for the cluster counters.
     pub fn metrics(&self) -> String {
         let held = self.held.lock().len();
-        let counter = |name: &str, help: &str, value: u64| {
-            format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n")
+        let counter = |name, help, value: &AtomicU64| keel_bus::Counter {
+            name,
+            help,
+            value: value.load(Ordering::Relaxed),
         };
-        format!(
-            "# HELP keel_cluster_partitions_held Partitions whose lease this node holds.\n\
-             # TYPE keel_cluster_partitions_held gauge\nkeel_cluster_partitions_held {held}\n{}{}{}",
+        let counters = [
             counter(
                 "keel_cluster_ownership_changes_total",
                 "Partition leases this node took (each with a new epoch).",
-                self.acquired.load(Ordering::Relaxed)
+                &self.acquired,
             ),
             counter(
                 "keel_cluster_leases_released_total",
                 "Partition leases this node gave back.",
-                self.released.load(Ordering::Relaxed)
+                &self.released,
             ),
             counter(
                 "keel_cluster_leases_lost_total",
                 "Renewals refused because the lease had expired.",
-                self.lost.load(Ordering::Relaxed)
+                &self.lost,
             ),
+        ];
+        format!(
+            "# HELP keel_cluster_partitions_held Partitions whose lease this node holds.\n\
+             # TYPE keel_cluster_partitions_held gauge\nkeel_cluster_partitions_held {held}\n{}",
+            keel_runtime::metrics::render_counters(&counters)
         )
     }
 }

@@ -129,7 +129,7 @@ async fn run_gateway(config: &Config) -> anyhow::Result<()> {
         },
         {
             let bus = Arc::clone(&bus);
-            Arc::new(move || keel_runtime::metrics::render_bus(&bus.counters()))
+            Arc::new(move || keel_runtime::metrics::render_counters(&bus.counters()))
         },
     )
     .with_status(Arc::new(|| serde_json::json!({ "mode": "gateway" })))

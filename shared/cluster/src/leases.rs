@@ -127,11 +127,6 @@ impl Coordinator {
         let leases = open(js, bucket(LEASES_BUCKET, options.lease_ttl)).await?;
         let epochs = open(js, bucket(EPOCHS_BUCKET, Duration::ZERO)).await?;
         let members = open(js, bucket(MEMBERS_BUCKET, options.lease_ttl)).await?;
-        let ttl = leases
-            .status()
-            .await
-            .map_err(|e| Error::unavailable("reading the leases bucket", e))?
-            .max_age();
         let wanted = Settings {
             partitions: options.partitions.max(1),
         };
@@ -153,14 +148,7 @@ impl Coordinator {
                 wanted.partitions, settings.partitions
             )));
         }
-        Ok(Coordinator {
-            node: options.node.clone(),
-            partitioning: Partitioning::new(settings.partitions),
-            ttl,
-            leases,
-            epochs,
-            members,
-        })
+        Coordinator::assemble(options.node.clone(), settings, [leases, epochs, members]).await
     }
 
     /// Opens an existing cluster's buckets without joining it (for status and tools).
@@ -175,14 +163,23 @@ impl Coordinator {
         let settings = read::<Settings>(&epochs, SETTINGS_KEY)
             .await?
             .ok_or_else(|| Error::Config("the cluster has no settings record".into()))?;
+        Coordinator::assemble(String::new(), settings.0, [leases, epochs, members]).await
+    }
+
+    /// A coordinator on the opened buckets; the lease time is the leases bucket's own.
+    async fn assemble(
+        node: String,
+        settings: Settings,
+        [leases, epochs, members]: [kv::Store; 3],
+    ) -> Result<Coordinator, Error> {
         let ttl = leases
             .status()
             .await
             .map_err(|e| Error::unavailable("reading the leases bucket", e))?
             .max_age();
         Ok(Coordinator {
-            node: String::new(),
-            partitioning: Partitioning::new(settings.0.partitions),
+            node,
+            partitioning: Partitioning::new(settings.partitions),
             ttl,
             leases,
             epochs,

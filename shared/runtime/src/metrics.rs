@@ -109,12 +109,12 @@ pub fn render(stats: &NodeStats) -> String {
         "Messages that could not be applied and were set aside on keel.v1.dlq.*; alert on any.",
         &[("", stats.dead_lettered)],
     );
-    out.push_str(&render_bus(&stats.bus));
+    out.push_str(&render_counters(&stats.bus));
     out
 }
 
-/// Renders a bus' own counters as Prometheus text (also for a process without a node).
-pub fn render_bus(counters: &[keel_bus::Counter]) -> String {
+/// Renders counters (a bus' own, the cluster's) as Prometheus text, also for a process without a node.
+pub fn render_counters(counters: &[keel_bus::Counter]) -> String {
     let mut out = String::new();
     for counter in counters {
         let (name, help, value) = (counter.name, counter.help, counter.value);
