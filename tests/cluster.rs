@@ -186,17 +186,10 @@ fn a_node_holds_its_partitions_a_second_stands_by_and_sigterm_gives_them_back() 
         "node b has none of the state: it waits"
     );
 
-    let (_, metrics) = a.get("/metrics");
-    let metrics = metrics.as_str().unwrap_or_default().to_owned();
-    for counted in [
+    a.assert_metrics(&[
         "keel_cluster_partitions_held 128",
         "keel_cluster_ownership_changes_total 128",
-    ] {
-        assert!(
-            metrics.contains(counted),
-            "/metrics lacks {counted}:\n{metrics}"
-        );
-    }
+    ]);
 
     // SIGTERM: drain, flush, give the leases back, leave.
     let (took, clean) = a.terminate();

@@ -187,11 +187,6 @@ impl Coordinator {
         })
     }
 
-    /// This node's id.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     /// The cluster's partitioning.
     pub fn partitioning(&self) -> Partitioning {
         self.partitioning
