@@ -1,14 +1,17 @@
-//! The node's place in a cluster on NATS: it joins, holds its partitions' leases while it
-//! serves, heartbeats, and gives everything back when it leaves.
+//! The node's place in a cluster on NATS: it joins, takes its partitions' leases, brings its
+//! store to the changelog's head and claims them there (`takeover.rs`), heartbeats, and gives
+//! everything back when it leaves.
 //!
-//! Until partitions can move between nodes (handoff and a restorable copy of their state),
-//! a partition's state lives only on the disk of the node that last owned it. So a node takes
-//! a free partition only when nobody ever owned it or when it was its last owner, and it
-//! serves only while it holds every partition. A second node on the same NATS therefore waits
-//! as a standby (not ready) instead of taking commands whose entities it has no state for, and
-//! a restarted node takes its partitions back with a higher epoch.
+//! Partitions are not routed to several owners yet: one node serves while it holds every
+//! partition, and the others stand by. When the serving node is lost (with its disk or not),
+//! the first standby in line takes every partition over once the leases lapse, restoring
+//! their state from the changelog. A node whose lease is taken over while it was away exits
+//! (crash-only: its local copy may hold commits the changelog refused, so only a restart,
+//! which replays the changelog, may bring it back).
 
+use crate::takeover::{self, CleanStop, Takeover};
 use anyhow::Context;
+use keel_cluster::changelog::{self, Changelog};
 use keel_cluster::{ClusterStatus, Coordinator, Held, JoinOptions, Member, Partition};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -50,13 +53,23 @@ pub struct Settings {
     pub partitions: u32,
     pub lease_ttl: Duration,
     pub address: String,
+    /// JetStream replicas of the changelog and the coordination buckets.
+    pub replicas: usize,
 }
+
+/// The exit status of a node that found its partitions taken over (a restart brings it back
+/// as a standby with a fresh copy).
+pub const FENCED_EXIT: i32 = 75;
 
 /// This node's membership.
 pub struct Membership {
+    js: async_nats::jetstream::Context,
     coordinator: Coordinator,
     member: Member,
-    held: Mutex<BTreeMap<Partition, Held>>,
+    held: Arc<Mutex<BTreeMap<Partition, Held>>>,
+    changelog: Changelog,
+    /// The last takeover, for `/status` and the metrics.
+    takeover: Mutex<Option<Takeover>>,
     /// Why it does not serve, while it does not.
     waiting: Mutex<Option<String>>,
     /// The last cluster-wide view, refreshed by the keep-alive.
@@ -81,11 +94,23 @@ impl Membership {
             node: settings.node.clone(),
             partitions: settings.partitions,
             lease_ttl: settings.lease_ttl,
-            replicas: 1,
+            replicas: settings.replicas,
         };
         let coordinator = Coordinator::join(&js, &options)
             .await
             .context("joining the cluster")?;
+        changelog::ensure_stream(&js, settings.replicas).await?;
+        let held: Arc<Mutex<BTreeMap<Partition, Held>>> = Arc::default();
+        let fence = {
+            let (held, count) = (Arc::clone(&held), coordinator.partitioning().count());
+            Arc::new(move || holds_all(&held.lock(), count))
+        };
+        let changelog = Changelog::start(
+            js.clone(),
+            &settings.node,
+            coordinator.partitioning(),
+            fence,
+        );
         let member = Member {
             node: settings.node.clone(),
             address: settings.address.clone(),
@@ -96,9 +121,12 @@ impl Membership {
         };
         coordinator.heartbeat(&member).await?;
         Ok(Membership {
+            js,
             coordinator,
             member,
-            held: Mutex::new(BTreeMap::new()),
+            held,
+            changelog,
+            takeover: Mutex::new(None),
             waiting: Mutex::new(None),
             view: Mutex::new(None),
             serving: AtomicBool::new(false),
@@ -108,8 +136,24 @@ impl Membership {
         })
     }
 
-    /// Waits until this node holds every partition (a standby until then), heartbeating.
-    pub async fn take_partitions(&self) -> anyhow::Result<()> {
+    /// The store's durable copy: this node's changelog writer.
+    pub fn replica(&self) -> Arc<dyn keel_store::Replica> {
+        Arc::new(self.changelog.clone())
+    }
+
+    /// Why the changelog refused this node's writes, once it has.
+    pub fn fenced(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.changelog.fenced()
+    }
+
+    /// Waits until this node holds every partition (a standby until then, heartbeating), then
+    /// brings `store` to the changelog's head and claims every partition. `clean` is what the
+    /// node's last clean stop recorded.
+    pub async fn take_partitions(
+        &self,
+        store: &keel_store::Store,
+        clean: Option<&CleanStop>,
+    ) -> anyhow::Result<()> {
         loop {
             match self.try_take_all().await? {
                 None => break,
@@ -124,27 +168,67 @@ impl Membership {
             self.refresh_view().await;
             tokio::time::sleep(self.coordinator.ttl() / 3).await;
         }
+        let epochs: BTreeMap<Partition, u64> = self
+            .held
+            .lock()
+            .iter()
+            .map(|(p, h)| (*p, h.epoch))
+            .collect();
+        let partitioning = self.coordinator.partitioning();
+        let done = takeover::take_over(
+            &self.js,
+            &self.changelog,
+            store,
+            partitioning,
+            &epochs,
+            clean,
+        )
+        .await?;
+        tracing::info!(
+            partitions = partitioning.count(),
+            restored = done.restored.is_some(),
+            elapsed_ms = done.elapsed.as_millis() as u64,
+            "holding every partition"
+        );
+        *self.takeover.lock() = Some(done);
         *self.waiting.lock() = None;
         self.serving.store(true, Ordering::SeqCst);
         self.refresh_view().await;
-        tracing::info!(
-            partitions = self.coordinator.partitioning().count(),
-            "holding every partition"
-        );
         Ok(())
     }
 
-    /// Takes every partition it may; `Some(reason)` when some are held by, or were last held
-    /// by, another node.
+    /// Takes every free partition unless another node holds some (or is ahead in line);
+    /// `Some(reason)` while this node must wait.
     async fn try_take_all(&self) -> anyhow::Result<Option<String>> {
+        let leases = self.coordinator.leases().await?;
         let mut others: BTreeMap<String, usize> = BTreeMap::new();
+        for lease in leases.values().filter(|l| l.owner != self.member.node) {
+            *others.entry(lease.owner.clone()).or_default() += 1;
+        }
+        if !others.is_empty() {
+            // Two standbys raced for a free cluster: the one with the lower id goes on.
+            let mine = !self.held.lock().is_empty();
+            if mine && others.keys().any(|o| *o < self.member.node) {
+                self.release_all().await;
+            }
+            let holders: Vec<String> = others.iter().map(|(n, c)| format!("{n} ({c})")).collect();
+            return Ok(Some(format!(
+                "partitions are held by {}: this node stands by and takes over if their \
+                 leases lapse",
+                holders.join(", ")
+            )));
+        }
+        if self.held.lock().is_empty() {
+            let members = self.coordinator.members().await?;
+            if let Some(first) = members.keys().find(|m| **m < self.member.node) {
+                return Ok(Some(format!(
+                    "{first} is ahead in line to take the partitions"
+                )));
+            }
+        }
+        let mut missed = 0;
         for partition in self.coordinator.partitioning().all() {
             if self.held.lock().get(&partition).is_some_and(Held::is_valid) {
-                continue;
-            }
-            let last = self.coordinator.last_grant(partition).await?;
-            if let Some(last) = last.filter(|l| l.owner != self.member.node) {
-                *others.entry(last.owner).or_default() += 1;
                 continue;
             }
             match self.coordinator.acquire(partition).await? {
@@ -152,23 +236,15 @@ impl Membership {
                     self.acquired.fetch_add(1, Ordering::Relaxed);
                     self.held.lock().insert(partition, held);
                 }
-                None => *others.entry("another node".to_owned()).or_default() += 1,
+                None => missed += 1,
             }
         }
-        if others.is_empty() {
-            return Ok(None);
-        }
-        let holders: Vec<String> = others.iter().map(|(n, c)| format!("{n} ({c})")).collect();
-        Ok(Some(format!(
-            "partitions are owned by {}; moving partitions between nodes (handoff with a \
-             restorable copy of their state) is not built yet, so this node waits",
-            holders.join(", ")
-        )))
+        Ok((missed > 0).then(|| format!("{missed} partitions were taken by another node")))
     }
 
     /// Renews the leases and the heartbeat every third of the lease time until the node stops.
-    /// A lease that expired meanwhile (the process was paused, NATS was away) is taken back
-    /// with a new epoch; if that is impossible the node stops serving.
+    /// A lease found taken over (this process was paused, or NATS was away for longer than
+    /// the lease) ends the process with [`FENCED_EXIT`].
     pub async fn keep_alive(self: Arc<Self>) {
         loop {
             tokio::time::sleep(self.coordinator.ttl() / 3).await;
@@ -183,23 +259,14 @@ impl Membership {
                     }
                     Err(keel_cluster::Error::Lost(partition)) => {
                         self.lost.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(partition, epoch = lease.epoch, "lease lost");
-                        self.held.lock().remove(&partition);
+                        fenced_out(&format!(
+                            "the lease of partition {partition} (epoch {}) lapsed",
+                            lease.epoch
+                        ));
                     }
+                    // NATS is away: the lease lapses by this node's own clock (it stops
+                    // acting), and the next round tries again.
                     Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
-                }
-            }
-            if self.held.lock().len() < self.coordinator.partitioning().count() as usize {
-                match self.try_take_all().await {
-                    Ok(None) => *self.waiting.lock() = None,
-                    Ok(Some(reason)) => {
-                        tracing::error!(%reason, "partitions lost: no longer serving");
-                        self.serving.store(false, Ordering::SeqCst);
-                        *self.waiting.lock() = Some(reason);
-                    }
-                    // NATS is away: the leases lapse by this node's clock (not ready), and
-                    // the next round tries again.
-                    Err(e) => tracing::warn!(error = %e, "taking partitions back failed"),
                 }
             }
             self.refresh_view().await;
@@ -210,13 +277,25 @@ impl Membership {
     /// of those leases can have expired.
     pub fn is_serving(&self) -> bool {
         self.serving.load(Ordering::SeqCst)
-            && self.held.lock().values().filter(|h| h.is_valid()).count()
-                == self.coordinator.partitioning().count() as usize
+            && holds_all(&self.held.lock(), self.coordinator.partitioning().count())
     }
 
-    /// Gives every lease back and removes the heartbeat (a graceful leave).
-    pub async fn leave(&self) {
+    /// Records a clean stop (the store is flushed and synced), gives every lease back and
+    /// removes the heartbeat (a graceful leave).
+    pub async fn leave(&self, data_dir: &std::path::Path) {
         self.serving.store(false, Ordering::SeqCst);
+        if let Err(e) = takeover::record_clean_stop(data_dir, &self.changelog.heads()) {
+            tracing::warn!(error = %e, "could not record the clean stop: the next start restores");
+        }
+        self.release_all().await;
+        if let Err(e) = self.coordinator.leave().await {
+            tracing::warn!(error = %e, "leaving failed");
+        }
+        tracing::info!("left the cluster");
+    }
+
+    /// Gives every held lease back.
+    async fn release_all(&self) {
         let held: Vec<Held> = std::mem::take(&mut *self.held.lock())
             .into_values()
             .collect();
@@ -228,10 +307,6 @@ impl Membership {
                 Err(e) => tracing::warn!(partition = lease.partition, error = %e, "release failed"),
             }
         }
-        if let Err(e) = self.coordinator.leave().await {
-            tracing::warn!(error = %e, "leaving failed");
-        }
-        tracing::info!("left the cluster");
     }
 
     async fn refresh_view(&self) {
@@ -253,6 +328,14 @@ impl Membership {
             "waiting": *self.waiting.lock(),
             "partitions_held": held.len(),
             "epochs": epochs,
+            "takeover": self.takeover.lock().as_ref().map(|t| serde_json::json!({
+                "restored": t.restored.is_some(),
+                "restored_messages": t.restored.as_ref().map_or(0, |r| r.messages),
+                "restored_writes": t.restored.as_ref().map_or(0, |r| r.writes),
+                "restore_ms": t.restored.as_ref().map_or(0, |r| r.elapsed.as_millis() as u64),
+                "caught_up": t.caught_up,
+                "elapsed_ms": t.elapsed.as_millis() as u64,
+            })),
             "cluster": *self.view.lock(),
         })
     }
@@ -260,32 +343,64 @@ impl Membership {
     /// Prometheus text for the cluster counters.
     pub fn metrics(&self) -> String {
         let held = self.held.lock().len();
-        let counter = |name, help, value: &AtomicU64| keel_bus::Counter {
-            name,
-            help,
-            value: value.load(Ordering::Relaxed),
-        };
+        let counter = |name, help, value: u64| keel_bus::Counter { name, help, value };
+        let load = |value: &AtomicU64| value.load(Ordering::Relaxed);
+        let written = self.changelog.stats();
         let counters = [
             counter(
                 "keel_cluster_ownership_changes_total",
                 "Partition leases this node took (each with a new epoch).",
-                &self.acquired,
+                load(&self.acquired),
             ),
             counter(
                 "keel_cluster_leases_released_total",
                 "Partition leases this node gave back.",
-                &self.released,
+                load(&self.released),
             ),
             counter(
                 "keel_cluster_leases_lost_total",
                 "Renewals refused because the lease had expired.",
-                &self.lost,
+                load(&self.lost),
+            ),
+            counter(
+                "keel_changelog_batches_total",
+                "Changelog messages this node wrote.",
+                load(&written.batches),
+            ),
+            counter(
+                "keel_changelog_bytes_total",
+                "Bytes of commit records this node wrote to the changelog.",
+                load(&written.bytes),
+            ),
+            counter(
+                "keel_changelog_retries_total",
+                "Changelog sends that failed and were sent again.",
+                load(&written.retried),
             ),
         ];
+        let (restore, takeover) = self.takeover.lock().as_ref().map_or((0.0, 0.0), |t| {
+            let restore = t.restored.as_ref().map_or(0.0, |r| r.elapsed.as_secs_f64());
+            (restore, t.elapsed.as_secs_f64())
+        });
         format!(
             "# HELP keel_cluster_partitions_held Partitions whose lease this node holds.\n\
-             # TYPE keel_cluster_partitions_held gauge\nkeel_cluster_partitions_held {held}\n{}",
+             # TYPE keel_cluster_partitions_held gauge\nkeel_cluster_partitions_held {held}\n\
+             # HELP keel_cluster_restore_seconds How long the last restore from the changelog took (0: the local copy was current).\n\
+             # TYPE keel_cluster_restore_seconds gauge\nkeel_cluster_restore_seconds {restore}\n\
+             # HELP keel_cluster_takeover_seconds From holding the leases to owning every partition in the changelog, last time.\n\
+             # TYPE keel_cluster_takeover_seconds gauge\nkeel_cluster_takeover_seconds {takeover}\n{}",
             keel_runtime::metrics::render_counters(&counters)
         )
     }
+}
+
+/// Whether `held` covers all `count` partitions, each valid by this node's clock.
+fn holds_all(held: &BTreeMap<Partition, Held>, count: u32) -> bool {
+    held.len() == count as usize && held.values().all(Held::is_valid)
+}
+
+/// Ends the process: another node owns this node's partitions now.
+pub fn fenced_out(reason: &str) -> ! {
+    tracing::error!(%reason, "fenced out: another node owns this node's partitions; exiting (a restart restores from the changelog)");
+    std::process::exit(FENCED_EXIT)
 }

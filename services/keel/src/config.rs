@@ -81,6 +81,10 @@ pub struct Config {
     /// the cluster; an existing cluster's own setting wins). Renewed every third of it.
     #[arg(long, env = "KEEL_LEASE_SECS", default_value_t = 10)]
     pub lease_secs: u64,
+    /// JetStream replicas of the changelog (every partition's durable copy) and of the
+    /// coordination buckets, when this node creates them: 3 on a 3-server NATS cluster.
+    #[arg(long, env = "KEEL_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod config;
 pub mod seed;
+pub mod takeover;
 pub mod transport;
 
 use anyhow::Context;
@@ -30,9 +31,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let node = Arc::new(
-        Node::start(&config.node_options(), Arc::clone(&bus)).context("starting the node")?,
-    );
+    // Before anything is written: whether the local copy may be kept (see takeover.rs).
+    let clean_stop = match &membership {
+        Some(_) => takeover::take_clean_stop(&config.data_dir)?,
+        None => None,
+    };
+    let mut options = config.node_options();
+    options.replica = membership.as_ref().map(|m| m.replica());
+    let node = Arc::new(Node::start(&options, Arc::clone(&bus)).context("starting the node")?);
     let gateway = Gateway::new(
         Arc::clone(&bus),
         {
@@ -72,8 +78,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let serving = actix_rt::spawn(server);
 
     if let Some(m) = &membership {
-        m.take_partitions().await.context("taking the partitions")?;
+        m.take_partitions(node.store(), clean_stop.as_ref())
+            .await
+            .context("taking the partitions")?;
+        node.reload_catalog()
+            .context("reading the restored catalog")?;
         actix_rt::spawn(Arc::clone(m).keep_alive());
+        let mut fenced = m.fenced();
+        actix_rt::spawn(async move {
+            if let Ok(reason) = fenced.wait_for(Option::is_some).await {
+                cluster::fenced_out(reason.as_deref().unwrap_or("the changelog refused a write"));
+            }
+        });
     }
     let recovery = node.recover().await.context("recovering")?;
     tracing::info!(?recovery, "recovered");
@@ -92,7 +108,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     node.shutdown().await.context("shutting down")?;
     // Only now that everything is flushed: the next owner starts from what is on disk.
     if let Some(m) = &membership {
-        m.leave().await;
+        m.leave(&config.data_dir).await;
     }
     tracing::info!("stopped cleanly");
     Ok(())
@@ -153,6 +169,7 @@ fn cluster_settings(config: &Config) -> anyhow::Result<cluster::Settings> {
         partitions: config.partitions,
         lease_ttl: std::time::Duration::from_secs(config.lease_secs.max(1)),
         address: format!("http://{}", config.http_addr),
+        replicas: config.replicas.max(1),
     })
 }
 

@@ -12,6 +12,12 @@ pub enum Error {
     /// This node's settings disagree with the cluster's (e.g. the partition count).
     #[error("cluster configuration: {0}")]
     Config(String),
+    /// Another writer added to a lane after what this node restored: restore the rest first.
+    #[error("{lane:?} moved past sequence {head} while this node restored it")]
+    Stale { lane: keel_store::Lane, head: u64 },
+    /// A changelog record could not be applied to the local store.
+    #[error("restoring from the changelog: {0}")]
+    Restore(String),
     /// A record in the cluster store could not be read.
     #[error("corrupt cluster record {key}: {reason}")]
     Corrupt { key: String, reason: String },

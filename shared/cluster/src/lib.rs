@@ -7,8 +7,11 @@
 //! - [`Coordinator`]: partition leases with epochs and member heartbeats in JetStream KV,
 //!   written with revision compare-and-set; the epoch rises at every change of owner, so a
 //!   stale owner's messages can be told apart and refused.
+//! - [`changelog`]: every partition's durable copy in JetStream, written with a fencing
+//!   sequence chain and replayed by a new owner.
 //! - [`ClusterStatus`]: what `keel cluster status` shows.
 
+pub mod changelog;
 mod error;
 mod leases;
 mod partition;

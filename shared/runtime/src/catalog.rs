@@ -33,27 +33,37 @@ fn load_all<T: DeserializeOwned>(store: &Store, prefix: &str) -> Result<Vec<T>, 
         .collect()
 }
 
+fn read_entries(store: &Store) -> Result<Entries, Error> {
+    Ok(Entries {
+        skus: load_all::<Sku>(store, "sku/")?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect(),
+        locations: load_all::<Location>(store, "location/")?
+            .into_iter()
+            .map(|l| (l.id.clone(), l))
+            .collect(),
+        channels: load_all::<Channel>(store, "channel/")?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect(),
+    })
+}
+
 impl Catalog {
     /// Loads the catalog from the store.
     pub(crate) fn load(store: Store) -> Result<Catalog, Error> {
-        let entries = Entries {
-            skus: load_all::<Sku>(&store, "sku/")?
-                .into_iter()
-                .map(|s| (s.id.clone(), s))
-                .collect(),
-            locations: load_all::<Location>(&store, "location/")?
-                .into_iter()
-                .map(|l| (l.id.clone(), l))
-                .collect(),
-            channels: load_all::<Channel>(&store, "channel/")?
-                .into_iter()
-                .map(|c| (c.id.clone(), c))
-                .collect(),
-        };
+        let entries = read_entries(&store)?;
         Ok(Catalog {
             store,
             entries: RwLock::new(entries),
         })
+    }
+
+    /// Reads the catalog from the store again (after the store was restored from a replica).
+    pub(crate) fn reload(&self) -> Result<(), Error> {
+        *self.entries.write() = read_entries(&self.store)?;
+        Ok(())
     }
 
     /// Stores `value` under `key` unless present; answers the entry and whether it was created.

@@ -46,6 +46,8 @@ pub struct NodeOptions {
     pub workers: usize,
     /// An actor idle this long is passivated (its memory freed; its state stays on disk).
     pub idle_after: Duration,
+    /// The durable copy of the store outside the node (a cluster's changelog), if any.
+    pub replica: Option<Arc<dyn keel_store::Replica>>,
 }
 
 impl NodeOptions {
@@ -56,6 +58,7 @@ impl NodeOptions {
             cache_capacity: keel_store::Options::default().cache_capacity,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             idle_after: Duration::from_secs(10),
+            replica: None,
         }
     }
 }
@@ -117,6 +120,7 @@ impl Node {
         })?;
         let store_options = keel_store::Options {
             cache_capacity: options.cache_capacity,
+            replica: options.replica.clone(),
         };
         let store = keel_store::Store::open(&options.data_dir, &store_options)?;
         let catalog = Catalog::load(store.clone())?;
@@ -259,6 +263,16 @@ impl Node {
         &self.router.catalog
     }
 
+    /// The node's store (a cluster node restores its partitions into it before it recovers).
+    pub fn store(&self) -> &keel_store::Store {
+        &self.router.store
+    }
+
+    /// Reads the catalog from the store again, after the store was restored from a replica.
+    pub fn reload_catalog(&self) -> Result<(), Error> {
+        self.router.catalog.reload()
+    }
+
     /// Current counters.
     pub fn stats(&self) -> NodeStats {
         let flush = self.router.store.flush_stats();
@@ -285,6 +299,8 @@ impl Node {
     pub async fn shutdown(self) -> Result<(), Error> {
         self.ready.store(false, Ordering::SeqCst);
         self.router.store.flush().await?;
+        // With a replica the flush went there: the local copy too, so a restart may keep it.
+        self.router.store.sync().await?;
         for arbiter in &self.arbiters {
             arbiter.stop();
         }

@@ -36,12 +36,16 @@ pub(crate) fn split_version(raw: &[u8]) -> Versioned {
 impl Commit {
     /// Writes the commit atomically (through a journal record, see `journal.rs`) once its
     /// version and command ids check out, holding the stripes of its entity and command ids so
-    /// that no other commit can check or write them in between.
+    /// that no other commit can check or write them in between. `outbox_ids` gives the ids of
+    /// its outbox entries; `written` gets the journal record while the stripes are still held
+    /// (the replica copies it, in the entity's commit order).
     pub(crate) fn apply(
         &self,
         db: &sled::Db,
         tree: &sled::Tree,
         stripes: &Stripes,
+        outbox_ids: impl FnOnce(usize) -> Result<Vec<u64>, Error>,
+        written: impl FnOnce(Vec<u8>),
     ) -> Result<Vec<u64>, Error> {
         let state_key = keyspace::state(&self.key);
         let dedupe_keys: Vec<Vec<u8>> = self
@@ -65,14 +69,14 @@ impl Commit {
                 return Err(Error::AlreadyHandled(command.clone()));
             }
         }
-        let ids = (0..self.outbox.len())
-            .map(|_| db.generate_id())
-            .collect::<Result<Vec<u64>, _>>()?;
+        let ids = outbox_ids(self.outbox.len())?;
         let writes = self.writes(state_key, dedupe_keys, &ids);
+        let encoded = journal::encode(&writes);
         let record = keyspace::journal(db.generate_id()?);
-        tree.insert(record.as_slice(), journal::encode(&writes))?;
+        tree.insert(record.as_slice(), encoded.as_slice())?;
         journal::apply(tree, &writes)?;
         tree.remove(record)?;
+        written(encoded);
         Ok(ids)
     }
 

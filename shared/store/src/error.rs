@@ -20,6 +20,9 @@ pub enum Error {
     /// Stored bytes the store wrote cannot be read back.
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The replica could not make the commits durable (fenced out, or away).
+    #[error("replica: {0}")]
+    Replica(String),
     /// The store is closing.
     #[error("the store's flusher has stopped")]
     Closed,

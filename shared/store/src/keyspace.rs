@@ -30,6 +30,26 @@ pub(crate) fn dedupe(command_id: &str) -> Vec<u8> {
 /// All outbox entries (ids are big-endian, so they scan oldest first).
 pub(crate) const OUTBOX_PREFIX: &[u8] = OUTBOX;
 
+/// Bits of an outbox id below its partition.
+const OUTBOX_PARTITION_SHIFT: u32 = 48;
+
+/// An outbox id: the partition of the entity that owes the message in the high 16 bits, so
+/// that ids from different nodes' changelogs never meet, and a sequence below.
+pub(crate) fn outbox_id_of(partition: u32, sequence: u64) -> u64 {
+    (u64::from(partition) << OUTBOX_PARTITION_SHIFT)
+        | (sequence & ((1 << OUTBOX_PARTITION_SHIFT) - 1))
+}
+
+/// The partition an outbox id belongs to.
+pub(crate) fn outbox_partition(id: u64) -> u32 {
+    u32::try_from(id >> OUTBOX_PARTITION_SHIFT).unwrap_or(u32::MAX)
+}
+
+/// The sequence part of an outbox id.
+pub(crate) fn outbox_sequence(id: u64) -> u64 {
+    id & ((1 << OUTBOX_PARTITION_SHIFT) - 1)
+}
+
 /// An outbox entry.
 pub(crate) fn outbox(id: u64) -> Vec<u8> {
     join(OUTBOX, &[&id.to_be_bytes()])

@@ -7,6 +7,10 @@
 //! then makes it durable; concurrent callers share one fsync (group commit) because sled 0.34 deadlocks under concurrent `flush_async` and one fsync per
 //! command would cap a node near 6k commands/s.
 //!
+//! With a [`Replica`] (a cluster on NATS) every commit is also copied outside the node, and
+//! [`Store::flush`] waits for that copy instead of the fsync: the replica is then the durable
+//! state and sled a cache that a node rebuilds from it (`replica.rs`).
+//!
 //! The store speaks bytes and keys; what the bytes mean is the runtime's business.
 
 mod commit;
@@ -14,14 +18,17 @@ mod error;
 mod group_commit;
 mod journal;
 mod keyspace;
+mod replica;
 
 pub use commit::Commit;
 pub use error::Error;
 pub use group_commit::FlushStats;
+pub use replica::{Durable, Lane, Replica};
 
 use commit::Stripes;
 use group_commit::GroupCommit;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Options for opening a store.
@@ -29,12 +36,15 @@ use std::sync::Arc;
 pub struct Options {
     /// sled's page cache budget in bytes; it bounds the store's share of resident memory.
     pub cache_capacity: u64,
+    /// The durable copy outside the node, if any (see [`Replica`]).
+    pub replica: Option<Arc<dyn Replica>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             cache_capacity: 64 * 1024 * 1024,
+            replica: None,
         }
     }
 }
@@ -55,6 +65,9 @@ pub struct Store {
     tree: sled::Tree,
     flusher: GroupCommit,
     stripes: Arc<Stripes>,
+    replica: Option<Arc<dyn Replica>>,
+    /// Outbox ids start above every id already in the store (see [`keyspace::outbox`]).
+    outbox_floor: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -73,12 +86,27 @@ impl Store {
             tracing::info!(redone, "finished the commits a crash interrupted");
         }
         let flusher = GroupCommit::start(db.clone());
-        Ok(Store {
+        let store = Store {
             db,
             tree,
             flusher,
             stripes: Arc::new(Stripes::new()),
-        })
+            replica: options.replica.clone(),
+            outbox_floor: Arc::new(AtomicU64::new(0)),
+        };
+        store.raise_outbox_floor()?;
+        Ok(store)
+    }
+
+    /// Makes new outbox ids start above the entries the store holds. Ids restored from another
+    /// node's changelog were that node's, so this node's own counter could otherwise meet them.
+    fn raise_outbox_floor(&self) -> Result<(), Error> {
+        let mut highest = 0;
+        for item in self.tree.scan_prefix(keyspace::OUTBOX_PREFIX).keys() {
+            highest = highest.max(keyspace::outbox_sequence(keyspace::outbox_id(&item?)));
+        }
+        self.outbox_floor.fetch_max(highest + 1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// The state stored under `key`, if any.
@@ -112,12 +140,72 @@ impl Store {
 
     /// Applies one actor's decision atomically; returns the ids given to its outbox entries.
     pub fn commit(&self, commit: &Commit) -> Result<Vec<u64>, Error> {
-        commit.apply(&self.db, &self.tree, &self.stripes)
+        let partition = self
+            .replica
+            .as_ref()
+            .map_or(0, |r| r.partition_of(&commit.key));
+        commit.apply(
+            &self.db,
+            &self.tree,
+            &self.stripes,
+            |n| self.outbox_ids(partition, n),
+            |record| {
+                if let Some(replica) = &self.replica {
+                    replica.append(Lane::Partition(partition), record);
+                }
+            },
+        )
     }
 
-    /// Waits until everything written before this call is on disk (shared fsync).
+    /// `n` fresh outbox ids of `partition`.
+    fn outbox_ids(&self, partition: u32, n: usize) -> Result<Vec<u64>, Error> {
+        let floor = self.outbox_floor.load(Ordering::SeqCst);
+        (0..n)
+            .map(|_| {
+                Ok(keyspace::outbox_id_of(
+                    partition,
+                    floor + self.db.generate_id()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Waits until everything committed before this call is durable: in the replica when
+    /// there is one (the local fsync is then not needed: a node that stops uncleanly rebuilds
+    /// its partitions from the replica), else on disk (a shared fsync).
     pub async fn flush(&self) -> Result<(), Error> {
+        match &self.replica {
+            Some(replica) => replica.durable().await.map_err(Error::Replica),
+            None => self.flusher.flush().await,
+        }
+    }
+
+    /// Waits until everything written so far is on the local disk, with or without a replica
+    /// (before a clean stop, so that a restart may keep the local copy).
+    pub async fn sync(&self) -> Result<(), Error> {
         self.flusher.flush().await
+    }
+
+    /// Forgets every local key (the partitions are then rebuilt from the replica).
+    pub fn clear(&self) -> Result<(), Error> {
+        self.tree.clear()?;
+        Ok(())
+    }
+
+    /// Applies a record the replica kept (the writes of one or more commits, in order), and
+    /// raises the outbox floor above the entries it restores.
+    pub fn apply_record(&self, record: &[u8]) -> Result<usize, Error> {
+        let writes = journal::decode(record)?;
+        journal::apply(&self.tree, &writes)?;
+        let highest = writes
+            .iter()
+            .filter(|(key, _)| key.starts_with(keyspace::OUTBOX_PREFIX))
+            .map(|(key, _)| keyspace::outbox_sequence(keyspace::outbox_id(key)))
+            .max();
+        if let Some(highest) = highest {
+            self.outbox_floor.fetch_max(highest + 1, Ordering::SeqCst);
+        }
+        Ok(writes.len())
     }
 
     /// How many flushes ran and how many waiters they served.
@@ -135,7 +223,14 @@ impl Store {
 
     /// Forgets a delivered outbox entry.
     pub fn outbox_delivered(&self, id: u64) -> Result<(), Error> {
-        self.tree.remove(keyspace::outbox(id))?;
+        let key = keyspace::outbox(id);
+        self.tree.remove(key.as_slice())?;
+        if let Some(replica) = &self.replica {
+            // Not waited for: if it is lost, a new owner delivers the entry once more, and
+            // receivers drop the repeat by its command id.
+            let lane = Lane::Partition(keyspace::outbox_partition(id));
+            replica.append(lane, journal::encode(&[(key, None)]));
+        }
         Ok(())
     }
 
@@ -168,10 +263,20 @@ impl Store {
 
     /// Stores a catalog entry unless one exists; returns the existing one when it does.
     pub fn catalog_insert(&self, key: &str, value: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let previous =
-            self.tree
-                .compare_and_swap(keyspace::catalog(key), None::<&[u8]>, Some(value))?;
-        Ok(previous.err().and_then(|e| e.current.map(|v| v.to_vec())))
+        let key = keyspace::catalog(key);
+        let previous = self
+            .tree
+            .compare_and_swap(key.as_slice(), None::<&[u8]>, Some(value))?;
+        match previous {
+            Ok(()) => {
+                if let Some(replica) = &self.replica {
+                    let record = journal::encode(&[(key, Some(value.to_vec()))]);
+                    replica.append(Lane::Catalog, record);
+                }
+                Ok(None)
+            }
+            Err(e) => Ok(e.current.map(|v| v.to_vec())),
+        }
     }
 
     /// Every catalog entry whose key starts with `prefix`.

@@ -1,0 +1,213 @@
+//! The changelog writer's bookkeeping, kept free of I/O so it can be tested alone: records
+//! queued per lane in append order, at most one batch in flight per lane (each batch names the
+//! subject sequence it follows, which is what fences a stale writer), and the watermark below
+//! which every record is durable.
+
+use keel_store::Lane;
+use std::collections::{BTreeMap, VecDeque};
+
+/// A batch is cut at this many bytes of records (well under NATS' 1 MiB message limit).
+pub(crate) const MAX_BATCH_BYTES: usize = 512 * 1024;
+
+/// One batch to publish on a lane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Batch {
+    pub lane: Lane,
+    /// The owner's epoch, stamped on the message.
+    pub epoch: u64,
+    /// The subject sequence this batch must follow.
+    pub after: u64,
+    /// The number of its last record.
+    pub last: u64,
+    /// `Nats-Msg-Id`: the same on a retry, so a batch that landed is recognised.
+    pub id: String,
+    /// The records, concatenated (journal records concatenate into one).
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct LaneState {
+    /// `Some((epoch, last subject sequence))` once this node owns the lane.
+    open: Option<(u64, u64)>,
+    queue: VecDeque<(u64, Vec<u8>)>,
+    in_flight: Option<Batch>,
+}
+
+/// Every lane's queue.
+#[derive(Debug, Default)]
+pub(crate) struct Lanes {
+    next: u64,
+    lanes: BTreeMap<Lane, LaneState>,
+}
+
+impl Lanes {
+    /// Queues a record; answers its number.
+    pub(crate) fn append(&mut self, lane: Lane, record: Vec<u8>) -> u64 {
+        let number = self.next;
+        self.next += 1;
+        self.lanes
+            .entry(lane)
+            .or_default()
+            .queue
+            .push_back((number, record));
+        number
+    }
+
+    /// The number the next record will get: every record below it was appended before.
+    pub(crate) fn appended(&self) -> u64 {
+        self.next
+    }
+
+    /// Lets this node publish on `lane` at `epoch`, following subject sequence `last`.
+    pub(crate) fn open(&mut self, lane: Lane, epoch: u64, last: u64) {
+        let state = self.lanes.entry(lane).or_default();
+        state.open = Some((epoch, last));
+        state.in_flight = None;
+    }
+
+    /// The lanes this node may write, with their epochs and last subject sequences.
+    pub(crate) fn heads(&self) -> BTreeMap<Lane, (u64, u64)> {
+        self.lanes
+            .iter()
+            .filter_map(|(lane, s)| s.open.map(|open| (*lane, open)))
+            .collect()
+    }
+
+    /// A lane holding records this node may not publish (it does not own the lane).
+    pub(crate) fn unowned_with_records(&self) -> Option<Lane> {
+        self.lanes
+            .iter()
+            .find(|(_, s)| s.open.is_none() && !s.queue.is_empty())
+            .map(|(lane, _)| *lane)
+    }
+
+    /// The batches to send now: one per open lane with records and nothing in flight.
+    pub(crate) fn take_batches(&mut self, node: &str) -> Vec<Batch> {
+        let mut batches = Vec::new();
+        for (lane, state) in &mut self.lanes {
+            let (Some((epoch, after)), None) = (state.open, &state.in_flight) else {
+                continue;
+            };
+            let mut payload = Vec::new();
+            let mut last = None;
+            for (number, record) in &state.queue {
+                if !payload.is_empty() && payload.len() + record.len() > MAX_BATCH_BYTES {
+                    break;
+                }
+                payload.extend_from_slice(record);
+                last = Some(*number);
+            }
+            let Some(last) = last else { continue };
+            let batch = Batch {
+                lane: *lane,
+                epoch,
+                after,
+                last,
+                id: format!("{node}.{epoch}.{}.{last}", lane_token(*lane)),
+                payload,
+            };
+            state.in_flight = Some(batch.clone());
+            batches.push(batch);
+        }
+        batches
+    }
+
+    /// The batch in flight on `lane` landed at subject sequence `sequence`.
+    pub(crate) fn landed(&mut self, lane: Lane, sequence: u64) {
+        let Some(state) = self.lanes.get_mut(&lane) else {
+            return;
+        };
+        let Some(batch) = state.in_flight.take() else {
+            return;
+        };
+        while state.queue.front().is_some_and(|(n, _)| *n <= batch.last) {
+            state.queue.pop_front();
+        }
+        if let Some((epoch, _)) = state.open {
+            state.open = Some((epoch, sequence));
+        }
+    }
+
+    /// The batch in flight on `lane` did not land; it is to be sent again as it was.
+    pub(crate) fn retry(&mut self, lane: Lane) -> Option<Batch> {
+        self.lanes.get(&lane)?.in_flight.clone()
+    }
+
+    /// Every record numbered below this is in the changelog.
+    pub(crate) fn durable_below(&self) -> u64 {
+        self.lanes
+            .values()
+            .filter_map(|s| s.queue.front().map(|(n, _)| *n))
+            .min()
+            .unwrap_or(self.next)
+    }
+}
+
+/// A lane's last subject token: the partition number, or `catalog`.
+pub(crate) fn lane_token(lane: Lane) -> String {
+    match lane {
+        Lane::Partition(p) => p.to_string(),
+        Lane::Catalog => "catalog".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_sends_one_batch_at_a_time_and_resumes_from_its_ack() {
+        let mut lanes = Lanes::default();
+        let p = Lane::Partition(3);
+        lanes.append(p, b"a".to_vec());
+        assert!(lanes.take_batches("n").is_empty(), "not open yet");
+        assert_eq!(lanes.unowned_with_records(), Some(p));
+        lanes.open(p, 2, 10);
+        lanes.append(p, b"b".to_vec());
+        let first = lanes.take_batches("n");
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].after, first[0].last, &first[0].payload[..]),
+            (10, 1, &b"ab"[..])
+        );
+        assert_eq!(first[0].id, "n.2.3.1");
+        lanes.append(p, b"c".to_vec());
+        assert!(lanes.take_batches("n").is_empty(), "one in flight per lane");
+        assert_eq!(lanes.durable_below(), 0);
+        assert_eq!(lanes.retry(p), Some(first[0].clone()));
+        lanes.landed(p, 17);
+        assert_eq!(lanes.durable_below(), 2);
+        let second = lanes.take_batches("n");
+        assert_eq!((second[0].after, &second[0].payload[..]), (17, &b"c"[..]));
+        lanes.landed(p, 18);
+        assert_eq!(lanes.durable_below(), 3);
+        assert_eq!(lanes.heads()[&p], (2, 18));
+    }
+
+    #[test]
+    fn the_watermark_waits_for_the_slowest_lane() {
+        let mut lanes = Lanes::default();
+        let (a, b) = (Lane::Partition(0), Lane::Catalog);
+        lanes.open(a, 1, 0);
+        lanes.open(b, 1, 0);
+        lanes.append(a, b"x".to_vec());
+        lanes.append(b, b"y".to_vec());
+        lanes.take_batches("n");
+        lanes.landed(b, 1);
+        assert_eq!(lanes.durable_below(), 0, "record 0 on lane a is not in yet");
+        lanes.landed(a, 2);
+        assert_eq!(lanes.durable_below(), 2);
+    }
+
+    #[test]
+    fn batches_are_cut_by_size() {
+        let mut lanes = Lanes::default();
+        let p = Lane::Partition(0);
+        lanes.open(p, 1, 0);
+        for _ in 0..3 {
+            lanes.append(p, vec![0; MAX_BATCH_BYTES / 2 + 1]);
+        }
+        let batch = lanes.take_batches("n").remove(0);
+        assert_eq!(batch.last, 0, "two would exceed the limit");
+    }
+}

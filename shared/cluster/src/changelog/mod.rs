@@ -1,0 +1,348 @@
+//! The durable copy of every partition outside the node: the JetStream stream
+//! `KEEL_CHANGELOG`, one subject per partition (`keel.v1.log.{partition}`) and one for the
+//! catalog (`keel.v1.log.catalog`). A message holds the journal records of one or more
+//! commits (what `keel-store` writes, key by key, with the values), stamped with the owner's
+//! epoch.
+//!
+//! **Fencing.** Every message on a partition's subject names the subject sequence it follows
+//! (`Nats-Expected-Last-Subject-Sequence`), and a new owner's first message is a claim that
+//! follows what it restored. So once a new owner has claimed a partition, anything the old
+//! owner still sends is refused by JetStream: a paused owner that wakes up cannot write, and
+//! since it acknowledges, replies and publishes only after its writes are in the changelog
+//! ([`keel_store::Store::flush`]), it does nothing else either.
+//!
+//! **Restoring.** A new owner replays the partition's subject into its (emptied) store
+//! ([`restore`]); sled is a cache of this log.
+//!
+//! Nothing compacts the log yet: it grows with every commit (see docs/cluster.md).
+
+mod lanes;
+mod restore;
+
+pub use restore::{head, restore, Restored};
+
+use crate::{Error, Partitioning};
+use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use keel_store::{Durable, Lane, Replica};
+use lanes::{lane_token, Batch, Lanes};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// The changelog stream.
+pub const CHANGELOG_STREAM: &str = "KEEL_CHANGELOG";
+/// The subjects it captures.
+pub const CHANGELOG_SUBJECTS: &str = "keel.v1.log.>";
+/// The epoch of the owner that wrote a changelog message.
+pub const EPOCH_HEADER: &str = "Keel-Epoch";
+/// The node that wrote a changelog message.
+pub const NODE_HEADER: &str = "Keel-Node";
+/// Marks a new owner's claim (a message without writes).
+pub const CLAIM_HEADER: &str = "Keel-Claim";
+
+/// How often the writer looks at the fence again while it holds records back.
+const FENCE_POLL: Duration = Duration::from_millis(50);
+
+/// The subject of a lane.
+pub fn subject(lane: Lane) -> String {
+    format!("keel.v1.log.{}", lane_token(lane))
+}
+
+/// Every lane of a cluster: its partitions and the catalog.
+pub fn all_lanes(partitioning: Partitioning) -> Vec<Lane> {
+    partitioning
+        .all()
+        .map(Lane::Partition)
+        .chain(std::iter::once(Lane::Catalog))
+        .collect()
+}
+
+/// Creates the changelog stream if it does not exist, with `replicas` copies (3 in
+/// production: the copy must outlive a NATS server too).
+pub async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> Result<(), Error> {
+    let config = jetstream::stream::Config {
+        name: CHANGELOG_STREAM.to_owned(),
+        subjects: vec![CHANGELOG_SUBJECTS.to_owned()],
+        storage: jetstream::stream::StorageType::File,
+        num_replicas: replicas.max(1),
+        max_message_size: 1024 * 1024,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    js.get_or_create_stream(config)
+        .await
+        .map(drop)
+        .map_err(|e| Error::unavailable("creating the changelog stream", e))
+}
+
+/// Whether this node may write now (it holds its partitions' leases, valid by its own clock).
+pub type Fence = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Counters of the changelog writer.
+#[derive(Debug, Default)]
+pub struct ChangelogStats {
+    /// Messages that landed in the changelog.
+    pub batches: AtomicU64,
+    /// Bytes of records they held.
+    pub bytes: AtomicU64,
+    /// Sends that failed and were retried.
+    pub retried: AtomicU64,
+}
+
+/// The node's changelog writer: a [`Replica`] for its store.
+#[derive(Clone)]
+pub struct Changelog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    js: jetstream::Context,
+    node: String,
+    partitioning: Partitioning,
+    lanes: Mutex<Lanes>,
+    wake: Notify,
+    durable: watch::Sender<u64>,
+    fenced: watch::Sender<Option<String>>,
+    fence: Fence,
+    stats: ChangelogStats,
+}
+
+impl std::fmt::Debug for Changelog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changelog")
+            .field("node", &self.inner.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a send ended.
+enum Sent {
+    Landed(u64),
+    Refused(String),
+    Failed(String),
+}
+
+impl Changelog {
+    /// Starts the writer of `node` (it sends only while `fence` says so). Must run inside a
+    /// tokio runtime.
+    pub fn start(
+        js: jetstream::Context,
+        node: &str,
+        partitioning: Partitioning,
+        fence: Fence,
+    ) -> Changelog {
+        let inner = Arc::new(Inner {
+            js,
+            node: node.to_owned(),
+            partitioning,
+            lanes: Mutex::new(Lanes::default()),
+            wake: Notify::new(),
+            durable: watch::channel(0).0,
+            fenced: watch::channel(None).0,
+            fence,
+            stats: ChangelogStats::default(),
+        });
+        tokio::spawn(pump(Arc::clone(&inner)));
+        Changelog { inner }
+    }
+
+    /// Claims `lane` for `epoch`: a message without writes that must follow subject sequence
+    /// `head`, which is what this node restored. Answers the claim's sequence.
+    ///
+    /// # Errors
+    /// [`Error::Stale`] when another writer added to the lane after `head` (restore the rest
+    /// and claim again).
+    pub async fn claim(&self, lane: Lane, epoch: u64, head: u64) -> Result<u64, Error> {
+        let batch = Batch {
+            lane,
+            epoch,
+            after: head,
+            last: 0,
+            id: format!("{}.{epoch}.{}.claim", self.inner.node, lane_token(lane)),
+            payload: Vec::new(),
+        };
+        match send(&self.inner.js, &self.inner.node, &batch, true).await {
+            Sent::Landed(sequence) => Ok(sequence),
+            Sent::Refused(_) => Err(Error::Stale { lane, head }),
+            Sent::Failed(reason) => Err(Error::Unavailable(reason)),
+        }
+    }
+
+    /// Lets this node write `lane` at `epoch`, following subject sequence `last`.
+    pub fn open(&self, lane: Lane, epoch: u64, last: u64) {
+        self.inner.lanes.lock().open(lane, epoch, last);
+        self.inner.wake.notify_one();
+    }
+
+    /// The last subject sequence of every lane this node writes.
+    pub fn heads(&self) -> BTreeMap<Lane, u64> {
+        let lanes = self.inner.lanes.lock();
+        lanes
+            .heads()
+            .into_iter()
+            .map(|(l, (_, s))| (l, s))
+            .collect()
+    }
+
+    /// Why the changelog refused this node's writes, once it did: another node owns one of its
+    /// partitions now. Nothing this node commits can become durable after that.
+    pub fn fenced(&self) -> watch::Receiver<Option<String>> {
+        self.inner.fenced.subscribe()
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &ChangelogStats {
+        &self.inner.stats
+    }
+}
+
+impl Replica for Changelog {
+    fn partition_of(&self, key: &str) -> u32 {
+        self.inner.partitioning.of(key)
+    }
+
+    fn append(&self, lane: Lane, record: Vec<u8>) {
+        self.inner.lanes.lock().append(lane, record);
+        self.inner.wake.notify_one();
+    }
+
+    fn durable(&self) -> Durable {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let target = {
+                let lanes = inner.lanes.lock();
+                if let Some(lane) = lanes.unowned_with_records() {
+                    return Err(format!("{lane:?} is not owned by this node"));
+                }
+                lanes.appended()
+            };
+            let mut durable = inner.durable.subscribe();
+            let mut fenced = inner.fenced.subscribe();
+            loop {
+                if let Some(reason) = fenced.borrow_and_update().clone() {
+                    return Err(reason);
+                }
+                if !(inner.fence)() {
+                    return Err("this node's partition leases have lapsed".to_owned());
+                }
+                if *durable.borrow_and_update() >= target {
+                    return Ok(());
+                }
+                tokio::select! {
+                    _ = durable.changed() => {}
+                    _ = fenced.changed() => {}
+                    () = tokio::time::sleep(FENCE_POLL) => {}
+                }
+            }
+        })
+    }
+}
+
+/// Sends each lane's queued records, one batch in flight per lane, until the process ends.
+async fn pump(inner: Arc<Inner>) {
+    let mut in_flight: FuturesUnordered<BoxFuture<'static, (Batch, Sent)>> =
+        FuturesUnordered::new();
+    loop {
+        if (inner.fence)() && inner.fenced.borrow().is_none() {
+            let batches = inner.lanes.lock().take_batches(&inner.node);
+            for batch in batches {
+                in_flight.push(sending(&inner, batch, Duration::ZERO));
+            }
+        }
+        tokio::select! {
+            () = inner.wake.notified() => {}
+            Some((batch, sent)) = in_flight.next() => {
+                if let Some(retry) = settle(&inner, batch, sent) {
+                    in_flight.push(sending(&inner, retry, RETRY_AFTER));
+                }
+            }
+            () = tokio::time::sleep(FENCE_POLL) => {}
+        }
+    }
+}
+
+/// How long a failed send waits before it is sent again.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+fn sending(inner: &Arc<Inner>, batch: Batch, after: Duration) -> BoxFuture<'static, (Batch, Sent)> {
+    let (js, node) = (inner.js.clone(), inner.node.clone());
+    Box::pin(async move {
+        tokio::time::sleep(after).await;
+        let sent = send(&js, &node, &batch, false).await;
+        (batch, sent)
+    })
+}
+
+/// Books how a send ended; answers the batch to send again, if it failed.
+fn settle(inner: &Inner, batch: Batch, sent: Sent) -> Option<Batch> {
+    match sent {
+        Sent::Landed(sequence) => {
+            inner.stats.batches.fetch_add(1, Ordering::Relaxed);
+            let bytes = u64::try_from(batch.payload.len()).unwrap_or(u64::MAX);
+            inner.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+            let mut lanes = inner.lanes.lock();
+            lanes.landed(batch.lane, sequence);
+            inner.durable.send_replace(lanes.durable_below());
+            None
+        }
+        Sent::Refused(reason) => {
+            tracing::error!(lane = ?batch.lane, epoch = batch.epoch, %reason, "the changelog refused this node's writes: fenced out");
+            inner.fenced.send_replace(Some(reason));
+            None
+        }
+        Sent::Failed(reason) => {
+            inner.stats.retried.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(lane = ?batch.lane, %reason, "changelog send failed; retrying");
+            // The same batch, with the same message id: if the first one landed after all,
+            // JetStream's dedupe (or the check in `send`) recognises it.
+            inner.lanes.lock().retry(batch.lane)
+        }
+    }
+}
+
+/// Publishes one batch (a claim when `claim`) and says how it ended. A refusal for a wrong
+/// last subject sequence is checked against the subject's last message: if that is this very
+/// batch (its acknowledgement was lost and this is a resend), it landed.
+async fn send(js: &jetstream::Context, node: &str, batch: &Batch, claim: bool) -> Sent {
+    let subject = subject(batch.lane);
+    let mut message = PublishMessage::build()
+        .payload(batch.payload.clone().into())
+        .message_id(&batch.id)
+        .header(EPOCH_HEADER, batch.epoch.to_string().as_str())
+        .header(NODE_HEADER, node);
+    if claim {
+        message = message.header(CLAIM_HEADER, "1");
+    }
+    // The catalog is shared reference data with first-writer-wins entries: no sequence chain.
+    if let Lane::Partition(_) = batch.lane {
+        message = message.expected_last_subject_sequence(batch.after);
+    }
+    let acked = match js.send_publish(subject.clone(), message).await {
+        Ok(ack) => ack.await,
+        Err(e) => return Sent::Failed(e.to_string()),
+    };
+    match acked {
+        Ok(ack) => Sent::Landed(ack.sequence),
+        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+            match restore::last_message(js, &subject).await {
+                Ok(Some(last)) if last.id.as_deref() == Some(batch.id.as_str()) => {
+                    Sent::Landed(last.sequence)
+                }
+                Ok(last) => Sent::Refused(format!(
+                    "{subject} moved past sequence {} (now at {}, written by {}): another node owns it",
+                    batch.after,
+                    last.as_ref().map_or(0, |l| l.sequence),
+                    last.and_then(|l| l.node).unwrap_or_else(|| "?".into()),
+                )),
+                Err(e) => Sent::Failed(e.to_string()),
+            }
+        }
+        Err(e) => Sent::Failed(e.to_string()),
+    }
+}

@@ -1,0 +1,142 @@
+//! Reading the changelog back: the last message of a lane, and replaying lanes into a store.
+
+use super::{subject, CHANGELOG_STREAM, CHANGELOG_SUBJECTS, NODE_HEADER};
+use crate::Error;
+use async_nats::jetstream::{self, consumer, stream::LastRawMessageErrorKind};
+use futures::StreamExt;
+use keel_store::{Lane, Store};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The last message on a lane's subject.
+pub(crate) struct Last {
+    pub sequence: u64,
+    pub id: Option<String>,
+    pub node: Option<String>,
+}
+
+pub(crate) async fn last_message(
+    js: &jetstream::Context,
+    subject: &str,
+) -> Result<Option<Last>, Error> {
+    let stream = js
+        .get_stream(CHANGELOG_STREAM)
+        .await
+        .map_err(|e| Error::unavailable("opening the changelog", e))?;
+    match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(message) => {
+            let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+            Ok(Some(Last {
+                sequence: message.sequence,
+                id: header(async_nats::header::NATS_MESSAGE_ID.as_ref()),
+                node: header(NODE_HEADER),
+            }))
+        }
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(Error::unavailable("reading the changelog", e)),
+    }
+}
+
+/// The sequence of the last message on `lane` (0: none yet).
+pub async fn head(js: &jetstream::Context, lane: Lane) -> Result<u64, Error> {
+    Ok(last_message(js, &subject(lane))
+        .await?
+        .map_or(0, |last| last.sequence))
+}
+
+/// What a restore replayed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Changelog messages applied.
+    pub messages: u64,
+    /// Key writes they held.
+    pub writes: u64,
+    /// The last sequence applied per lane.
+    pub heads: BTreeMap<Lane, u64>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Replays into `store` the changelog of `lane` (every lane when `None`) from the message
+/// after stream sequence `after`, up to the last message present when it starts.
+pub async fn restore(
+    js: &jetstream::Context,
+    store: &Store,
+    lane: Option<Lane>,
+    after: u64,
+) -> Result<Restored, Error> {
+    let started = Instant::now();
+    let mut stream = js
+        .get_stream(CHANGELOG_STREAM)
+        .await
+        .map_err(|e| Error::unavailable("opening the changelog", e))?;
+    let (filter, last) = match lane {
+        Some(lane) => (subject(lane), head(js, lane).await?),
+        None => {
+            let info = stream
+                .info()
+                .await
+                .map_err(|e| Error::unavailable("reading the changelog's state", e))?;
+            (CHANGELOG_SUBJECTS.to_owned(), info.state.last_sequence)
+        }
+    };
+    let mut restored = Restored::default();
+    if last > after {
+        let reader = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: filter,
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::unavailable("reading the changelog", e))?;
+        let mut messages = reader
+            .messages()
+            .await
+            .map_err(|e| Error::unavailable("reading the changelog", e))?;
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|e| Error::unavailable("reading the changelog", e))?;
+            let sequence = message
+                .info()
+                .map_err(|e| Error::unavailable("reading a changelog message", e))?
+                .stream_sequence;
+            let writes = store
+                .apply_record(&message.payload)
+                .map_err(|e| Error::Restore(format!("sequence {sequence}: {e}")))?;
+            restored.messages += 1;
+            restored.writes += writes as u64;
+            if let Some(lane) = lane_of(&message.subject) {
+                restored.heads.insert(lane, sequence);
+            }
+            if sequence >= last {
+                break;
+            }
+        }
+    }
+    restored.elapsed = started.elapsed();
+    Ok(restored)
+}
+
+/// The lane a changelog subject names.
+fn lane_of(subject: &str) -> Option<Lane> {
+    match subject.strip_prefix("keel.v1.log.")? {
+        "catalog" => Some(Lane::Catalog),
+        p => p.parse().ok().map(Lane::Partition),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_name_their_lanes() {
+        for lane in [Lane::Partition(0), Lane::Partition(127), Lane::Catalog] {
+            assert_eq!(lane_of(&subject(lane)), Some(lane));
+        }
+        assert_eq!(lane_of("keel.v1.log.x"), None);
+        assert_eq!(lane_of("keel.v1.evt.order"), None);
+    }
+}
