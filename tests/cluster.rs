@@ -6,10 +6,12 @@
 //!   higher epoch; the stale owner's renewal is refused and, by its own clock, it stopped
 //!   counting on the lease before the new owner got it; a released lease is free at once; the
 //!   partition count is fixed by the first node.
-//! * A node: it holds every partition (epoch 1, as `keel cluster status --json` shows), a second node on the same NATS stands by
-//!   (not ready) instead of taking work whose state it lacks, a SIGKILLed node restarted on its
-//!   disk takes its partitions back with epoch 2, and SIGTERM gives every lease back and
-//!   leaves the membership.
+//! * A node: it holds every partition (epoch 1, as `keel cluster status --json` shows); a
+//!   second node on the same NATS stands by (not ready); a SIGKILLed node restarted on its disk
+//!   takes its partitions back with epoch 2 (the standby keeps waiting); SIGTERM gives every
+//!   lease back and leaves the membership, and the standby takes every partition over at once
+//!   (epoch 3), restoring node a's state from the changelog. Node loss and fencing are in
+//!   `cluster_faults.rs`.
 
 #[path = "fixtures/mod.rs"]
 mod fixtures;
@@ -97,6 +99,83 @@ async fn leases_are_exclusive_expire_and_rise_in_epoch() {
     assert_eq!(status.unowned.len(), 7);
 }
 
+/// The changelog fences a stale writer: once a new owner claimed a partition after what it
+/// restored, nothing the old owner commits becomes durable, and it learns it is fenced out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_fences_the_previous_writer_out_of_the_changelog() {
+    use keel_cluster::changelog::{self, Changelog};
+    use keel_store::{Commit, Lane, Options, Store};
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    changelog::ensure_stream(&js, 1).await.unwrap();
+    // One partition, so every key is on the lane claimed here.
+    let lane = Lane::Partition(0);
+    let node = |name: &str| {
+        let fence: changelog::Fence = std::sync::Arc::new(|| true);
+        let writer = Changelog::start(js.clone(), name, keel_cluster::Partitioning::new(1), fence);
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            replica: Some(std::sync::Arc::new(writer.clone())),
+            ..Options::default()
+        };
+        let store = Store::open(dir.path(), &options).unwrap();
+        (writer, store, dir)
+    };
+    let commit = |key: &str| Commit {
+        key: key.to_owned(),
+        expected_version: 0,
+        version: 1,
+        state: b"{}".to_vec(),
+        ..Commit::default()
+    };
+    let (old, old_store, _old_dir) = node("old");
+    let (new, new_store, _new_dir) = node("new");
+
+    let claimed = old.claim(lane, 1, 0).await.unwrap();
+    old.open(lane, 1, claimed);
+    old_store.commit(&commit("o/1")).unwrap();
+    old_store.flush().await.expect("the owner's write lands");
+
+    let head = changelog::head(&js, lane).await.unwrap();
+    assert!(
+        matches!(new.claim(lane, 2, head - 1).await, Err(Error::Stale { .. })),
+        "a claim must follow the last write it restored"
+    );
+    changelog::restore(&js, &new_store, Some(lane), 0)
+        .await
+        .unwrap();
+    let taken = new.claim(lane, 2, head).await.unwrap();
+    new.open(lane, 2, taken);
+
+    old_store.commit(&commit("o/2")).unwrap();
+    let refused = old_store
+        .flush()
+        .await
+        .expect_err("the old owner's write is refused");
+    assert!(
+        refused.to_string().contains("another node owns it"),
+        "{refused}"
+    );
+    assert!(old.fenced().borrow().is_some());
+    new_store.commit(&commit("o/3")).unwrap();
+    new_store.flush().await.expect("the new owner writes on");
+
+    // What a restore sees: the old owner's write before the claim, the new owner's after.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &Options::default()).unwrap();
+    let restored = changelog::restore(&js, &store, Some(lane), 0)
+        .await
+        .unwrap();
+    assert_eq!(restored.messages, 4, "two claims and two writes");
+    assert!(store.load("o/1").unwrap().is_some());
+    assert!(
+        store.load("o/2").unwrap().is_none(),
+        "the fenced write never landed"
+    );
+    assert!(store.load("o/3").unwrap().is_some());
+}
+
 fn status(keel: &Keel) -> Value {
     let (code, body) = keel.get("/status");
     assert_eq!(code, 200, "{body}");
@@ -119,7 +198,7 @@ fn holds_everything_at(keel: &Keel, epoch: u64) -> Result<(), String> {
 }
 
 #[test]
-fn a_node_holds_its_partitions_a_second_stands_by_and_sigterm_gives_them_back() {
+fn a_node_holds_its_partitions_a_second_stands_by_and_takes_over_after_sigterm() {
     let mut a = Keel::start_on_nats();
     eventually("node a holds every partition at epoch 1", || {
         holds_everything_at(&a, 1)
@@ -144,7 +223,7 @@ fn a_node_holds_its_partitions_a_second_stands_by_and_sigterm_gives_them_back() 
         "a settled map plans nothing"
     );
 
-    let b = Keel::start_beside(&url);
+    let b = Keel::start_beside(&url, &[]);
     eventually("node b stands by", || {
         let s = status(&b);
         match (
@@ -152,7 +231,7 @@ fn a_node_holds_its_partitions_a_second_stands_by_and_sigterm_gives_them_back() 
             s["serving"].as_bool(),
             s["waiting"].as_str(),
         ) {
-            (503, Some(false), Some(why)) if why.contains("owned by") => Ok(()),
+            (503, Some(false), Some(why)) if why.contains("held by") => Ok(()),
             _ => Err(format!("{s}")),
         }
     });
@@ -183,7 +262,7 @@ fn a_node_holds_its_partitions_a_second_stands_by_and_sigterm_gives_them_back() 
     assert_eq!(
         b.get("/readyz").0,
         503,
-        "node b has none of the state: it waits"
+        "node a's restarted incarnation keeps its partitions: node b still waits"
     );
 
     a.assert_metrics(&[
@@ -195,18 +274,21 @@ fn a_node_holds_its_partitions_a_second_stands_by_and_sigterm_gives_them_back() 
     let (took, clean) = a.terminate();
     assert!(clean, "node a exited with an error on SIGTERM");
     eprintln!("graceful leave took {took:?}");
-    let view = eventually("node a's leases and heartbeat are gone", || {
-        let s = status(&b);
-        let cluster = &s["cluster"];
-        let members: Vec<&str> = cluster["members"]
-            .as_array()
-            .map(|m| m.iter().filter_map(|m| m["node"].as_str()).collect())
-            .unwrap_or_default();
-        if cluster["leases"].as_object().is_some_and(|l| l.is_empty()) && members.len() == 1 {
-            Ok(s)
-        } else {
-            Err(format!("{s}"))
-        }
+    // Node a gave its leases back: node b takes every partition over at once, with the next
+    // epoch, from the changelog (node a's location is there).
+    eventually("node b holds every partition at epoch 3", || {
+        holds_everything_at(&b, 3)
     });
-    assert_eq!(view["serving"], false, "node b still lacks node a's state");
+    let view = status(&b);
+    let members: Vec<&str> = view["cluster"]["members"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["node"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(members.len(), 1, "node a left the membership: {view}");
+    assert_eq!(view["takeover"]["restored"], true, "{view}");
+    assert_eq!(
+        b.get("/v1/locations/east").0,
+        200,
+        "node a's location is restored from the changelog"
+    );
 }

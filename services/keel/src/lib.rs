@@ -22,14 +22,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.role == Role::Gateway {
         return run_gateway(&config).await;
     }
-    let transport = transport::connect(&config).await?;
-    let bus = transport.bus;
-    let membership = match transport.nats {
-        Some(client) => {
-            let settings = cluster_settings(&config)?;
-            Some(Arc::new(Membership::join(client, &settings).await?))
-        }
+    let settings = match &config.nats_url {
+        Some(_) => Some(cluster_settings(&config)?),
         None => None,
+    };
+    let origin = settings.as_ref().map(|s| s.node.as_str());
+    let transport = transport::connect(&config, origin).await?;
+    let bus = transport.bus;
+    let membership = match (transport.nats, &settings) {
+        (Some(client), Some(settings)) => Some(Arc::new(Membership::join(client, settings).await?)),
+        _ => None,
     };
     // Before anything is written: whether the local copy may be kept (see takeover.rs).
     let clean_stop = match &membership {
@@ -136,7 +138,7 @@ async fn run_gateway(config: &Config) -> anyhow::Result<()> {
         config.nats_url.is_some(),
         "--role gateway forwards to nodes over NATS: give --nats URL (or KEEL_NATS_URL)"
     );
-    let bus = transport::connect(config).await?.bus;
+    let bus = transport::connect(config, None).await?.bus;
     let gateway = Gateway::new(
         Arc::clone(&bus),
         {

@@ -56,8 +56,9 @@ pub struct Transport {
     pub nats: Option<async_nats::Client>,
 }
 
-/// Connects the bus the configuration asks for.
-pub async fn connect(config: &Config) -> anyhow::Result<Transport> {
+/// Connects the bus the configuration asks for; on NATS, what it keeps in JetStream is
+/// stamped with `origin` (the node id).
+pub async fn connect(config: &Config, origin: Option<&str>) -> anyhow::Result<Transport> {
     let Some(url) = &config.nats_url else {
         return Ok(Transport {
             bus: InProcessBus::new(InProcessOptions::default()).into_shared(),
@@ -67,6 +68,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Transport> {
     let mut options = NatsOptions::new(url.clone(), "keel");
     options.streams = streams();
     options.credentials.clone_from(&config.nats_credentials);
+    options.origin = origin.map(str::to_owned);
     let within = Duration::from_secs(config.nats_connect_secs.max(1));
     let bus = NatsBus::connect(&options, within)
         .await

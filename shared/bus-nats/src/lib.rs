@@ -55,7 +55,13 @@ pub struct NatsOptions {
     pub publish_timeout: Duration,
     /// A NATS credentials file (user JWT and seed) to authenticate with.
     pub credentials: Option<std::path::PathBuf>,
+    /// The node id stamped on every message kept in JetStream ([`ORIGIN_HEADER`]), so that
+    /// what a node published can be told apart (a fenced node's, say).
+    pub origin: Option<String>,
 }
+
+/// The header naming the node that published a message kept in JetStream.
+pub const ORIGIN_HEADER: &str = "Keel-Node";
 
 impl NatsOptions {
     /// Options for `url` with no streams.
@@ -66,6 +72,7 @@ impl NatsOptions {
             streams: Vec::new(),
             publish_timeout: Duration::from_secs(5),
             credentials: None,
+            origin: None,
         }
     }
 }
@@ -91,6 +98,7 @@ pub struct NatsBus {
     jetstream: jetstream::Context,
     /// Subject patterns captured by a stream (published through JetStream).
     kept: Arc<[String]>,
+    origin: Option<Arc<str>>,
     stats: Arc<NatsStats>,
 }
 
@@ -148,6 +156,7 @@ impl NatsBus {
                 .iter()
                 .flat_map(|s| s.subjects.iter().cloned())
                 .collect(),
+            origin: options.origin.as_deref().map(Arc::from),
             stats,
         })
     }
@@ -205,9 +214,12 @@ impl NatsBus {
         headers: Headers,
         payload: Bytes,
     ) -> Result<jetstream::context::PublishAckFuture, keel_bus::Error> {
-        let publish = jetstream::message::PublishMessage::build()
+        let mut publish = jetstream::message::PublishMessage::build()
             .payload(payload)
             .headers(convert::header_map(&headers));
+        if let Some(origin) = &self.origin {
+            publish = publish.header(ORIGIN_HEADER, &**origin);
+        }
         self.jetstream
             .send_publish(subject.to_owned(), publish)
             .await

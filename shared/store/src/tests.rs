@@ -244,11 +244,18 @@ async fn a_store_rebuilt_from_its_replica_has_the_same_state() {
     for (_, record) in &records {
         rebuilt.apply_record(record).unwrap();
     }
-    assert_eq!(rebuilt.load("s/A@east").unwrap(), store.load("s/A@east").unwrap());
+    assert_eq!(
+        rebuilt.load("s/A@east").unwrap(),
+        store.load("s/A@east").unwrap()
+    );
     assert_eq!(rebuilt.load("o/2").unwrap(), store.load("o/2").unwrap());
     assert_eq!(rebuilt.dedupe("receipt:r1").unwrap(), Some(b"ok".to_vec()));
     let outbox: Vec<_> = rebuilt.outbox().map(Result::unwrap).collect();
-    assert_eq!(outbox, vec![(ids[1], b"m2".to_vec())], "the delivered entry stays gone");
+    assert_eq!(
+        outbox,
+        vec![(ids[1], b"m2".to_vec())],
+        "the delivered entry stays gone"
+    );
     assert_eq!(rebuilt.ledger("s/A@east", 0).count(), 1);
     assert_eq!(rebuilt.catalog_scan("sku/").count(), 1);
 
