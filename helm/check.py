@@ -167,6 +167,7 @@ def check_node(c: Check, name: str, objects: list[Obj], production: bool) -> Non
         "OTEL_SERVICE_NAME": "keel-node",
         "KEEL_LEASE_SECS": "10",
         "KEEL_PARTITIONS": "256" if production else "128",
+        "KEEL_REPLICAS": "3" if production else "1",
     }
     for k, v in want.items():
         c.that(env.get(k, {}).get("value") == v, f"{name}: node env {k}={v}")
@@ -189,6 +190,10 @@ def check_node(c: Check, name: str, objects: list[Obj], production: bool) -> Non
     c.that(
         ("replicas" in spec) != production,
         f"{name}: StatefulSet replicas set only when not autoscaled",
+    )
+    c.that(
+        production or spec.get("replicas") == 2,
+        f"{name}: two nodes by default (one serves, one stands by)",
     )
     claims = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])]
     mounts = {m["name"]: m["mountPath"] for m in ctr.get("volumeMounts", [])}
@@ -257,6 +262,10 @@ def check_node(c: Check, name: str, objects: list[Obj], production: bool) -> Non
     c.that(
         len(pdbs) == 1 and pdbs[0]["spec"].get("maxUnavailable") == 1,
         f"{name}: node PDB maxUnavailable 1",
+    )
+    c.that(
+        len(pdbs) == 1 and pdbs[0]["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow",
+        f"{name}: the node PDB lets not-ready standbys be evicted",
     )
     if production:
         check_creds_mount(c, f"{name}: node", pod, ctr, "keel-nats-creds")

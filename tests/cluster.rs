@@ -182,12 +182,13 @@ fn status(keel: &Keel) -> Value {
     body
 }
 
-/// The epochs a node holds, all equal to `epoch`, over every partition.
+/// The node is ready and holds every partition, all at `epoch`.
 fn holds_everything_at(keel: &Keel, epoch: u64) -> Result<(), String> {
     let s = status(keel);
     let epochs = s["epochs"].as_object().cloned().unwrap_or_default();
     let partitions = s["cluster"]["partitions"].as_u64().unwrap_or(0);
     if s["serving"] == true
+        && keel.get("/readyz").0 == 200
         && epochs.len() as u64 == partitions
         && epochs.values().all(|e| e.as_u64() == Some(epoch))
     {
@@ -279,12 +280,15 @@ fn a_node_holds_its_partitions_a_second_stands_by_and_takes_over_after_sigterm()
     eventually("node b holds every partition at epoch 3", || {
         holds_everything_at(&b, 3)
     });
-    let view = status(&b);
-    let members: Vec<&str> = view["cluster"]["members"]
-        .as_array()
-        .map(|m| m.iter().filter_map(|m| m["node"].as_str()).collect())
-        .unwrap_or_default();
-    assert_eq!(members.len(), 1, "node a left the membership: {view}");
+    let view = eventually("node a left the membership", || {
+        let s = status(&b);
+        let members = s["cluster"]["members"].as_array().map_or(0, Vec::len);
+        if members == 1 {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        }
+    });
     assert_eq!(view["takeover"]["restored"], true, "{view}");
     assert_eq!(
         b.get("/v1/locations/east").0,

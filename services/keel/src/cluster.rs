@@ -5,12 +5,14 @@
 //! Partitions are not routed to several owners yet: one node serves while it holds every
 //! partition, and the others stand by. When the serving node is lost (with its disk or not),
 //! the first standby in line takes every partition over once the leases lapse, restoring
-//! their state from the changelog. A node whose lease is taken over while it was away exits
-//! (crash-only: its local copy may hold commits the changelog refused, so only a restart,
-//! which replays the changelog, may bring it back).
+//! their state from the changelog. A node whose partition was taken over while it was away
+//! exits (crash-only: its local copy may hold commits the changelog refused, so only a
+//! restart, which replays the changelog, may bring it back); a lease that merely lapsed while
+//! NATS was away, with nobody claiming the partition, is taken again.
 
 use crate::takeover::{self, CleanStop, Takeover};
 use anyhow::Context;
+use futures::StreamExt;
 use keel_cluster::changelog::{self, Changelog};
 use keel_cluster::{ClusterStatus, Coordinator, Held, JoinOptions, Member, Partition};
 use parking_lot::Mutex;
@@ -154,6 +156,13 @@ impl Membership {
         store: &keel_store::Store,
         clean: Option<&CleanStop>,
     ) -> anyhow::Result<()> {
+        let mut releases = match self.coordinator.releases().await {
+            Ok(releases) => releases,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch lease releases: polling only");
+                futures::stream::pending().boxed()
+            }
+        };
         loop {
             match self.try_take_all().await? {
                 None => break,
@@ -166,7 +175,11 @@ impl Membership {
             }
             self.coordinator.heartbeat(&self.member).await?;
             self.refresh_view().await;
-            tokio::time::sleep(self.coordinator.ttl() / 3).await;
+            // The next poll, or at once when a lease is given back (a graceful leave).
+            tokio::select! {
+                () = tokio::time::sleep(self.coordinator.ttl() / 3) => {}
+                _ = releases.next() => {}
+            }
         }
         let epochs: BTreeMap<Partition, u64> = self
             .held
@@ -243,8 +256,9 @@ impl Membership {
     }
 
     /// Renews the leases and the heartbeat every third of the lease time until the node stops.
-    /// A lease found taken over (this process was paused, or NATS was away for longer than
-    /// the lease) ends the process with [`FENCED_EXIT`].
+    /// A lease that lapsed (NATS was away longer than the lease) is taken again if nobody
+    /// claimed its partition meanwhile; a partition another node took over (this process was
+    /// paused, or cut off) ends the process with [`FENCED_EXIT`].
     pub async fn keep_alive(self: Arc<Self>) {
         loop {
             tokio::time::sleep(self.coordinator.ttl() / 3).await;
@@ -259,18 +273,48 @@ impl Membership {
                     }
                     Err(keel_cluster::Error::Lost(partition)) => {
                         self.lost.fetch_add(1, Ordering::Relaxed);
-                        fenced_out(&format!(
-                            "the lease of partition {partition} (epoch {}) lapsed",
-                            lease.epoch
-                        ));
+                        tracing::warn!(partition, epoch = lease.epoch, "lease lapsed");
+                        self.held.lock().remove(&partition);
                     }
                     // NATS is away: the lease lapses by this node's own clock (it stops
                     // acting), and the next round tries again.
                     Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
                 }
             }
+            let missing: Vec<Partition> = self
+                .coordinator
+                .partitioning()
+                .all()
+                .filter(|p| !self.held.lock().contains_key(p))
+                .collect();
+            for partition in missing {
+                match self.retake(partition).await {
+                    Ok(true) => {}
+                    Ok(false) => fenced_out(&format!(
+                        "partition {partition} was taken over by another node"
+                    )),
+                    Err(e) => tracing::warn!(partition, error = %e, "taking a lease back failed"),
+                }
+            }
             self.refresh_view().await;
         }
+    }
+
+    /// Takes a lapsed lease again, at a new epoch, if no other node holds it or claimed its
+    /// partition in the changelog since this node's last write; answers whether it did.
+    async fn retake(&self, partition: Partition) -> anyhow::Result<bool> {
+        let Some(held) = self.coordinator.acquire(partition).await? else {
+            return Ok(false);
+        };
+        let lane = keel_store::Lane::Partition(partition);
+        if !changelog::last_written_by(&self.js, lane, &self.member.node).await? {
+            return Ok(false);
+        }
+        self.changelog.set_epoch(lane, held.epoch);
+        self.acquired.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(partition, epoch = held.epoch, "took a lapsed lease back");
+        self.held.lock().insert(partition, held);
+        Ok(true)
     }
 
     /// Whether this node may serve now: it holds every partition and, by its own clock, none

@@ -305,6 +305,24 @@ impl Coordinator {
             .map_err(|e| Error::unavailable("releasing a lease", e))
     }
 
+    /// Yields whenever a lease is given back (a graceful leave releases every lease), so a
+    /// standby can take over at once instead of at its next poll. A lease that expires shows
+    /// no event: poll for those.
+    pub async fn releases(&self) -> Result<futures::stream::BoxStream<'static, ()>, Error> {
+        use futures::StreamExt;
+        let watch = self
+            .leases
+            .watch_all()
+            .await
+            .map_err(|e| Error::unavailable("watching the leases", e))?;
+        Ok(watch
+            .filter_map(|entry| {
+                let released = entry.is_ok_and(|e| e.operation != kv::Operation::Put);
+                futures::future::ready(released.then_some(()))
+            })
+            .boxed())
+    }
+
     fn held(&self, partition: Partition, epoch: u64, revision: u64, sent: Instant) -> Held {
         Held {
             partition,

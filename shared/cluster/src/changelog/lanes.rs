@@ -65,6 +65,15 @@ impl Lanes {
         state.in_flight = None;
     }
 
+    /// Stamps `lane`'s batches from now on with `epoch`.
+    pub(crate) fn set_epoch(&mut self, lane: Lane, epoch: u64) {
+        if let Some(state) = self.lanes.get_mut(&lane) {
+            if let Some((_, last)) = state.open {
+                state.open = Some((epoch, last));
+            }
+        }
+    }
+
     /// The lanes this node may write, with their epochs and last subject sequences.
     pub(crate) fn heads(&self) -> BTreeMap<Lane, (u64, u64)> {
         self.lanes
@@ -182,6 +191,12 @@ mod tests {
         lanes.landed(p, 18);
         assert_eq!(lanes.durable_below(), 3);
         assert_eq!(lanes.heads()[&p], (2, 18));
+        lanes.set_epoch(p, 4);
+        assert_eq!(
+            lanes.heads()[&p],
+            (4, 18),
+            "the chain goes on at the new epoch"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@
 mod lanes;
 mod restore;
 
-pub use restore::{head, restore, Restored};
+pub use restore::{head, last_written_by, restore, Restored};
 
 use crate::{Error, Partitioning};
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
@@ -178,6 +178,12 @@ impl Changelog {
     pub fn open(&self, lane: Lane, epoch: u64, last: u64) {
         self.inner.lanes.lock().open(lane, epoch, last);
         self.inner.wake.notify_one();
+    }
+
+    /// Stamps `lane`'s next messages with `epoch` (its lease was taken again, nobody having
+    /// claimed the lane meanwhile: the sequence chain goes on).
+    pub fn set_epoch(&self, lane: Lane, epoch: u64) {
+        self.inner.lanes.lock().set_epoch(lane, epoch);
     }
 
     /// The last subject sequence of every lane this node writes.

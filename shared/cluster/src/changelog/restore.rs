@@ -44,6 +44,18 @@ pub async fn head(js: &jetstream::Context, lane: Lane) -> Result<u64, Error> {
         .map_or(0, |last| last.sequence))
 }
 
+/// Whether `node` wrote the last message on `lane`: then nobody claimed the lane since, and
+/// `node` may go on writing it.
+pub async fn last_written_by(
+    js: &jetstream::Context,
+    lane: Lane,
+    node: &str,
+) -> Result<bool, Error> {
+    Ok(last_message(js, &subject(lane))
+        .await?
+        .is_some_and(|last| last.node.as_deref() == Some(node)))
+}
+
 /// What a restore replayed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Restored {
