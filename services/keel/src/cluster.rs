@@ -387,41 +387,41 @@ impl Membership {
     /// Prometheus text for the cluster counters.
     pub fn metrics(&self) -> String {
         let held = self.held.lock().len();
-        let counter = |name, help, value: u64| keel_bus::Counter { name, help, value };
         let load = |value: &AtomicU64| value.load(Ordering::Relaxed);
         let written = self.changelog.stats();
         let counters = [
-            counter(
+            (
                 "keel_cluster_ownership_changes_total",
                 "Partition leases this node took (each with a new epoch).",
                 load(&self.acquired),
             ),
-            counter(
+            (
                 "keel_cluster_leases_released_total",
                 "Partition leases this node gave back.",
                 load(&self.released),
             ),
-            counter(
+            (
                 "keel_cluster_leases_lost_total",
                 "Renewals refused because the lease had expired.",
                 load(&self.lost),
             ),
-            counter(
+            (
                 "keel_changelog_batches_total",
                 "Changelog messages this node wrote.",
                 load(&written.batches),
             ),
-            counter(
+            (
                 "keel_changelog_bytes_total",
                 "Bytes of commit records this node wrote to the changelog.",
                 load(&written.bytes),
             ),
-            counter(
+            (
                 "keel_changelog_retries_total",
                 "Changelog sends that failed and were sent again.",
                 load(&written.retried),
             ),
-        ];
+        ]
+        .map(|(name, help, value)| keel_bus::Counter { name, help, value });
         let (restore, takeover) = self.takeover.lock().as_ref().map_or((0.0, 0.0), |t| {
             let restore = t.restored.as_ref().map_or(0.0, |r| r.elapsed.as_secs_f64());
             (restore, t.elapsed.as_secs_f64())
