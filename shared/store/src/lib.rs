@@ -229,7 +229,7 @@ impl Store {
             // Not waited for: if it is lost, a new owner delivers the entry once more, and
             // receivers drop the repeat by its command id.
             let lane = Lane::Partition(keyspace::outbox_partition(id));
-            replica.append(lane, journal::encode(&[(key, None)]));
+            replica.append_unwaited(lane, journal::encode(&[(key, None)]));
         }
         Ok(())
     }

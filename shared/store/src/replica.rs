@@ -26,6 +26,11 @@ pub trait Replica: Send + Sync + std::fmt::Debug + 'static {
     /// Queues a record (journal-encoded writes) on `lane`, keeping the order of the calls.
     /// It is called while the commit holds its entity's lock, so it must not block.
     fn append(&self, lane: Lane, record: Vec<u8>);
+    /// Queues a record that nobody will wait for (the delivery of an outbox entry), which the
+    /// replica may send later, with other records. By default the same as [`Replica::append`].
+    fn append_unwaited(&self, lane: Lane, record: Vec<u8>) {
+        self.append(lane, record);
+    }
     /// Resolves once every record appended before the call is durable in the replica.
     fn durable(&self) -> Durable;
 }

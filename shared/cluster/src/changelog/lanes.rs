@@ -5,6 +5,10 @@
 
 use keel_store::Lane;
 use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How long records nobody waits for may wait for a batch to ride along with.
+pub(crate) const UNWAITED_DELAY: Duration = Duration::from_millis(500);
 
 /// A batch is cut at this many bytes of records (well under NATS' 1 MiB message limit).
 pub(crate) const MAX_BATCH_BYTES: usize = 512 * 1024;
@@ -17,8 +21,8 @@ pub(crate) struct Batch {
     pub epoch: u64,
     /// The subject sequence this batch must follow.
     pub after: u64,
-    /// The number of its last record.
-    pub last: u64,
+    /// The number of its last waited-for record (`None`: it carries only unwaited ones).
+    pub last: Option<u64>,
     /// `Nats-Msg-Id`: the same on a retry, so a batch that landed is recognised.
     pub id: String,
     /// The records, concatenated (journal records concatenate into one).
@@ -30,7 +34,13 @@ struct LaneState {
     /// `Some((epoch, last subject sequence))` once this node owns the lane.
     open: Option<(u64, u64)>,
     queue: VecDeque<(u64, Vec<u8>)>,
+    /// Records nobody waits for (deliveries of outbox entries), and since when the oldest
+    /// waits: they ride with the next batch, or go alone after [`UNWAITED_DELAY`].
+    unwaited: Vec<u8>,
+    unwaited_since: Option<Instant>,
     in_flight: Option<Batch>,
+    /// Batches taken so far (names each batch's message id).
+    batches: u64,
 }
 
 /// Every lane's queue.
@@ -51,6 +61,14 @@ impl Lanes {
             .queue
             .push_back((number, record));
         number
+    }
+
+    /// Queues a record nobody waits for. It must not depend on a record still queued (it
+    /// may be sent first): a delivery follows the durable entry it deletes.
+    pub(crate) fn append_unwaited(&mut self, lane: Lane, record: Vec<u8>, now: Instant) {
+        let state = self.lanes.entry(lane).or_default();
+        state.unwaited.extend_from_slice(&record);
+        state.unwaited_since.get_or_insert(now);
     }
 
     /// The number the next record will get: every record below it was appended before.
@@ -90,29 +108,37 @@ impl Lanes {
             .map(|(lane, _)| *lane)
     }
 
-    /// The batches to send now: one per open lane with records and nothing in flight.
-    pub(crate) fn take_batches(&mut self, node: &str) -> Vec<Batch> {
+    /// The batches to send now: one per open lane with nothing in flight and records to send
+    /// (waited-for ones, or unwaited ones older than [`UNWAITED_DELAY`]).
+    pub(crate) fn take_batches(&mut self, node: &str, now: Instant) -> Vec<Batch> {
         let mut batches = Vec::new();
         for (lane, state) in &mut self.lanes {
             let (Some((epoch, after)), None) = (state.open, &state.in_flight) else {
                 continue;
             };
-            let mut payload = Vec::new();
+            let due = state
+                .unwaited_since
+                .is_some_and(|since| now.duration_since(since) >= UNWAITED_DELAY);
+            if state.queue.is_empty() && !due {
+                continue;
+            }
+            let mut payload = std::mem::take(&mut state.unwaited);
+            state.unwaited_since = None;
             let mut last = None;
             for (number, record) in &state.queue {
-                if !payload.is_empty() && payload.len() + record.len() > MAX_BATCH_BYTES {
+                if last.is_some() && payload.len() + record.len() > MAX_BATCH_BYTES {
                     break;
                 }
                 payload.extend_from_slice(record);
                 last = Some(*number);
             }
-            let Some(last) = last else { continue };
+            state.batches += 1;
             let batch = Batch {
                 lane: *lane,
                 epoch,
                 after,
                 last,
-                id: format!("{node}.{epoch}.{}.{last}", lane_token(*lane)),
+                id: format!("{node}.{epoch}.{}.{}", lane_token(*lane), state.batches),
                 payload,
             };
             state.in_flight = Some(batch.clone());
@@ -129,7 +155,11 @@ impl Lanes {
         let Some(batch) = state.in_flight.take() else {
             return;
         };
-        while state.queue.front().is_some_and(|(n, _)| *n <= batch.last) {
+        while state
+            .queue
+            .front()
+            .is_some_and(|(n, _)| batch.last.is_some_and(|last| *n <= last))
+        {
             state.queue.pop_front();
         }
         if let Some((epoch, _)) = state.open {
@@ -168,25 +198,31 @@ mod tests {
     fn a_lane_sends_one_batch_at_a_time_and_resumes_from_its_ack() {
         let mut lanes = Lanes::default();
         let p = Lane::Partition(3);
+        let now = Instant::now();
         lanes.append(p, b"a".to_vec());
-        assert!(lanes.take_batches("n").is_empty(), "not open yet");
+        assert!(lanes.take_batches("n", now).is_empty(), "not open yet");
         assert_eq!(lanes.unowned_with_records(), Some(p));
         lanes.open(p, 2, 10);
         lanes.append(p, b"b".to_vec());
-        let first = lanes.take_batches("n");
+        lanes.append_unwaited(p, b"u".to_vec(), now);
+        let first = lanes.take_batches("n", now);
         assert_eq!(first.len(), 1);
         assert_eq!(
             (first[0].after, first[0].last, &first[0].payload[..]),
-            (10, 1, &b"ab"[..])
+            (10, Some(1), &b"uab"[..]),
+            "an unwaited record rides along"
         );
         assert_eq!(first[0].id, "n.2.3.1");
         lanes.append(p, b"c".to_vec());
-        assert!(lanes.take_batches("n").is_empty(), "one in flight per lane");
+        assert!(
+            lanes.take_batches("n", now).is_empty(),
+            "one in flight per lane"
+        );
         assert_eq!(lanes.durable_below(), 0);
         assert_eq!(lanes.retry(p), Some(first[0].clone()));
         lanes.landed(p, 17);
         assert_eq!(lanes.durable_below(), 2);
-        let second = lanes.take_batches("n");
+        let second = lanes.take_batches("n", now);
         assert_eq!((second[0].after, &second[0].payload[..]), (17, &b"c"[..]));
         lanes.landed(p, 18);
         assert_eq!(lanes.durable_below(), 3);
@@ -207,7 +243,7 @@ mod tests {
         lanes.open(b, 1, 0);
         lanes.append(a, b"x".to_vec());
         lanes.append(b, b"y".to_vec());
-        lanes.take_batches("n");
+        lanes.take_batches("n", Instant::now());
         lanes.landed(b, 1);
         assert_eq!(lanes.durable_below(), 0, "record 0 on lane a is not in yet");
         lanes.landed(a, 2);
@@ -222,7 +258,26 @@ mod tests {
         for _ in 0..3 {
             lanes.append(p, vec![0; MAX_BATCH_BYTES / 2 + 1]);
         }
-        let batch = lanes.take_batches("n").remove(0);
-        assert_eq!(batch.last, 0, "two would exceed the limit");
+        let batch = lanes.take_batches("n", Instant::now()).remove(0);
+        assert_eq!(batch.last, Some(0), "two would exceed the limit");
+    }
+
+    #[test]
+    fn unwaited_records_go_alone_only_after_a_delay_and_hold_up_nobody() {
+        let mut lanes = Lanes::default();
+        let p = Lane::Partition(1);
+        let now = Instant::now();
+        lanes.open(p, 1, 5);
+        lanes.append_unwaited(p, b"d".to_vec(), now);
+        assert!(lanes.take_batches("n", now).is_empty(), "not due yet");
+        assert_eq!(
+            lanes.durable_below(),
+            0,
+            "nothing anybody waits for is pending"
+        );
+        let alone = lanes.take_batches("n", now + UNWAITED_DELAY);
+        assert_eq!((alone[0].last, &alone[0].payload[..]), (None, &b"d"[..]));
+        lanes.landed(p, 6);
+        assert_eq!(lanes.heads()[&p], (1, 6));
     }
 }

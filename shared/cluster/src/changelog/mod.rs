@@ -163,7 +163,7 @@ impl Changelog {
             lane,
             epoch,
             after: head,
-            last: 0,
+            last: None,
             id: format!("{}.{epoch}.{}.claim", self.inner.node, lane_token(lane)),
             payload: Vec::new(),
         };
@@ -218,6 +218,12 @@ impl Replica for Changelog {
         self.inner.wake.notify_one();
     }
 
+    fn append_unwaited(&self, lane: Lane, record: Vec<u8>) {
+        // No wake-up: it rides with the lane's next batch, or the pump's poll sends it late.
+        let now = std::time::Instant::now();
+        self.inner.lanes.lock().append_unwaited(lane, record, now);
+    }
+
     fn durable(&self) -> Durable {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
@@ -256,7 +262,10 @@ async fn pump(inner: Arc<Inner>) {
         FuturesUnordered::new();
     loop {
         if (inner.fence)() && inner.fenced.borrow().is_none() {
-            let batches = inner.lanes.lock().take_batches(&inner.node);
+            let batches = inner
+                .lanes
+                .lock()
+                .take_batches(&inner.node, std::time::Instant::now());
             for batch in batches {
                 in_flight.push(sending(&inner, batch, Duration::ZERO));
             }
