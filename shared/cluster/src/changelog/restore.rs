@@ -19,8 +19,9 @@ pub(crate) async fn last_message(
     js: &jetstream::Context,
     subject: &str,
 ) -> Result<Option<Last>, Error> {
+    // No stream info is needed for a message lookup: a takeover reads 129 of these at once.
     let stream = js
-        .get_stream(CHANGELOG_STREAM)
+        .get_stream_no_info(CHANGELOG_STREAM)
         .await
         .map_err(|e| Error::unavailable("opening the changelog", e))?;
     match stream.get_last_raw_message_by_subject(subject).await {
