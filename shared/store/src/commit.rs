@@ -38,14 +38,15 @@ impl Commit {
     /// version and command ids check out, holding the stripes of its entity and command ids so
     /// that no other commit can check or write them in between. `outbox_ids` gives the ids of
     /// its outbox entries; `written` gets the journal record while the stripes are still held
-    /// (the replica copies it, in the entity's commit order).
+    /// and before anything is written (the replica copies it, in the entity's commit order,
+    /// or refuses it, and then nothing is written).
     pub(crate) fn apply(
         &self,
         db: &sled::Db,
         tree: &sled::Tree,
         stripes: &Stripes,
         outbox_ids: impl FnOnce(usize) -> Result<Vec<u64>, Error>,
-        written: impl FnOnce(Vec<u8>),
+        written: impl FnOnce(&[u8]) -> Result<(), Error>,
     ) -> Result<Vec<u64>, Error> {
         let state_key = keyspace::state(&self.key);
         let dedupe_keys: Vec<Vec<u8>> = self
@@ -72,11 +73,11 @@ impl Commit {
         let ids = outbox_ids(self.outbox.len())?;
         let writes = self.writes(state_key, dedupe_keys, &ids);
         let encoded = journal::encode(&writes);
+        written(&encoded)?;
         let record = keyspace::journal(db.generate_id()?);
         tree.insert(record.as_slice(), encoded.as_slice())?;
         journal::apply(tree, &writes)?;
         tree.remove(record)?;
-        written(encoded);
         Ok(ids)
     }
 

@@ -23,6 +23,10 @@ pub enum Error {
     /// The replica could not make the commits durable (fenced out, or away).
     #[error("replica: {0}")]
     Replica(String),
+    /// This node may not write the entity's partition (it is owned elsewhere, or moving):
+    /// nothing was written; the caller may retry where the partition lives now.
+    #[error("not written: {0}")]
+    NotOwner(String),
     /// The store is closing.
     #[error("the store's flusher has stopped")]
     Closed,

@@ -149,10 +149,11 @@ impl Store {
             &self.tree,
             &self.stripes,
             |n| self.outbox_ids(partition, n),
-            |record| {
-                if let Some(replica) = &self.replica {
-                    replica.append(Lane::Partition(partition), record);
-                }
+            |record| match &self.replica {
+                Some(replica) => replica
+                    .append(Lane::Partition(partition), record.to_vec())
+                    .map_err(Error::NotOwner),
+                None => Ok(()),
             },
         )
     }
@@ -213,6 +214,18 @@ impl Store {
         self.flusher.stats()
     }
 
+    /// Undelivered outbox entries of one partition, oldest first.
+    pub fn outbox_of(&self, partition: u32) -> impl Iterator<Item = Result<(u64, Vec<u8>), Error>> {
+        let (from, to) = (
+            keyspace::outbox(keyspace::outbox_id_of(partition, 0)),
+            keyspace::outbox(keyspace::outbox_id_of(partition + 1, 0)),
+        );
+        self.tree.range(from..to).map(|item| {
+            let (k, v) = item?;
+            Ok((keyspace::outbox_id(&k), v.to_vec()))
+        })
+    }
+
     /// Undelivered outbox entries, oldest first.
     pub fn outbox(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>), Error>> {
         self.tree.scan_prefix(keyspace::OUTBOX_PREFIX).map(|item| {
@@ -270,8 +283,11 @@ impl Store {
         match previous {
             Ok(()) => {
                 if let Some(replica) = &self.replica {
+                    // The catalog lane is open on every node (first writer wins per entry).
                     let record = journal::encode(&[(key, Some(value.to_vec()))]);
-                    replica.append(Lane::Catalog, record);
+                    replica
+                        .append(Lane::Catalog, record)
+                        .map_err(Error::Replica)?;
                 }
                 Ok(None)
             }

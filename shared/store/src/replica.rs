@@ -24,12 +24,18 @@ pub trait Replica: Send + Sync + std::fmt::Debug + 'static {
     /// The partition an entity's state key belongs to.
     fn partition_of(&self, key: &str) -> u32;
     /// Queues a record (journal-encoded writes) on `lane`, keeping the order of the calls.
-    /// It is called while the commit holds its entity's lock, so it must not block.
-    fn append(&self, lane: Lane, record: Vec<u8>);
+    /// It is called while the commit holds its entity's lock and before the commit touches
+    /// the local copy, so it must not block.
+    ///
+    /// # Errors
+    /// The reason, when this node may not write `lane` (it does not own the partition, or
+    /// gave it away): the commit is then refused and changes nothing.
+    fn append(&self, lane: Lane, record: Vec<u8>) -> Result<(), String>;
     /// Queues a record that nobody will wait for (the delivery of an outbox entry), which the
-    /// replica may send later, with other records. By default the same as [`Replica::append`].
+    /// replica may send later, with other records, or drop when the lane has moved on (a new
+    /// owner then delivers the entry once more; receivers drop the repeat).
     fn append_unwaited(&self, lane: Lane, record: Vec<u8>) {
-        self.append(lane, record);
+        let _ = self.append(lane, record);
     }
     /// Resolves once every record appended before the call is durable in the replica.
     fn durable(&self) -> Durable;

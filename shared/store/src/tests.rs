@@ -193,8 +193,9 @@ impl Replica for Recorded {
     fn partition_of(&self, key: &str) -> u32 {
         u32::from(key.as_bytes().last().copied().unwrap_or(0) % 4)
     }
-    fn append(&self, lane: Lane, record: Vec<u8>) {
+    fn append(&self, lane: Lane, record: Vec<u8>) -> Result<(), String> {
         self.0.lock().push((lane, record));
+        Ok(())
     }
     fn durable(&self) -> Durable {
         Box::pin(async { Ok(()) })
@@ -273,24 +274,56 @@ async fn a_store_rebuilt_from_its_replica_has_the_same_state() {
 
 #[tokio::test]
 async fn a_replica_that_cannot_make_commits_durable_fails_the_flush() {
-    #[derive(Debug)]
-    struct Refusing;
-    impl Replica for Refusing {
-        fn partition_of(&self, _: &str) -> u32 {
-            0
-        }
-        fn append(&self, _: Lane, _: Vec<u8>) {}
-        fn durable(&self) -> Durable {
-            Box::pin(async { Err("fenced".to_owned()) })
+    let (_dir, store) = with_replica(Arc::new(Refusing { owns: 0 }));
+    store.commit(&commit("o/2", 0, "x")).unwrap();
+    assert!(matches!(store.flush().await, Err(Error::Replica(r)) if r == "fenced"));
+    store.sync().await.unwrap();
+}
+
+/// Owns partition `owns` only (keys' last byte mod 2), and can make nothing durable.
+#[derive(Debug)]
+struct Refusing {
+    owns: u32,
+}
+
+impl Replica for Refusing {
+    fn partition_of(&self, key: &str) -> u32 {
+        u32::from(key.as_bytes().last().copied().unwrap_or(0) % 2)
+    }
+    fn append(&self, lane: Lane, _: Vec<u8>) -> Result<(), String> {
+        match lane {
+            Lane::Partition(p) if p != self.owns => Err(format!("partition {p} is elsewhere")),
+            _ => Ok(()),
         }
     }
+    fn durable(&self) -> Durable {
+        Box::pin(async { Err("fenced".to_owned()) })
+    }
+}
+
+fn with_replica(replica: Arc<dyn Replica>) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
-        replica: Some(Arc::new(Refusing)),
+        replica: Some(replica),
         ..Options::default()
     };
     let store = Store::open(dir.path(), &options).unwrap();
-    store.commit(&commit("o/1", 0, "x")).unwrap();
-    assert!(matches!(store.flush().await, Err(Error::Replica(r)) if r == "fenced"));
-    store.sync().await.unwrap();
+    (dir, store)
+}
+
+#[test]
+fn a_commit_the_replica_refuses_writes_nothing() {
+    let (_dir, store) = with_replica(Arc::new(Refusing { owns: 0 }));
+    // "o/1" ends in '1' (partition 1): not this node's.
+    let mut c = commit("o/1", 0, "x");
+    c.outbox = vec![b"m".to_vec()];
+    assert!(matches!(store.commit(&c), Err(Error::NotOwner(r)) if r.contains("elsewhere")));
+    assert!(store.load("o/1").unwrap().is_none());
+    assert_eq!(store.outbox().count(), 0);
+    // "o/2" (partition 0) is written, and its outbox entry is found by its partition.
+    c.key = "o/2".into();
+    let ids = store.commit(&c).unwrap();
+    let of = |p| store.outbox_of(p).map(|e| e.unwrap().0).collect::<Vec<_>>();
+    assert_eq!(of(0), ids);
+    assert!(of(1).is_empty());
 }
