@@ -305,8 +305,8 @@ impl Coordinator {
             .map_err(|e| Error::unavailable("releasing a lease", e))
     }
 
-    /// Yields whenever a lease is given back (a graceful leave releases every lease), so a
-    /// standby can take over at once instead of at its next poll. A lease that expires shows
+    /// Yields whenever a lease is given back (a hand-off), so the node the partition moves
+    /// to takes it at once instead of at its next poll. A lease that expires shows
     /// no event: poll for those.
     pub async fn releases(&self) -> Result<futures::stream::BoxStream<'static, ()>, Error> {
         use futures::StreamExt;
@@ -401,14 +401,24 @@ struct Bucket {
     replicas: usize,
 }
 
+/// The keys with a message in the bucket (deleted ones too: [`read`] skips those). Not
+/// `kv::Store::keys`: on nats-server 2.9 its watcher can wait forever once keys expired or
+/// were deleted (nats-io/nats-server#3481), which leases and heartbeats do all the time. The
+/// stream's subject list is a plain request.
 async fn keys(store: &kv::Store) -> Result<Vec<String>, Error> {
-    let keys = store
-        .keys()
+    let subjects = store
+        .stream
+        .info_with_subjects(format!("{}>", store.prefix))
         .await
         .map_err(|e| Error::unavailable("listing keys", e))?;
-    keys.try_collect()
+    let subjects: Vec<(String, usize)> = subjects
+        .try_collect()
         .await
-        .map_err(|e| Error::unavailable("listing keys", e))
+        .map_err(|e| Error::unavailable("listing keys", e))?;
+    Ok(subjects
+        .into_iter()
+        .filter_map(|(subject, _)| subject.strip_prefix(&store.prefix).map(str::to_owned))
+        .collect())
 }
 
 /// A key's value and revision; `None` when absent or deleted.

@@ -30,18 +30,33 @@ pub const ERROR_HEADER: &str = "Keel-Error";
 pub const EVENTS_STREAM: &str = "KEEL_EVENTS";
 /// Every event subject (`keel.v1.evt.<kind>.…`).
 pub const EVENT_SUBJECTS: &str = "keel.v1.evt.>";
+/// Every position event (`keel.v1.evt.inventory.{location}.{sku}`).
+pub const INVENTORY_EVENTS: &str = "keel.v1.evt.inventory.>";
 /// The JetStream work queue that carries commands between actors on a durable bus.
 pub const COMMANDS_STREAM: &str = "KEEL_COMMANDS";
 /// Every actor command subject (`keel.v1.cmd.<kind>.…`).
 pub const COMMAND_SUBJECTS: &str = "keel.v1.cmd.>";
-/// The durable consumers through which nodes take commands off [`COMMANDS_STREAM`], with the
-/// subjects each one filters: one per kind of target, so that commands to SKU-locations (which
-/// an order's saga waits for) never queue behind commands to orders.
-pub const COMMAND_CONSUMERS: [(&str, &str); 3] = [
-    ("keel-stock", "keel.v1.cmd.stock.>"),
-    ("keel-order", "keel.v1.cmd.order.>"),
-    ("keel-warehouse", "keel.v1.cmd.warehouse.>"),
-];
+/// The durable consumer through which the node serving `partition` takes that partition's
+/// commands off [`COMMANDS_STREAM`] (one filter subject per consumer, as nats-server 2.9
+/// allows; the filters never overlap, as a work queue requires).
+pub fn command_consumer(partition: u32) -> (String, String) {
+    (
+        format!("keel-cmd-{partition}"),
+        format!("keel.v1.cmd.{partition}.>"),
+    )
+}
+/// Where a node sends an API request for an entity of `partition` that another node serves:
+/// the prefix, followed by the request's own subject. Only the serving node subscribes.
+pub fn forward_prefix(partition: u32) -> String {
+    format!("keel.v1.fwd.{partition}.")
+}
+/// Where the outcome of a command sent through [`COMMANDS_STREAM`] is sent back to the node
+/// waiting for it (core NATS; the node that applied it publishes once it is durable).
+pub fn outcome_subject(node: &str) -> String {
+    format!("keel.v1.outcome.{node}")
+}
+/// On a command: the subject its outcome is awaited on ([`outcome_subject`]).
+pub const OUTCOME_TO_HEADER: &str = "Keel-Outcome-To";
 /// The JetStream stream that keeps dead letters: messages that could not be handled at all,
 /// each with the reason in [`DEAD_LETTER_REASON_HEADER`].
 pub const DEAD_LETTERS_STREAM: &str = "KEEL_DEAD_LETTERS";

@@ -51,24 +51,30 @@ pub(crate) struct Lanes {
 }
 
 impl Lanes {
-    /// Queues a record; answers its number.
-    pub(crate) fn append(&mut self, lane: Lane, record: Vec<u8>) -> u64 {
+    /// Queues a record on an open lane; answers its number.
+    ///
+    /// # Errors
+    /// The reason, when this node does not own `lane` (never opened, or closed).
+    pub(crate) fn append(&mut self, lane: Lane, record: Vec<u8>) -> Result<u64, String> {
+        let state = self.lanes.entry(lane).or_default();
+        if state.open.is_none() {
+            return Err(format!("{} is not owned by this node", lane_token(lane)));
+        }
         let number = self.next;
         self.next += 1;
-        self.lanes
-            .entry(lane)
-            .or_default()
-            .queue
-            .push_back((number, record));
-        number
+        state.queue.push_back((number, record));
+        Ok(number)
     }
 
-    /// Queues a record nobody waits for. It must not depend on a record still queued (it
-    /// may be sent first): a delivery follows the durable entry it deletes.
+    /// Queues a record nobody waits for, on an open lane (dropped otherwise: its lane has a
+    /// new owner, who delivers the entry once more). It must not depend on a record still
+    /// queued (it may be sent first): a delivery follows the durable entry it deletes.
     pub(crate) fn append_unwaited(&mut self, lane: Lane, record: Vec<u8>, now: Instant) {
         let state = self.lanes.entry(lane).or_default();
-        state.unwaited.extend_from_slice(&record);
-        state.unwaited_since.get_or_insert(now);
+        if state.open.is_some() {
+            state.unwaited.extend_from_slice(&record);
+            state.unwaited_since.get_or_insert(now);
+        }
     }
 
     /// The number the next record will get: every record below it was appended before.
@@ -81,6 +87,22 @@ impl Lanes {
         let state = self.lanes.entry(lane).or_default();
         state.open = Some((epoch, last));
         state.in_flight = None;
+    }
+
+    /// Stops writing `lane` (its partition is handed off): later appends are refused. Its
+    /// last subject sequence, if it was open with nothing left to send.
+    pub(crate) fn close(&mut self, lane: Lane) -> Option<u64> {
+        let state = self.lanes.remove(&lane)?;
+        let (_, last) = state.open?;
+        (state.queue.is_empty() && state.in_flight.is_none()).then_some(last)
+    }
+
+    /// The lanes holding records that wait to be sent.
+    pub(crate) fn with_records(&self) -> impl Iterator<Item = Lane> + '_ {
+        self.lanes
+            .iter()
+            .filter(|(_, s)| !s.queue.is_empty())
+            .map(|(lane, _)| *lane)
     }
 
     /// Stamps `lane`'s batches from now on with `epoch`.
@@ -108,14 +130,23 @@ impl Lanes {
             .map(|(lane, _)| *lane)
     }
 
-    /// The batches to send now: one per open lane with nothing in flight and records to send
-    /// (waited-for ones, or unwaited ones older than [`UNWAITED_DELAY`]).
-    pub(crate) fn take_batches(&mut self, node: &str, now: Instant) -> Vec<Batch> {
+    /// The batches to send now: one per open lane that `may_send` allows, with nothing in
+    /// flight and records to send (waited-for ones, or unwaited ones older than
+    /// [`UNWAITED_DELAY`]).
+    pub(crate) fn take_batches(
+        &mut self,
+        writer: &str,
+        now: Instant,
+        may_send: impl Fn(Lane) -> bool,
+    ) -> Vec<Batch> {
         let mut batches = Vec::new();
         for (lane, state) in &mut self.lanes {
             let (Some((epoch, after)), None) = (state.open, &state.in_flight) else {
                 continue;
             };
+            if !may_send(*lane) {
+                continue;
+            }
             let due = state
                 .unwaited_since
                 .is_some_and(|since| now.duration_since(since) >= UNWAITED_DELAY);
@@ -138,7 +169,7 @@ impl Lanes {
                 epoch,
                 after,
                 last,
-                id: format!("{node}.{epoch}.{}.{}", lane_token(*lane), state.batches),
+                id: format!("{writer}.{epoch}.{}.{}", lane_token(*lane), state.batches),
                 payload,
             };
             state.in_flight = Some(batch.clone());
@@ -199,13 +230,13 @@ mod tests {
         let mut lanes = Lanes::default();
         let p = Lane::Partition(3);
         let now = Instant::now();
-        lanes.append(p, b"a".to_vec());
-        assert!(lanes.take_batches("n", now).is_empty(), "not open yet");
-        assert_eq!(lanes.unowned_with_records(), Some(p));
+        assert!(lanes.append(p, b"a".to_vec()).is_err(), "not open yet");
         lanes.open(p, 2, 10);
-        lanes.append(p, b"b".to_vec());
+        lanes.append(p, b"a".to_vec()).unwrap();
+        assert!(lanes.take_batches("n", now, |_| false).is_empty(), "fenced");
+        lanes.append(p, b"b".to_vec()).unwrap();
         lanes.append_unwaited(p, b"u".to_vec(), now);
-        let first = lanes.take_batches("n", now);
+        let first = lanes.take_batches("n", now, |_| true);
         assert_eq!(first.len(), 1);
         assert_eq!(
             (first[0].after, first[0].last, &first[0].payload[..]),
@@ -213,16 +244,16 @@ mod tests {
             "an unwaited record rides along"
         );
         assert_eq!(first[0].id, "n.2.3.1");
-        lanes.append(p, b"c".to_vec());
+        lanes.append(p, b"c".to_vec()).unwrap();
         assert!(
-            lanes.take_batches("n", now).is_empty(),
+            lanes.take_batches("n", now, |_| true).is_empty(),
             "one in flight per lane"
         );
         assert_eq!(lanes.durable_below(), 0);
         assert_eq!(lanes.retry(p), Some(first[0].clone()));
         lanes.landed(p, 17);
         assert_eq!(lanes.durable_below(), 2);
-        let second = lanes.take_batches("n", now);
+        let second = lanes.take_batches("n", now, |_| true);
         assert_eq!((second[0].after, &second[0].payload[..]), (17, &b"c"[..]));
         lanes.landed(p, 18);
         assert_eq!(lanes.durable_below(), 3);
@@ -241,9 +272,9 @@ mod tests {
         let (a, b) = (Lane::Partition(0), Lane::Catalog);
         lanes.open(a, 1, 0);
         lanes.open(b, 1, 0);
-        lanes.append(a, b"x".to_vec());
-        lanes.append(b, b"y".to_vec());
-        lanes.take_batches("n", Instant::now());
+        lanes.append(a, b"x".to_vec()).unwrap();
+        lanes.append(b, b"y".to_vec()).unwrap();
+        lanes.take_batches("n", Instant::now(), |_| true);
         lanes.landed(b, 1);
         assert_eq!(lanes.durable_below(), 0, "record 0 on lane a is not in yet");
         lanes.landed(a, 2);
@@ -256,9 +287,9 @@ mod tests {
         let p = Lane::Partition(0);
         lanes.open(p, 1, 0);
         for _ in 0..3 {
-            lanes.append(p, vec![0; MAX_BATCH_BYTES / 2 + 1]);
+            lanes.append(p, vec![0; MAX_BATCH_BYTES / 2 + 1]).unwrap();
         }
-        let batch = lanes.take_batches("n", Instant::now()).remove(0);
+        let batch = lanes.take_batches("n", Instant::now(), |_| true).remove(0);
         assert_eq!(batch.last, Some(0), "two would exceed the limit");
     }
 
@@ -269,15 +300,37 @@ mod tests {
         let now = Instant::now();
         lanes.open(p, 1, 5);
         lanes.append_unwaited(p, b"d".to_vec(), now);
-        assert!(lanes.take_batches("n", now).is_empty(), "not due yet");
+        assert!(
+            lanes.take_batches("n", now, |_| true).is_empty(),
+            "not due yet"
+        );
         assert_eq!(
             lanes.durable_below(),
             0,
             "nothing anybody waits for is pending"
         );
-        let alone = lanes.take_batches("n", now + UNWAITED_DELAY);
+        let alone = lanes.take_batches("n", now + UNWAITED_DELAY, |_| true);
         assert_eq!((alone[0].last, &alone[0].payload[..]), (None, &b"d"[..]));
         lanes.landed(p, 6);
         assert_eq!(lanes.heads()[&p], (1, 6));
+    }
+
+    #[test]
+    fn a_closed_lane_refuses_records_and_drops_unwaited_ones() {
+        let mut lanes = Lanes::default();
+        let p = Lane::Partition(2);
+        let now = Instant::now();
+        lanes.open(p, 1, 5);
+        lanes.append(p, b"x".to_vec()).unwrap();
+        assert_eq!(lanes.with_records().collect::<Vec<_>>(), [p]);
+        lanes.take_batches("n", now, |_| true);
+        lanes.landed(p, 6);
+        assert_eq!(lanes.close(p), Some(6), "nothing left: handed off at 6");
+        assert!(lanes.append(p, b"y".to_vec()).is_err());
+        lanes.append_unwaited(p, b"d".to_vec(), now);
+        assert!(lanes
+            .take_batches("n", now + UNWAITED_DELAY, |_| true)
+            .is_empty());
+        assert_eq!(lanes.durable_below(), lanes.appended());
     }
 }

@@ -19,7 +19,7 @@
 mod lanes;
 mod restore;
 
-pub use restore::{head, last_written_by, restore, Restored};
+pub use restore::{follow, head, lane_of, last_written_by, restore, Restored};
 
 use crate::{Error, Partitioning};
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
@@ -82,7 +82,7 @@ pub async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> Result<(
 }
 
 /// Whether this node may write now (it holds its partitions' leases, valid by its own clock).
-pub type Fence = Arc<dyn Fn() -> bool + Send + Sync>;
+pub type Fence = Arc<dyn Fn(Lane) -> bool + Send + Sync>;
 
 /// Counters of the changelog writer.
 #[derive(Debug, Default)]
@@ -104,6 +104,10 @@ pub struct Changelog {
 struct Inner {
     js: jetstream::Context,
     node: String,
+    /// This writer's incarnation, `{node}@{start ms}`, which begins every `Nats-Msg-Id`: a
+    /// restarted node's messages must not look like repeats of its previous life's (the
+    /// catalog lane's numbering starts again, and JetStream drops repeats for two minutes).
+    incarnation: String,
     partitioning: Partitioning,
     lanes: Mutex<Lanes>,
     wake: Notify,
@@ -140,6 +144,7 @@ impl Changelog {
         let inner = Arc::new(Inner {
             js,
             node: node.to_owned(),
+            incarnation: format!("{node}@{}", unix_ms()),
             partitioning,
             lanes: Mutex::new(Lanes::default()),
             wake: Notify::new(),
@@ -164,7 +169,11 @@ impl Changelog {
             epoch,
             after: head,
             last: None,
-            id: format!("{}.{epoch}.{}.claim", self.inner.node, lane_token(lane)),
+            id: format!(
+                "{}.{epoch}.{}.claim",
+                self.inner.incarnation,
+                lane_token(lane)
+            ),
             payload: Vec::new(),
         };
         match send(&self.inner.js, &self.inner.node, &batch, true).await {
@@ -178,6 +187,13 @@ impl Changelog {
     pub fn open(&self, lane: Lane, epoch: u64, last: u64) {
         self.inner.lanes.lock().open(lane, epoch, last);
         self.inner.wake.notify_one();
+    }
+
+    /// Stops writing `lane` (its partition is being handed off; call it once the store is
+    /// flushed): later commits on it are refused. Answers its last subject sequence, which
+    /// the local copy holds the partition at, if nothing was left to send.
+    pub fn close(&self, lane: Lane) -> Option<u64> {
+        self.inner.lanes.lock().close(lane)
     }
 
     /// Stamps `lane`'s next messages with `epoch` (its lease was taken again, nobody having
@@ -213,9 +229,10 @@ impl Replica for Changelog {
         self.inner.partitioning.of(key)
     }
 
-    fn append(&self, lane: Lane, record: Vec<u8>) {
-        self.inner.lanes.lock().append(lane, record);
+    fn append(&self, lane: Lane, record: Vec<u8>) -> Result<(), String> {
+        self.inner.lanes.lock().append(lane, record)?;
         self.inner.wake.notify_one();
+        Ok(())
     }
 
     fn append_unwaited(&self, lane: Lane, record: Vec<u8>) {
@@ -240,8 +257,13 @@ impl Replica for Changelog {
                 if let Some(reason) = fenced.borrow_and_update().clone() {
                     return Err(reason);
                 }
-                if !(inner.fence)() {
-                    return Err("this node's partition leases have lapsed".to_owned());
+                let lapsed = inner
+                    .lanes
+                    .lock()
+                    .with_records()
+                    .find(|l| !(inner.fence)(*l));
+                if let Some(lane) = lapsed {
+                    return Err(format!("this node's lease of {lane:?} has lapsed"));
                 }
                 if *durable.borrow_and_update() >= target {
                     return Ok(());
@@ -261,11 +283,12 @@ async fn pump(inner: Arc<Inner>) {
     let mut in_flight: FuturesUnordered<BoxFuture<'static, (Batch, Sent)>> =
         FuturesUnordered::new();
     loop {
-        if (inner.fence)() && inner.fenced.borrow().is_none() {
-            let batches = inner
-                .lanes
-                .lock()
-                .take_batches(&inner.node, std::time::Instant::now());
+        if inner.fenced.borrow().is_none() {
+            let batches = inner.lanes.lock().take_batches(
+                &inner.incarnation,
+                std::time::Instant::now(),
+                |lane| (inner.fence)(lane),
+            );
             for batch in batches {
                 in_flight.push(sending(&inner, batch, Duration::ZERO));
             }
@@ -360,4 +383,10 @@ async fn send(js: &jetstream::Context, node: &str, batch: &Batch, claim: bool) -
         }
         Err(e) => Sent::Failed(e.to_string()),
     }
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }

@@ -8,6 +8,12 @@ use keel_store::{Lane, Store};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// How long a restore waits for its next message before it gives up (the takeover is then
+/// tried again): an ordered consumer that stopped delivering must not hold a takeover forever.
+const RESTORE_IDLE: Duration = Duration::from_secs(10);
+/// How long a follower waits for news before it checks whether it missed any.
+const FOLLOW_IDLE: Duration = Duration::from_secs(15);
+
 /// The last message on a lane's subject.
 pub(crate) struct Last {
     pub sequence: u64,
@@ -109,7 +115,18 @@ pub async fn restore(
             .messages()
             .await
             .map_err(|e| Error::unavailable("reading the changelog", e))?;
-        while let Some(message) = messages.next().await {
+        loop {
+            let next = tokio::time::timeout(RESTORE_IDLE, messages.next())
+                .await
+                .map_err(|_| {
+                    Error::unavailable(
+                        "reading the changelog",
+                        format!("no message for {RESTORE_IDLE:?} before sequence {last}"),
+                    )
+                })?;
+            let Some(message) = next else {
+                break;
+            };
             let message = message.map_err(|e| Error::unavailable("reading the changelog", e))?;
             let sequence = message
                 .info()
@@ -132,8 +149,76 @@ pub async fn restore(
     Ok(restored)
 }
 
+/// Applies every message of `lane` after stream sequence `after` to `store`, and then each
+/// new one as it comes, calling `applied` with its sequence; runs until the process ends (a
+/// broken reader is made again from the last sequence applied). This is how every node keeps
+/// the catalog, which any node may add to, current.
+pub async fn follow(
+    js: jetstream::Context,
+    store: Store,
+    lane: Lane,
+    mut after: u64,
+    applied: impl Fn(u64) + Send,
+) {
+    loop {
+        if let Err(e) = follow_from(&js, &store, lane, &mut after, &applied).await {
+            tracing::warn!(?lane, after, error = %e, "following the changelog failed; again shortly");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn follow_from(
+    js: &jetstream::Context,
+    store: &Store,
+    lane: Lane,
+    after: &mut u64,
+    applied: &(impl Fn(u64) + Send),
+) -> Result<(), Error> {
+    let stream = js
+        .get_stream_no_info(CHANGELOG_STREAM)
+        .await
+        .map_err(|e| Error::unavailable("opening the changelog", e))?;
+    let reader = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: subject(lane),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: *after + 1,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::unavailable("following the changelog", e))?;
+    let mut messages = reader
+        .messages()
+        .await
+        .map_err(|e| Error::unavailable("following the changelog", e))?;
+    loop {
+        let Ok(next) = tokio::time::timeout(FOLLOW_IDLE, messages.next()).await else {
+            // Quiet, or a reader that stopped delivering: make a new one if it missed news.
+            if head(js, lane).await? > *after {
+                return Ok(());
+            }
+            continue;
+        };
+        let Some(message) = next else {
+            return Ok(());
+        };
+        let message = message.map_err(|e| Error::unavailable("following the changelog", e))?;
+        let sequence = message
+            .info()
+            .map_err(|e| Error::unavailable("reading a changelog message", e))?
+            .stream_sequence;
+        store
+            .apply_record(&message.payload)
+            .map_err(|e| Error::Restore(format!("sequence {sequence}: {e}")))?;
+        *after = sequence;
+        applied(sequence);
+    }
+}
+
 /// The lane a changelog subject names.
-fn lane_of(subject: &str) -> Option<Lane> {
+pub fn lane_of(subject: &str) -> Option<Lane> {
     match subject.strip_prefix("keel.v1.log.")? {
         "catalog" => Some(Lane::Catalog),
         p => p.parse().ok().map(Lane::Partition),
