@@ -5,6 +5,7 @@
 //! the receivers' command-id dedupe turns into a no-op.
 
 use crate::router::Router;
+use crate::shards::Shards;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use keel_bus::{Deliveries, Delivery, Headers, SharedBus};
@@ -12,63 +13,70 @@ use keel_domain::ErrorCode;
 use keel_protocol::{
     DEAD_LETTER_ERROR_HEADER, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SUBJECT_HEADER,
 };
-use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-/// Settling shards per actor thread: enough deliveries in flight to hide a flush each.
-const SHARDS_PER_WORKER: usize = 16;
-/// Deliveries queued per shard before the consumer stops pulling (backpressure).
-const SHARD_QUEUE: usize = 256;
-
 /// How one delivery is applied (it acknowledges or dead-letters the delivery itself).
 pub(crate) type Settle = fn(Arc<Router>, SharedBus, Delivery) -> BoxFuture<'static, ()>;
 
-/// Starts settling `deliveries` with `settle` on the given actor threads; each delivery runs in
-/// a span named `span_name`, a child of the trace context in its headers.
-pub(crate) fn start(
-    router: &Arc<Router>,
-    bus: &SharedBus,
+/// Shards that settle deliveries, each one at a time, fed by any number of durable consumers
+/// (one per partition this node serves). The queues are not bounded here: JetStream bounds
+/// what a consumer has delivered and not yet acknowledged, and a feed must never wait on a
+/// shard, or the commands a blocked saga waits for could queue behind it.
+pub(crate) struct Pool {
+    shards: Shards<Delivery>,
+}
+
+impl Pool {
+    /// Starts the shards on the given actor threads; each delivery runs in a span named
+    /// `span_name`, a child of the trace context in its headers.
+    pub(crate) fn start(
+        router: &Weak<Router>,
+        bus: &SharedBus,
+        arbiters: &[actix::ArbiterHandle],
+        span_name: &'static str,
+        settle: Settle,
+    ) -> Pool {
+        let shards = Shards::start(arbiters, |queue| {
+            run_shard(router.clone(), Arc::clone(bus), queue, span_name, settle)
+        });
+        Pool { shards }
+    }
+
+    /// Queues a delivery on the shard of its subject (so one subject's messages are settled
+    /// in order); false when the node is stopping.
+    pub(crate) fn queue(&self, delivery: Delivery) -> bool {
+        let subject = delivery.message.subject.clone();
+        self.shards.send(subject.as_str(), delivery).is_ok()
+    }
+}
+
+/// Feeds `deliveries` to the pool `pick` chooses for each, until the stream ends or the
+/// returned handle aborts it (a hand-off): unacknowledged messages are then redelivered to
+/// whoever takes the consumer over.
+pub(crate) fn feed(
     mut deliveries: Deliveries,
-    arbiters: &[actix::ArbiterHandle],
-    span_name: &'static str,
-    settle: Settle,
-) {
-    let shards: Vec<mpsc::Sender<Delivery>> = arbiters
-        .iter()
-        .cycle()
-        .take(arbiters.len() * SHARDS_PER_WORKER)
-        .map(|arbiter| {
-            let (tx, rx) = mpsc::channel(SHARD_QUEUE);
-            let shard = run_shard(
-                Arc::downgrade(router),
-                Arc::clone(bus),
-                rx,
-                span_name,
-                settle,
-            );
-            arbiter.spawn(shard);
-            tx
-        })
-        .collect();
-    let hasher = RandomState::new();
-    arbiters[0].spawn(async move {
+    pick: impl Fn(&Delivery) -> Arc<Pool> + Send + 'static,
+    name: String,
+) -> futures::future::AbortHandle {
+    let (feeding, handle) = futures::future::abortable(async move {
         while let Some(delivery) = deliveries.next().await {
-            let shard = hasher.hash_one(&delivery.message.subject) as usize % shards.len();
-            if shards[shard].send(delivery).await.is_err() {
-                return; // the node is stopping; unacknowledged messages are redelivered
+            if !pick(&delivery).queue(delivery) {
+                return;
             }
         }
-        tracing::warn!(span_name, "a durable consumer ended");
+        tracing::warn!(consumer = %name, "a durable consumer ended");
     });
+    tokio::spawn(feeding);
+    handle
 }
 
 async fn run_shard(
     router: Weak<Router>,
     bus: SharedBus,
-    mut queue: mpsc::Receiver<Delivery>,
+    mut queue: mpsc::UnboundedReceiver<Delivery>,
     span_name: &'static str,
     settle: Settle,
 ) {

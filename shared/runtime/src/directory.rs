@@ -67,6 +67,14 @@ impl<A: Actor<Context = Context<A>>> Directory<A> {
         }
     }
 
+    /// Forgets every actor whose key `gone` selects (its partition was handed off: the next
+    /// activation here loads what the store holds then).
+    pub(crate) fn evict(&self, gone: impl Fn(&str) -> bool) {
+        for shard in &self.shards {
+            shard.lock().retain(|key, _| !gone(key));
+        }
+    }
+
     /// How many actors of this kind are active.
     pub(crate) fn active(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()

@@ -18,6 +18,13 @@ pub enum Error {
     /// Storage or an invariant failed; retrying with the same id is safe.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The entity's partition is not served by this node now (it is being handed off, or
+    /// lives elsewhere); nothing changed, and a retry reaches its owner.
+    #[error("unavailable: {0}")]
+    Moved(String),
+    /// The node serving the entity answered with this error.
+    #[error("{message}")]
+    Remote { code: ErrorCode, message: String },
 }
 
 impl Error {
@@ -28,13 +35,28 @@ impl Error {
             Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Internal(_) | Error::AlreadyHandled(_) => ErrorCode::Internal,
+            Error::Moved(_) => ErrorCode::Unavailable,
+            Error::Remote { code, .. } => *code,
+        }
+    }
+
+    /// Whether a rule refused the command (here or on the node serving its target): sending
+    /// it again would be refused again.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Error::Domain(_) => true,
+            Error::Remote { code, .. } => code.http_status() < 500,
+            _ => false,
         }
     }
 }
 
 impl From<keel_store::Error> for Error {
     fn from(e: keel_store::Error) -> Self {
-        Error::Internal(e.to_string())
+        match e {
+            keel_store::Error::NotOwner(reason) => Error::Moved(reason),
+            e => Error::Internal(e.to_string()),
+        }
     }
 }
 

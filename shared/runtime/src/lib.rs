@@ -17,7 +17,9 @@ mod error;
 pub mod keys;
 pub mod metrics;
 mod outbox;
+mod partitions;
 mod router;
+mod shards;
 pub mod views;
 mod wms;
 
@@ -25,6 +27,7 @@ pub use catalog::Catalog;
 pub use commands::CommandStats;
 pub use error::Error;
 pub use outbox::RelayStats;
+pub use partitions::Sharding;
 
 use actix::prelude::*;
 use keel_bus::SharedBus;
@@ -48,6 +51,10 @@ pub struct NodeOptions {
     pub idle_after: Duration,
     /// The durable copy of the store outside the node (a cluster's changelog), if any.
     pub replica: Option<Arc<dyn keel_store::Replica>>,
+    /// In a cluster: how entities map to partitions, and this node's id. The node then serves
+    /// only the partitions it is given ([`Node::serve_partition`]); outside a cluster it
+    /// serves everything.
+    pub cluster: Option<(Arc<dyn Sharding>, String)>,
 }
 
 impl NodeOptions {
@@ -59,6 +66,7 @@ impl NodeOptions {
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             idle_after: Duration::from_secs(10),
             replica: None,
+            cluster: None,
         }
     }
 }
@@ -105,10 +113,25 @@ pub struct NodeStats {
     pub bus: Vec<keel_bus::Counter>,
 }
 
+/// The partition whose serving node also applies the warehouse confirmations (one consumer
+/// keeps each location's confirmations in order).
+const WMS_PARTITION: u32 = 0;
+
+/// The settling pools of a node's durable consumers.
+struct Pools {
+    /// Commands to SKU-locations, which never wait on anyone.
+    stock: Arc<consumer::Pool>,
+    /// Commands to orders and warehouse nodes (an order's saga may wait on stock commands,
+    /// which therefore never queue behind these).
+    others: Arc<consumer::Pool>,
+    wms: Arc<consumer::Pool>,
+}
+
 /// A running node.
 pub struct Node {
     router: Arc<Router>,
     arbiters: Vec<Arbiter>,
+    pools: Pools,
     ready: Arc<AtomicBool>,
 }
 
@@ -128,61 +151,174 @@ impl Node {
             .map(|_| Arbiter::new())
             .collect();
         let handles: Arc<[ArbiterHandle]> = arbiters.iter().map(Arbiter::handle).collect();
-        let router = Router::new(store, bus, catalog, handles, options.idle_after);
+        let router = Router::new(
+            store,
+            Arc::clone(&bus),
+            catalog,
+            Arc::clone(&handles),
+            options.idle_after,
+            options.cluster.clone(),
+        );
+        let pool = |span, settle| {
+            Arc::new(consumer::Pool::start(
+                &Arc::downgrade(&router),
+                &bus,
+                &handles,
+                span,
+                settle,
+            ))
+        };
+        let commands = commands::settle as consumer::Settle;
+        let pools = Pools {
+            stock: pool("command.consume", commands),
+            others: pool("command.consume", commands),
+            wms: pool("wms.consume", wms::settle as consumer::Settle),
+        };
         Ok(Node {
             router,
             arbiters,
+            pools,
             ready: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// Replays the outbox and finishes allocations a crash interrupted. On a durable bus it
-    /// first starts consuming the commands between actors, which a resumed saga waits for.
+    /// Outside a cluster: serves everything (as partition 0), which replays the outbox and
+    /// finishes the allocations a crash interrupted. In a cluster this is done partition by
+    /// partition, as the node is given them ([`Node::serve_partition`]).
     pub async fn recover(&self) -> Result<Recovery, Error> {
-        let bus = Arc::clone(&self.router.bus);
+        if self.router.partitions.clustered() {
+            return Ok(Recovery::default());
+        }
+        self.serve_partition(0).await
+    }
+
+    /// Starts serving `partition`, whose state the store holds (restored, and claimed by
+    /// this node): consumes its commands (and, for partition 0, the warehouse confirmations),
+    /// answers the requests other nodes forward for it, redelivers its outbox and finishes
+    /// its interrupted allocations.
+    ///
+    /// # Errors
+    /// The bus' error when a consumer or a subscription cannot be made; the store's.
+    pub async fn serve_partition(&self, partition: u32) -> Result<Recovery, Error> {
+        use keel_protocol as p;
+        let router = &self.router;
+        let bus = Arc::clone(&router.bus);
+        if !router.partitions.add(partition) {
+            // A second consumer would take the first one's messages over mid-stream.
+            return Ok(Recovery::default());
+        }
         if bus.durable() {
-            use keel_protocol as p;
-            let handles = self.arbiter_handles();
-            for (name, filter) in p::COMMAND_CONSUMERS {
-                let commands = bus.consume(p::COMMANDS_STREAM, name, filter).await?;
-                let (span, settle) = ("command.consume", commands::settle as consumer::Settle);
-                consumer::start(&self.router, &bus, commands, &handles, span, settle);
-            }
+            let (name, filter) = p::command_consumer(partition);
+            let commands = bus.consume(p::COMMANDS_STREAM, &name, &filter).await?;
+            let (stock, others) = (
+                Arc::clone(&self.pools.stock),
+                Arc::clone(&self.pools.others),
+            );
+            let pick = move |d: &keel_bus::Delivery| {
+                let stock_command = outbox::is_stock_command(&d.message.subject);
+                Arc::clone(if stock_command { &stock } else { &others })
+            };
+            let feed = consumer::feed(commands, pick, name);
+            router.partitions.feed(partition, feed);
         }
-        let outbox_replayed = self.replay_outbox().await?;
-        let mut allocations_resumed = 0;
-        let markers: Vec<String> = self
-            .router
-            .store
-            .scan_states(keys::ALLOCATING_PREFIX)
-            .map(|item| item.map(|(key, _)| key))
-            .collect::<Result<_, _>>()?;
-        for marker in markers {
-            let id =
-                keel_domain::OrderId::parse(marker.trim_start_matches(keys::ALLOCATING_PREFIX))?;
-            let key = keys::order(&id);
-            self.router
-                .ask(&self.router.orders, &key, actors::Resume)
-                .await??;
-            allocations_resumed += 1;
+        if partition == WMS_PARTITION {
+            // Warehouse messages: kept by JetStream on a durable bus, a plain subscription on
+            // the in-process one (whose publishers wait for it rather than drop).
+            let wms = if bus.durable() {
+                bus.consume(p::WMS_STREAM, p::WMS_CONSUMER, p::WMS_SUBJECTS)
+                    .await?
+            } else {
+                let plain = bus.subscribe(p::WMS_SUBJECTS).await?;
+                futures::StreamExt::boxed(futures::StreamExt::map(plain, keel_bus::Delivery::plain))
+            };
+            let pool = Arc::clone(&self.pools.wms);
+            let feed = consumer::feed(wms, move |_| Arc::clone(&pool), p::WMS_CONSUMER.into());
+            router.partitions.feed(partition, feed);
         }
+        if router.partitions.clustered() {
+            let requests = api::subscribe_forwarded(&bus, partition).await?;
+            let serving = api::serve(
+                Arc::clone(router),
+                Arc::clone(&bus),
+                requests,
+                api::Served::Forwarded(partition),
+            );
+            let (serving, handle) = futures::future::abortable(serving);
+            self.arbiters[partition as usize % self.arbiters.len()].spawn(async move {
+                let _ = serving.await;
+            });
+            router.partitions.feed(partition, handle);
+        }
+        let outbox_replayed = self.replay_outbox(partition).await?;
+        let allocations_resumed = self.resume_allocations(partition)?;
         Ok(Recovery {
             outbox_replayed,
             allocations_resumed,
         })
     }
 
-    /// Redelivers what the outbox holds, a bounded batch at a time (a large backlog must not be
-    /// loaded into memory at once). Runs before the API is served, so the relay's delivery
-    /// counter only counts this replay.
-    async fn replay_outbox(&self) -> Result<usize, Error> {
+    /// Hands `partition` off: takes no more work for it, stops consuming its commands and
+    /// answering for it, waits for the work in flight (bounded), and forgets its actors (the
+    /// next owner changes their state). Answers whether the work in flight all finished. The
+    /// caller then flushes and lets the partition go.
+    pub async fn hand_off(&self, partition: u32) -> bool {
+        let finished = self.router.partitions.drain(partition).await;
+        let partitions = &self.router.partitions;
+        let elsewhere = |key: &str| partitions.of(key) == partition;
+        self.router.orders.evict(elsewhere);
+        self.router.stock.evict(elsewhere);
+        self.router.warehouses.evict(elsewhere);
+        finished
+    }
+
+    /// The partitions this node serves.
+    pub fn served_partitions(&self) -> Vec<u32> {
+        self.router.partitions.served()
+    }
+
+    /// Runs the reservation sagas of `partition` that a crash or a hand-off interrupted, in
+    /// the background (a saga may wait for partitions not served yet); answers how many.
+    fn resume_allocations(&self, partition: u32) -> Result<usize, Error> {
+        let router = &self.router;
+        let mut orders = Vec::new();
+        for item in router.store.scan_states(keys::ALLOCATING_PREFIX) {
+            let (marker, _) = item?;
+            let id =
+                keel_domain::OrderId::parse(marker.trim_start_matches(keys::ALLOCATING_PREFIX))?;
+            let key = keys::order(&id);
+            if router.partitions.of(&key) == partition {
+                orders.push(key);
+            }
+        }
+        let resumed = orders.len();
+        for key in orders {
+            let Some(work) = router.partitions.enter(partition) else {
+                break;
+            };
+            let router = Arc::clone(router);
+            actix_rt::spawn(async move {
+                match router.ask(&router.orders, &key, actors::Resume).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) | Err(e) => {
+                        tracing::warn!(order = %key, error = %e, "resuming an allocation failed; the next owner or restart resumes it");
+                    }
+                }
+                drop(work);
+            });
+        }
+        Ok(resumed)
+    }
+
+    /// Redelivers what the outbox holds for `partition`, a bounded batch at a time (a large
+    /// backlog must not be loaded into memory at once).
+    async fn replay_outbox(&self, partition: u32) -> Result<usize, Error> {
         const BATCH: usize = 10_000;
         let relay = self.router.relay();
         let delivered = || relay.stats.delivered.load(Ordering::Relaxed);
         let start = delivered();
         let mut submitted = 0u64;
         let mut batch = Vec::with_capacity(BATCH);
-        let mut entries = self.router.store.outbox().peekable();
+        let mut entries = self.router.store.outbox_of(partition).peekable();
         while let Some(item) = entries.next() {
             let (id, raw) = item?;
             batch.push((id, serde_json::from_slice::<OutboxEntry>(&raw)?));
@@ -205,30 +341,46 @@ impl Node {
     /// # Errors
     /// The bus' error when a subscription or a consumer cannot be made.
     pub async fn serve(&self, bus: &SharedBus) -> Result<(), Error> {
-        let handles = self.arbiter_handles();
-        use keel_protocol as p;
-        // Warehouse messages: kept by JetStream on a durable bus, a plain subscription on the
-        // in-process one (whose publishers wait for it rather than drop).
-        let wms = if bus.durable() {
-            bus.consume(p::WMS_STREAM, p::WMS_CONSUMER, p::WMS_SUBJECTS)
-                .await?
-        } else {
-            let plain = bus.subscribe(p::WMS_SUBJECTS).await?;
-            futures::StreamExt::boxed(futures::StreamExt::map(plain, keel_bus::Delivery::plain))
-        };
-        let settle = wms::settle as consumer::Settle;
-        consumer::start(&self.router, bus, wms, &handles, "wms.consume", settle);
+        if self.router.outcome_subject.is_some() {
+            self.follow_other_nodes(bus).await?;
+        }
         for arbiter in &self.arbiters {
             let requests = api::subscribe(bus).await?;
             let (router, bus) = (Arc::clone(&self.router), Arc::clone(bus));
-            arbiter.spawn(api::serve(router, bus, requests));
+            arbiter.spawn(api::serve(router, bus, requests, api::Served::Api));
         }
         self.ready.store(true, Ordering::SeqCst);
         Ok(())
     }
 
-    fn arbiter_handles(&self) -> Vec<ArbiterHandle> {
-        self.arbiters.iter().map(Arbiter::handle).collect()
+    /// In a cluster: takes the outcomes of commands this node sent to other nodes, and keeps
+    /// the planning hint of the SKU-locations other nodes serve from their position events.
+    async fn follow_other_nodes(&self, bus: &SharedBus) -> Result<(), Error> {
+        use futures::StreamExt;
+        let Some(subject) = &self.router.outcome_subject else {
+            return Ok(());
+        };
+        let mut outcomes = bus.subscribe(subject).await?;
+        let router = Arc::clone(&self.router);
+        self.arbiters[0].spawn(async move {
+            while let Some(message) = outcomes.next().await {
+                match serde_json::from_slice::<commands::OutcomeMessage>(&message.payload) {
+                    Ok(outcome) => {
+                        let (command_id, outcome) = outcome.into_outcome();
+                        router.settled(&command_id, outcome);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "an outcome that does not decode"),
+                }
+            }
+        });
+        let mut positions = bus.subscribe(keel_protocol::INVENTORY_EVENTS).await?;
+        let router = Arc::clone(&self.router);
+        self.arbiters[0].spawn(async move {
+            while let Some(message) = positions.next().await {
+                availability::observe_event(&router, &message.payload);
+            }
+        });
+        Ok(())
     }
 
     /// Whether recovery is done and the API is served.
@@ -296,7 +448,7 @@ impl Node {
     }
 
     /// Stops taking work, flushes the store and stops the actor threads.
-    pub async fn shutdown(self) -> Result<(), Error> {
+    pub async fn shutdown(&self) -> Result<(), Error> {
         self.ready.store(false, Ordering::SeqCst);
         self.router.store.flush().await?;
         // With a replica the flush went there: the local copy too, so a restart may keep it.

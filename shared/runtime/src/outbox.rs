@@ -6,11 +6,11 @@
 //! so a replayed entry changes nothing twice.
 
 use crate::router::Router;
+use crate::shards::Shards;
 use crate::Error;
 use bytes::Bytes;
 use keel_domain::effects::Effect;
 use serde::{Deserialize, Serialize};
-use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -96,15 +96,9 @@ impl RelayStats {
 /// Hands outbox entries to delivery shards.
 pub(crate) struct Relay {
     /// Entries with their outbox id; `None` for publications that were never stored.
-    shards: Vec<mpsc::UnboundedSender<(Option<u64>, OutboxEntry)>>,
-    hasher: RandomState,
+    shards: Shards<(Option<u64>, OutboxEntry)>,
     pub(crate) stats: Arc<RelayStats>,
 }
-
-/// Delivery tasks per actor thread. Each delivers its queue in order (that keeps a target's
-/// messages in order); many shards keep many deliveries in flight, so acknowledgements and
-/// backorder fills do not queue behind each other under load.
-const SHARDS_PER_WORKER: usize = 16;
 
 /// Undelivered entries beyond which new writes wait (see [`Relay::admission`]): at about a
 /// dozen entries per order (its events, the warehouse's acceptance), a few hundred orders'
@@ -118,22 +112,10 @@ impl Relay {
     /// Starts the delivery shards, spread over the arbiters.
     pub(crate) fn start(router: Weak<Router>, arbiters: &[actix::ArbiterHandle]) -> Relay {
         let stats = Arc::new(RelayStats::default());
-        let shards = arbiters
-            .iter()
-            .cycle()
-            .take(arbiters.len() * SHARDS_PER_WORKER)
-            .map(|arbiter| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let (router, stats) = (router.clone(), Arc::clone(&stats));
-                arbiter.spawn(run_shard(router, rx, stats));
-                tx
-            })
-            .collect();
-        Relay {
-            shards,
-            hasher: RandomState::new(),
-            stats,
-        }
+        let shards = Shards::start(arbiters, |queue| {
+            run_shard(router.clone(), queue, Arc::clone(&stats))
+        });
+        Relay { shards, stats }
     }
 
     /// Queues committed entries for delivery (they are already durable in the outbox).
@@ -163,10 +145,10 @@ impl Relay {
     }
 
     fn enqueue(&self, id: Option<u64>, entry: OutboxEntry) {
-        let shard = self.hasher.hash_one(entry.target()) as usize % self.shards.len();
         // A closed shard means the node is stopping; a stored entry stays in the outbox.
         self.stats.queued.fetch_add(1, Ordering::Release);
-        if self.shards[shard].send((id, entry)).is_err() {
+        let target = entry.target().to_owned();
+        if self.shards.send(target.as_str(), (id, entry)).is_err() {
             self.stats.queued.fetch_sub(1, Ordering::Release);
         }
     }
@@ -237,14 +219,18 @@ pub(crate) struct Partial {
     pub(crate) error: Error,
 }
 
-/// An entry as a durable bus carries it: a command on its target's subject, an event on its
-/// own, with its id (so the bus drops a repeat) and its trace context in the headers.
-pub(crate) fn outgoing(entry: &OutboxEntry) -> Result<keel_bus::Outgoing, serde_json::Error> {
+/// An entry as a durable bus carries it: a command on its target's subject (in the target's
+/// partition, see `partition_of`), an event on its own, with its id (so the bus drops a
+/// repeat) and its trace context in the headers.
+pub(crate) fn outgoing(
+    entry: &OutboxEntry,
+    partition_of: &dyn Fn(&str) -> u32,
+) -> Result<keel_bus::Outgoing, serde_json::Error> {
     let (subject, id, payload) = match entry {
         OutboxEntry::Effect {
             command_id, effect, ..
         } => (
-            command_subject(effect),
+            command_subject(effect, partition_of(&target_key(effect))),
             command_id,
             Bytes::from(serde_json::to_vec(entry)?),
         ),
@@ -275,14 +261,33 @@ pub(crate) fn publication_payload(p: &Publication) -> Bytes {
     Bytes::from(serde_json::to_vec(&p.payload).unwrap_or_default())
 }
 
-/// The subject that carries a command to `effect`'s target over a durable bus: one subject per
-/// target entity, so a consumer can keep each target's commands in order.
-pub(crate) fn command_subject(effect: &Effect) -> String {
+/// The entity key of `effect`'s target.
+pub(crate) fn target_key(effect: &Effect) -> String {
     match effect {
-        Effect::Stock { sku, location, .. } => format!("keel.v1.cmd.stock.{location}.{sku}"),
-        Effect::Order { order, .. } => format!("keel.v1.cmd.order.{order}"),
-        Effect::Warehouse { location, .. } => format!("keel.v1.cmd.warehouse.{location}"),
+        Effect::Stock { sku, location, .. } => crate::keys::sku_location(sku, location),
+        Effect::Order { order, .. } => crate::keys::order(order),
+        Effect::Warehouse { location, .. } => crate::keys::warehouse(location),
     }
+}
+
+/// The subject that carries a command to `effect`'s target, in the target's `partition`, over
+/// a durable bus: one subject per target entity, so a consumer can keep each target's
+/// commands in order, under the partition's prefix, which its serving node consumes.
+pub(crate) fn command_subject(effect: &Effect, partition: u32) -> String {
+    match effect {
+        Effect::Stock { sku, location, .. } => {
+            format!("keel.v1.cmd.{partition}.stock.{location}.{sku}")
+        }
+        Effect::Order { order, .. } => format!("keel.v1.cmd.{partition}.order.{order}"),
+        Effect::Warehouse { location, .. } => {
+            format!("keel.v1.cmd.{partition}.warehouse.{location}")
+        }
+    }
+}
+
+/// Whether a command subject carries a command to a SKU-location.
+pub(crate) fn is_stock_command(subject: &str) -> bool {
+    subject.split('.').nth(4) == Some("stock")
 }
 
 #[cfg(test)]

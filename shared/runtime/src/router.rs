@@ -37,8 +37,14 @@ pub(crate) struct Router {
     pub availability: crate::availability::Availability,
     /// Counters of the commands consumer (durable bus only).
     pub commands: crate::commands::CommandStats,
+    /// The partitions this node serves (all of them outside a cluster).
+    pub partitions: crate::partitions::Partitions,
+    /// Where outcomes of this node's commands come back (in a cluster).
+    pub outcome_subject: Option<String>,
     /// Senders waiting for the outcome of a command they sent through JetStream.
     pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    /// Numbers the waited-for commands sent to other nodes (see [`Router::command`]).
+    sent: std::sync::atomic::AtomicU64,
     relay: OnceLock<Relay>,
 }
 
@@ -55,7 +61,9 @@ impl Router {
         catalog: Catalog,
         arbiters: Arc<[ArbiterHandle]>,
         idle_after: Duration,
+        cluster: Option<(Arc<dyn crate::Sharding>, String)>,
     ) -> Arc<Router> {
+        let (sharding, node) = cluster.unzip();
         let router = Arc::new_cyclic(|me: &Weak<Router>| {
             let orders: Factory<OrderActor> = {
                 let me = me.clone();
@@ -81,7 +89,10 @@ impl Router {
                 warehouses: Directory::new(Arc::clone(&arbiters), 64, warehouses),
                 availability: crate::availability::Availability::new(),
                 commands: crate::commands::CommandStats::default(),
+                partitions: crate::partitions::Partitions::new(sharding),
+                outcome_subject: node.as_deref().map(keel_protocol::outcome_subject),
                 pending: Mutex::new(HashMap::new()),
+                sent: std::sync::atomic::AtomicU64::new(0),
                 relay: OnceLock::new(),
             }
         });
@@ -181,7 +192,7 @@ impl Router {
         self.store.flush().await.map_err(|e| failed(e.into()))?;
         let messages = entries
             .iter()
-            .map(|entry| outgoing(entry))
+            .map(|entry| self.outgoing(entry))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| failed(e.into()))?;
         self.bus
@@ -193,13 +204,22 @@ impl Router {
             })
     }
 
+    /// An entry as the bus carries it (commands in their target's partition).
+    fn outgoing(&self, entry: &OutboxEntry) -> Result<keel_bus::Outgoing, serde_json::Error> {
+        outgoing(entry, &|key| self.partitions.of(key))
+    }
+
     /// Publishes an entry on its subject with its id and its trace context.
     async fn publish(&self, entry: &OutboxEntry) -> Result<(), Error> {
+        self.publish_outgoing(self.outgoing(entry)?).await
+    }
+
+    async fn publish_outgoing(&self, message: keel_bus::Outgoing) -> Result<(), Error> {
         let keel_bus::Outgoing {
             subject,
             headers,
             payload,
-        } = outgoing(entry)?;
+        } = message;
         // A durable bus keeps what it is given even if this node then crashes: the decision
         // that owes this message must be on disk first, or a crash could leave a command (or
         // an event) for a change that never happened. The flush is shared (group commit).
@@ -220,22 +240,28 @@ impl Router {
             return self.deliver_local(command_id, effect).await;
         }
         let command = command_json(effect)?;
+        let target = self.partitions.of(&crate::outbox::target_key(effect));
+        let here = self.partitions.serves(target);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().insert(command_id.to_owned(), tx);
         // Sent and applied before (a resumed saga repeats its command ids): JetStream would
         // drop the repeat as a duplicate and no outcome would come, so answer from the record.
         // (A repeat whose original is still on its way is answered when that one is applied:
-        // the waiter is registered first.)
-        match crate::entity::recorded_reply(&self.store, command_id, &command) {
-            Ok(None) => {}
-            recorded => {
-                self.pending.lock().remove(command_id);
-                let reply = recorded?.unwrap_or_default();
-                let replayed = ExecReply {
-                    reply,
-                    replayed: true,
-                };
-                return Ok(matches!(effect, Effect::Stock { .. }).then_some(replayed));
+        // the waiter is registered first.) Only this node's own partitions are on record
+        // here; a command to another node's gets a message id of its own instead, so that the
+        // target answers a repeat from its record.
+        if here {
+            match crate::entity::recorded_reply(&self.store, command_id, &command) {
+                Ok(None) => {}
+                recorded => {
+                    self.pending.lock().remove(command_id);
+                    let reply = recorded?.unwrap_or_default();
+                    let replayed = ExecReply {
+                        reply,
+                        replayed: true,
+                    };
+                    return Ok(matches!(effect, Effect::Stock { .. }).then_some(replayed));
+                }
             }
         }
         let entry = OutboxEntry::Effect {
@@ -243,7 +269,20 @@ impl Router {
             effect: effect.clone(),
             trace: keel_telemetry::traceparent(&tracing::Span::current()),
         };
-        let outcome = match self.publish(&entry).await {
+        let mut message = self.outgoing(&entry)?;
+        if let Some(outcome_to) = &self.outcome_subject {
+            let headers = &mut message.headers;
+            headers.insert(
+                keel_protocol::OUTCOME_TO_HEADER.to_owned(),
+                outcome_to.clone(),
+            );
+            if !here {
+                let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let id = format!("{command_id}~{outcome_to}.{n}");
+                headers.insert(keel_bus::MESSAGE_ID_HEADER.to_owned(), id);
+            }
+        }
+        let outcome = match self.publish_outgoing(message).await {
             Ok(()) => tokio::time::timeout(OUTCOME_TIMEOUT, rx).await,
             Err(e) => Ok(Ok(Err(e))),
         };
@@ -262,11 +301,15 @@ impl Router {
         }
     }
 
-    /// The final outcome of a command the commands consumer applied, for a sender waiting on
-    /// it (if any: most commands have nobody waiting).
-    pub(crate) fn settled(&self, command_id: &str, outcome: Outcome) {
-        if let Some(waiting) = self.pending.lock().remove(command_id) {
-            let _ = waiting.send(outcome);
+    /// The final outcome of a command the commands consumer applied, for a sender on this
+    /// node waiting on it; answers whether there was one (most commands have nobody waiting).
+    pub(crate) fn settled(&self, command_id: &str, outcome: Outcome) -> bool {
+        match self.pending.lock().remove(command_id) {
+            Some(waiting) => {
+                let _ = waiting.send(outcome);
+                true
+            }
+            None => false,
         }
     }
 
@@ -283,9 +326,20 @@ impl Router {
             location: location.clone(),
             command,
         };
-        self.command(&command_id, &effect)
-            .await?
-            .ok_or_else(|| Error::Internal(format!("{command_id}: a stock command without reply")))
+        let executed = self.command(&command_id, &effect).await?.ok_or_else(|| {
+            Error::Internal(format!("{command_id}: a stock command without reply"))
+        })?;
+        let key = crate::keys::sku_location(sku, location);
+        if !self.partitions.serves(self.partitions.of(&key)) {
+            // The planning hint of a SKU-location served elsewhere: what it just answered.
+            let position = serde_json::from_value::<keel_domain::inventory::Position>(
+                executed.reply["position"].clone(),
+            );
+            if let Ok(position) = position {
+                self.availability.set(&key, position.available());
+            }
+        }
+        Ok(executed)
     }
 
     /// Delivers a command to its target actor on this node (its command id makes it
@@ -341,7 +395,7 @@ impl Router {
             };
             match delivery {
                 Ok(_) => self.delivered(id),
-                Err(Error::Domain(refusal)) => {
+                Err(refusal) if refusal.is_refusal() => {
                     tracing::error!(outbox_id = id, ?entry, %refusal, "order effect refused");
                     self.delivered(id);
                 }

@@ -139,7 +139,8 @@ async fn allocate(
 }
 
 /// What each (SKU, location) of the order can promise: the node's hint where its actor has
-/// reported one, else the actor's answer (which activates it, so it reports from then on).
+/// reported one, else the actor's answer (which activates it, so it reports from then on) or,
+/// for a SKU-location another node serves, that node's answer.
 async fn available(
     router: &Router,
     skus: &[SkuId],
@@ -152,6 +153,16 @@ async fn available(
     let reads = pairs.iter().map(|(sku, loc)| async move {
         let key = crate::keys::sku_location(sku, loc);
         if let Some(available) = router.availability.get(&key) {
+            return Ok(available);
+        }
+        let partition = router.partitions.of(&key);
+        if !router.partitions.serves(partition) {
+            let body = serde_json::json!({ "sku": sku, "location": loc }).to_string();
+            let subject = keel_protocol::subjects::INVENTORY_POSITION;
+            let (_, position) =
+                crate::api::forward(router, partition, subject, body.as_bytes()).await?;
+            let available = position["available"].as_u64().unwrap_or(0);
+            router.availability.set(&key, available);
             return Ok(available);
         }
         let position = router

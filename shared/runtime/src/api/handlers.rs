@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-type Reply = Result<(ReplyStatus, Value), Error>;
+pub(crate) type Reply = Result<(ReplyStatus, Value), Error>;
 
 fn ok(body: Value) -> Reply {
     Ok((ReplyStatus::Ok, body))
@@ -46,6 +46,7 @@ pub(crate) async fn dispatch(router: &Arc<Router>, subject: &str, payload: &[u8]
         s::ORDERS_PLACE => place(router, payload).await,
         s::ORDERS_CANCEL => cancel(router, payload).await,
         s::FULFILLMENTS_CONFIRM => confirm(router, payload).await,
+        s::INVENTORY_GET => return inventory(router, payload).await,
         _ => {
             // Reads scan the store (a ledger page, a position with its reservations): run them
             // on the blocking pool so they never hold up the actors on this thread.
@@ -93,7 +94,6 @@ fn query(router: &Router, subject: &str, payload: &[u8]) -> Reply {
             )?)
         }
         s::SKUS_LIST => ok(json!({ "skus": router.catalog.skus() })),
-        s::INVENTORY_GET => inventory(router, payload),
         s::INVENTORY_POSITION => position(router, payload),
         s::INVENTORY_RESERVATIONS => reservations(router, payload),
         s::INVENTORY_BACKORDERS => backorders(router, payload),
@@ -211,25 +211,36 @@ async fn adjust(router: &Router, payload: &[u8]) -> Reply {
     stock_document(router, at, ("adjustment", &adjustment), command).await
 }
 
-fn inventory(router: &Router, payload: &[u8]) -> Reply {
+/// A SKU's position at every location: read here for the SKU-locations this node serves,
+/// asked of their serving nodes for the others.
+async fn inventory(router: &Router, payload: &[u8]) -> Reply {
     let sku = SkuId::parse(&parse::<bodies::BySku>(payload)?.sku)?;
     if router.catalog.sku(&sku).is_none() {
         return Err(keel_domain::Error::UnknownSku(sku.to_string()).into());
     }
-    let locations = router
-        .catalog
-        .locations()
-        .iter()
-        .map(|l| {
-            let key = crate::keys::sku_location(&sku, &l.id);
-            Ok(views::position(
-                &sku,
-                &l.id,
-                &stock_reads::position(&router.store, &key)?,
-            ))
-        })
-        .collect::<Result<Vec<Value>, Error>>()?;
-    ok(json!({ "sku": sku, "locations": locations }))
+    let locations = router.catalog.locations();
+    let reads = locations.iter().map(|l| {
+        let sku = &sku;
+        async move {
+            let key = crate::keys::sku_location(sku, &l.id);
+            let partition = router.partitions.of(&key);
+            if router.partitions.serves(partition) {
+                let position = stock_reads::position(&router.store, &key)?;
+                return Ok(views::position(sku, &l.id, &position));
+            }
+            let body = json!({ "sku": sku, "location": l.id }).to_string();
+            let (_, mut view) =
+                super::forward(router, partition, s::INVENTORY_POSITION, body.as_bytes()).await?;
+            if let Some(fields) = view.as_object_mut() {
+                fields.retain(|name, _| {
+                    !name.starts_with("reservations") && !name.starts_with("backorders")
+                });
+            }
+            Ok::<Value, Error>(view)
+        }
+    });
+    let positions = futures::future::try_join_all(reads).await?;
+    ok(json!({ "sku": sku, "locations": positions }))
 }
 
 /// Reservations (and backorders) a position shows, and a page holds by default; at most.

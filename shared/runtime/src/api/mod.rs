@@ -3,8 +3,9 @@
 
 mod bodies;
 mod handlers;
+mod routing;
 
-pub(crate) use handlers::dispatch;
+pub(crate) use routing::{dispatch, forward};
 
 use crate::router::Router;
 use futures::StreamExt;
@@ -26,8 +27,31 @@ pub(crate) async fn subscribe(bus: &SharedBus) -> Result<Subscription, keel_bus:
     bus.queue_subscribe(API_SUBJECTS, API_QUEUE_GROUP).await
 }
 
+/// Requests forwarded for one partition, which this node serves.
+pub(crate) async fn subscribe_forwarded(
+    bus: &SharedBus,
+    partition: u32,
+) -> Result<Subscription, keel_bus::Error> {
+    bus.subscribe(&format!("{}>", keel_protocol::forward_prefix(partition)))
+        .await
+}
+
+/// Which requests a serving loop takes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Served {
+    /// The API subjects, from callers.
+    Api,
+    /// Requests other nodes forwarded for this partition.
+    Forwarded(u32),
+}
+
 /// Serves the API requests of `requests` until the subscription ends.
-pub(crate) async fn serve(router: Arc<Router>, bus: SharedBus, mut requests: Subscription) {
+pub(crate) async fn serve(
+    router: Arc<Router>,
+    bus: SharedBus,
+    mut requests: Subscription,
+    served: Served,
+) {
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(request) = requests.next().await {
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
@@ -35,7 +59,7 @@ pub(crate) async fn serve(router: Arc<Router>, bus: SharedBus, mut requests: Sub
         };
         let (router, bus) = (Arc::clone(&router), Arc::clone(&bus));
         actix_rt::spawn(async move {
-            let (status, body) = answer(&router, &request).await;
+            let (status, body) = answer(&router, &request, served).await;
             let sent = match bus.respond(&request, status.headers(), body.into()).await {
                 // The caller must hear something rather than wait for its timeout.
                 Err(keel_bus::Error::PayloadTooLarge { size, max }) => {
@@ -57,14 +81,18 @@ pub(crate) async fn serve(router: Arc<Router>, bus: SharedBus, mut requests: Sub
     tracing::info!("the API loop stopped: its subscription ended");
 }
 
-async fn answer(router: &Arc<Router>, request: &Message) -> (ReplyStatus, Vec<u8>) {
-    let span = tracing::info_span!("api.request", subject = %request.subject);
+async fn answer(router: &Arc<Router>, request: &Message, served: Served) -> (ReplyStatus, Vec<u8>) {
+    let subject = match served {
+        Served::Api => request.subject.as_str(),
+        Served::Forwarded(partition) => request
+            .subject
+            .strip_prefix(&keel_protocol::forward_prefix(partition))
+            .unwrap_or_default(),
+    };
+    let span = tracing::info_span!("api.request", subject = %subject);
     keel_telemetry::set_parent_from(&span, &request.headers);
-    if !request.subject.starts_with(API_PREFIX) {
-        let message = format!(
-            "{} is not served: this node speaks {API_PREFIX}*",
-            request.subject
-        );
+    if !subject.starts_with(API_PREFIX) {
+        let message = format!("{subject} is not served: this node speaks {API_PREFIX}*");
         let code = ErrorCode::UnsupportedVersion;
         return (ReplyStatus::Error(code), error_body(code, &message));
     }
@@ -76,15 +104,24 @@ async fn answer(router: &Arc<Router>, request: &Message) -> (ReplyStatus, Vec<u8
         let code = ErrorCode::PayloadTooLarge;
         return (ReplyStatus::Error(code), error_body(code, &message));
     }
-    let dispatched = handlers::dispatch(router, &request.subject, &request.payload)
-        .instrument(span)
-        .await;
+    let dispatched = match served {
+        Served::Api => {
+            routing::dispatch(router, subject, &request.payload)
+                .instrument(span)
+                .await
+        }
+        Served::Forwarded(partition) => {
+            routing::forwarded(router, partition, subject, &request.payload)
+                .instrument(span)
+                .await
+        }
+    };
     match dispatched {
         Ok((status, body)) => (status, serde_json::to_vec(&body).unwrap_or_default()),
         Err(e) => {
             let code = e.code();
             if code.http_status() >= 500 {
-                tracing::warn!(subject = %request.subject, error = %e, "request failed");
+                tracing::warn!(%subject, error = %e, "request failed");
             }
             (ReplyStatus::Error(code), error_body(code, &e.to_string()))
         }
