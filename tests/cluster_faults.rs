@@ -2,16 +2,20 @@
 //! the write workload of `fixtures/writes.rs` (receipts and orders with unique ids, retried
 //! until definitive, every acknowledged effect verified afterwards).
 //!
-//! * **Node loss with its disk.** Three nodes: the first serves, two stand by. 8 clients write
-//!   through all three HTTP gateways (a client moves to the next gateway when one fails). The
-//!   serving node is SIGKILLed and its data directory removed. A standby takes every partition
-//!   over by restoring the changelog (the time from the kill to its `/readyz` is printed), and
-//!   afterwards every acknowledged write is there exactly once; the sagas the lost node had not
-//!   finished (its outbox and its commands in flight) are finished by the new owner.
-//! * **Fencing.** The serving node is SIGSTOPped until a standby took over, and writes are
-//!   sent to its gateway meanwhile; then it is SIGCONTed. It exits with status 75, nothing in
-//!   the changelog or the event stream after the takeover is its, and every acknowledged write
-//!   (those before, during and after the pause) is there exactly once.
+//! * **Node loss with its disk.** Three nodes share the partitions. 8 clients write through
+//!   all three HTTP gateways (a client moves to the next gateway when one fails). Node a is
+//!   SIGKILLed and its data directory removed. The other two take its partitions over by
+//!   restoring the changelog (the time from the kill until they hold all 128 is printed), and
+//!   afterwards every acknowledged write is there exactly once; the sagas the lost node had
+//!   not finished (its outbox and its commands in flight) are finished by the new owners.
+//! * **Fencing.** Two nodes share the partitions. Node a is SIGSTOPped until node b took its
+//!   partitions over, and writes are sent to its gateway meanwhile; then it is SIGCONTed. It
+//!   exits with status 75, nothing in the changelog or the event stream after the takeover
+//!   is its, and every acknowledged write (before, during and after the pause) is there
+//!   exactly once.
+//! * **Scaling 1 → 3 → 1.** Clients write through node a while nodes b and c join (the
+//!   partitions spread 42/43/43) and then leave on SIGTERM one after the other (each within
+//!   the grace period, its partitions handed back); every acknowledged write is there.
 
 #[path = "fixtures/mod.rs"]
 mod fixtures;
@@ -28,22 +32,13 @@ use serde_json::Value;
 const LEASE_SECS: &str = "3";
 /// What a node exits with once another node owns its partitions.
 const FENCED_EXIT: i32 = 75;
+/// The chart's termination grace period (`helm/keel`): a graceful leave must end within it.
+const GRACE_PERIOD: Duration = Duration::from_secs(60);
+/// The partitions of a cluster the tests create.
+const PARTITIONS: u64 = 128;
 
 fn node(url: &str, id: &str) -> Keel {
     Keel::start_beside(url, &["--node-id", id, "--lease-secs", LEASE_SECS])
-}
-
-fn serving(keel: &Keel) -> bool {
-    matches!(keel.try_get("/readyz"), Ok((200, _)))
-}
-
-/// For [`eventually`]: `Ok` once one of `nodes` serves.
-fn one_serves(nodes: &[&Keel]) -> Result<(), String> {
-    if nodes.iter().any(|n| serving(n)) {
-        Ok(())
-    } else {
-        Err("no node is ready".to_owned())
-    }
 }
 
 fn status(keel: &Keel) -> Value {
@@ -52,11 +47,23 @@ fn status(keel: &Keel) -> Value {
     body
 }
 
-fn stands_by(keel: &Keel) -> Result<(), String> {
-    let s = status(keel);
-    match (serving(keel), s["waiting"].as_str()) {
-        (false, Some(_)) => Ok(()),
-        _ => Err(s.to_string()),
+/// For [`eventually`]: `Ok` with the partitions each of `nodes` holds once every one is ready,
+/// they hold every partition between them and no two differ by more than one.
+fn spread_evenly(nodes: &[&Keel]) -> Result<Vec<u64>, String> {
+    let mut held = Vec::new();
+    for node in nodes {
+        let s = status(node);
+        let ready = s["ready"] == true && matches!(node.try_get("/readyz"), Ok((200, _)));
+        match s["partitions_held"].as_u64() {
+            Some(count) if ready => held.push(count),
+            _ => return Err(s.to_string()),
+        }
+    }
+    let (least, most) = (held.iter().min(), held.iter().max());
+    if held.iter().sum::<u64>() == PARTITIONS && most.zip(least).is_some_and(|(m, l)| m - l <= 1) {
+        Ok(held)
+    } else {
+        Err(format!("partitions held: {held:?}"))
     }
 }
 
@@ -101,14 +108,15 @@ fn last_sequence(url: &str, stream: &str) -> u64 {
 }
 
 #[test]
-fn a_lost_node_and_its_disk_are_replaced_by_a_standby_with_nothing_lost() {
+fn a_lost_node_and_its_disk_are_replaced_by_the_others_with_nothing_lost() {
     let nats = NatsServer::start();
     let url = nats.url();
     let mut a = node(&url, "a");
-    eventually("node a serves", || one_serves(&[&a]));
     let (b, c) = (node(&url, "b"), node(&url, "c"));
-    eventually("node b stands by", || stands_by(&b));
-    eventually("node c stands by", || stands_by(&c));
+    let spread = eventually("three nodes share the partitions", || {
+        spread_evenly(&[&a, &b, &c])
+    });
+    eprintln!("node loss: spread before {spread:?}");
 
     let world = World::create(&a);
     let apis = [a.api(), b.api(), c.api()];
@@ -116,24 +124,20 @@ fn a_lost_node_and_its_disk_are_replaced_by_a_standby_with_nothing_lost() {
     let outcomes = run_clients(&apis, &world, (0..8, 40), &[80], true, |_| {
         a.lose_with_disk();
         let lost = Instant::now();
-        eventually("a standby takes over", || one_serves(&[&b, &c]));
+        let spread = eventually("nodes b and c hold every partition", || {
+            spread_evenly(&[&b, &c])
+        });
         took = lost.elapsed();
+        eprintln!("node loss: spread after {spread:?}");
     });
-    eprintln!("node loss: a standby served {took:?} after the SIGKILL (lease {LEASE_SECS} s)");
+    eprintln!("node loss: its partitions were owned again {took:?} after the SIGKILL (lease {LEASE_SECS} s)");
 
-    let (owner, other) = if serving(&b) { (&b, &c) } else { (&c, &b) };
-    let takeover = &status(owner)["takeover"];
-    assert_eq!(takeover["restored"], true, "{takeover}");
-    assert!(
-        takeover["restored_messages"].as_u64() > Some(0),
-        "{takeover}"
-    );
-    verify(owner, &world, &outcomes);
-    stands_by(other).expect("the other standby still stands by");
-    owner.assert_metrics(&[
-        "keel_cluster_partitions_held 128",
-        "keel_cluster_ownership_changes_total 128",
-    ]);
+    for owner in [&b, &c] {
+        let takeover = &status(owner)["takeover"];
+        assert!(takeover["partitions"].as_u64() > Some(0), "{takeover}");
+    }
+    verify(&b, &world, &outcomes);
+    verify(&c, &world, &outcomes);
 }
 
 #[test]
@@ -141,11 +145,12 @@ fn a_paused_owner_is_fenced_out_and_changes_nothing() {
     let nats = NatsServer::start();
     let url = nats.url();
     let mut a = node(&url, "a");
-    eventually("node a serves", || one_serves(&[&a]));
     let b = node(&url, "b");
-    eventually("node b stands by", || stands_by(&b));
+    eventually("two nodes share the partitions", || {
+        spread_evenly(&[&a, &b])
+    });
     let world = World::create(&a);
-    let mut outcomes = run_clients(&[a.api()], &world, (0..4, 10), &[], false, |_| {});
+    let mut outcomes = run_clients(&[a.api(), b.api()], &world, (0..4, 10), &[], false, |_| {});
 
     a.signal("STOP");
     // Orders sent to the paused node's gateway wait in its accept queue until it wakes up.
@@ -165,9 +170,14 @@ fn a_paused_owner_is_fenced_out_and_changes_nothing() {
             })
         })
         .collect();
+    let paused = Instant::now();
     eventually("node b takes over from the paused node", || {
-        one_serves(&[&b])
+        spread_evenly(&[&b])
     });
+    eprintln!(
+        "fencing: node b held every partition {:?} after the SIGSTOP",
+        paused.elapsed()
+    );
     let changelog_at = last_sequence(&url, "KEEL_CHANGELOG");
     let events_at = last_sequence(&url, "KEEL_EVENTS");
     outcomes.extend(run_clients(
@@ -211,4 +221,54 @@ fn a_paused_owner_is_fenced_out_and_changes_nothing() {
         );
     }
     verify(&b, &world, &outcomes);
+}
+
+/// SIGTERM, checked to end cleanly within the grace period; answers how long it took.
+fn leave(node: &mut Keel) -> Duration {
+    let (took, clean) = node.terminate();
+    assert!(clean, "a node exited with an error on SIGTERM");
+    assert!(took < GRACE_PERIOD, "a graceful leave took {took:?}");
+    took
+}
+
+#[test]
+fn scaling_from_one_node_to_three_and_back_loses_nothing() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let a = node(&url, "a");
+    eventually("node a holds every partition", || spread_evenly(&[&a]));
+    let world = World::create(&a);
+    let mut joined: Vec<Keel> = Vec::new();
+    // Every client writes through node a, which forwards to whichever node owns an entity.
+    let outcomes = run_clients(
+        &[a.api()],
+        &world,
+        (0..8, 150),
+        &[40, 120, 200],
+        false,
+        |step| match step {
+            0 => {
+                let started = Instant::now();
+                joined.extend([node(&url, "b"), node(&url, "c")]);
+                let spread = eventually("three nodes share the partitions", || {
+                    spread_evenly(&[&a, &joined[0], &joined[1]])
+                });
+                eprintln!(
+                    "scale 1 → 3: spread {spread:?} after {:?}",
+                    started.elapsed()
+                );
+            }
+            _ => {
+                let mut leaving = joined.pop().expect("a joined node");
+                let took = leave(&mut leaving);
+                let left: Vec<&Keel> = std::iter::once(&a).chain(&joined).collect();
+                let spread = eventually("the others hold every partition", || spread_evenly(&left));
+                eprintln!(
+                    "scale down to {}: the leave took {took:?}, spread {spread:?}",
+                    left.len()
+                );
+            }
+        },
+    );
+    verify(&a, &world, &outcomes);
 }

@@ -1,25 +1,32 @@
-//! The node's place in a cluster on NATS: it joins, takes its partitions' leases, brings its
-//! store to the changelog's head and claims them there (`takeover.rs`), heartbeats, and gives
-//! everything back when it leaves.
-//!
-//! Partitions are not routed to several owners yet: one node serves while it holds every
-//! partition, and the others stand by. When the serving node is lost (with its disk or not),
-//! the first standby in line takes every partition over once the leases lapse, restoring
-//! their state from the changelog. A node whose partition was taken over while it was away
-//! exits (crash-only: its local copy may hold commits the changelog refused, so only a
-//! restart, which replays the changelog, may bring it back); a lease that merely lapsed while
-//! NATS was away, with nobody claiming the partition, is taken again.
+//! The node's place in a cluster on NATS. Every node serves a share of the partitions: each
+//! round it reads the members and the leases, and acts on the moves of the placement plan
+//! that concern it (`keel_cluster::placement::plan`, the same plan on every node): it takes
+//! the partitions nobody holds that the plan gives it (restoring each from the changelog and
+//! claiming it there, `takeover.rs`), and hands off the ones the plan moves away from it, a
+//! bounded number per round (it stops taking work for the partition, finishes the work in
+//! flight, flushes, closes the partition's changelog lane and gives the lease back; the
+//! receiving node takes it at once). A graceful leave hands off everything; after an abrupt
+//! loss the others take its partitions once the leases lapse. A node whose partition was
+//! taken over while it was away exits (crash-only: its local copy may hold commits the
+//! changelog refused, so only a restart, which replays the changelog, may bring it back); a
+//! lease that merely lapsed while NATS was away, with nobody claiming the partition, is taken
+//! again.
 
 use crate::takeover::{self, CleanStop, Takeover};
 use anyhow::Context;
 use futures::StreamExt;
-use keel_cluster::changelog::{self, Changelog};
-use keel_cluster::{ClusterStatus, Coordinator, Held, JoinOptions, Member, Partition};
+use keel_cluster::changelog::{self, Changelog, Restored};
+use keel_cluster::{
+    ClusterStatus, Coordinator, Held, JoinOptions, Member, Partition, MOVES_PER_ROUND,
+};
+use keel_runtime::Node;
+use keel_store::Lane;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// The node id kept in `data_dir` (made on first start): the id names the disk that holds
 /// its partitions' state, so a restarted node with the same disk is the same member.
@@ -60,8 +67,40 @@ pub struct Settings {
 }
 
 /// The exit status of a node that found its partitions taken over (a restart brings it back
-/// as a standby with a fresh copy).
+/// with a fresh copy).
 pub const FENCED_EXIT: i32 = 75;
+
+/// Partitions taken (restored and claimed) at once.
+const TAKE_CONCURRENCY: usize = 16;
+/// Lease renewals in flight at once.
+const RENEW_CONCURRENCY: usize = 32;
+/// How long a request waits for this node's catalog to catch up with the cluster's.
+const CATALOG_CATCH_UP: Duration = Duration::from_secs(2);
+
+/// How the runtime maps entities to partitions, and follows the cluster's catalog.
+#[derive(Debug)]
+struct Sharding {
+    js: async_nats::jetstream::Context,
+    partitioning: keel_cluster::Partitioning,
+    /// The catalog's changelog sequence the node's catalog reflects.
+    catalog: watch::Receiver<u64>,
+}
+
+impl keel_runtime::Sharding for Sharding {
+    fn partition_of(&self, key: &str) -> u32 {
+        self.partitioning.of(key)
+    }
+
+    fn catalog_caught_up(&self) -> futures::future::BoxFuture<'static, ()> {
+        let (js, mut catalog) = (self.js.clone(), self.catalog.clone());
+        Box::pin(async move {
+            let Ok(head) = changelog::head(&js, Lane::Catalog).await else {
+                return;
+            };
+            let _ = tokio::time::timeout(CATALOG_CATCH_UP, catalog.wait_for(|s| *s >= head)).await;
+        })
+    }
+}
 
 /// This node's membership.
 pub struct Membership {
@@ -70,23 +109,31 @@ pub struct Membership {
     member: Member,
     held: Arc<Mutex<BTreeMap<Partition, Held>>>,
     changelog: Changelog,
-    /// The last takeover, for `/status` and the metrics.
-    takeover: Mutex<Option<Takeover>>,
-    /// Why it does not serve, while it does not.
-    waiting: Mutex<Option<String>>,
-    /// The last cluster-wide view, refreshed by the keep-alive.
+    /// The changelog sequence the local copy holds each lane at (a clean stop records it).
+    applied: Mutex<BTreeMap<Lane, u64>>,
+    catalog: watch::Sender<u64>,
+    /// The last round's takeovers, for `/status` and the metrics.
+    took: Mutex<Option<Takeover>>,
+    /// The last hand-off's duration.
+    handed_off: Mutex<Option<Duration>>,
+    /// The last cluster-wide view, refreshed every round.
     view: Mutex<Option<ClusterStatus>>,
-    serving: AtomicBool,
+    /// Whether the node holds every partition the plan gives it (and so is ready).
+    balanced: AtomicBool,
+    leaving: AtomicBool,
     /// Leases taken (each a change of owner, with a new epoch).
     acquired: AtomicU64,
     /// Leases given back.
     released: AtomicU64,
     /// Renewals refused because the lease had expired.
     lost: AtomicU64,
+    /// Partitions handed off to another node.
+    handoffs: AtomicU64,
 }
 
 impl Membership {
-    /// Joins the cluster on `client`'s NATS system.
+    /// Joins the cluster on `client`'s NATS system (it becomes a member, which the plan
+    /// gives partitions, once it serves: [`Membership::run`]).
     pub async fn join(
         client: async_nats::Client,
         settings: &Settings,
@@ -103,9 +150,14 @@ impl Membership {
             .context("joining the cluster")?;
         changelog::ensure_stream(&js, settings.replicas).await?;
         let held: Arc<Mutex<BTreeMap<Partition, Held>>> = Arc::default();
+        // A lane is written only under a lease this node holds, valid by its own clock; the
+        // catalog (first writer wins per entry) by any node.
         let fence = {
-            let (held, count) = (Arc::clone(&held), coordinator.partitioning().count());
-            Arc::new(move || holds_all(&held.lock(), count))
+            let held = Arc::clone(&held);
+            Arc::new(move |lane: Lane| match lane {
+                Lane::Catalog => true,
+                Lane::Partition(p) => held.lock().get(&p).is_some_and(Held::is_valid),
+            })
         };
         let changelog = Changelog::start(
             js.clone(),
@@ -121,20 +173,23 @@ impl Membership {
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0)),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        coordinator.heartbeat(&member).await?;
         Ok(Membership {
             js,
             coordinator,
             member,
             held,
             changelog,
-            takeover: Mutex::new(None),
-            waiting: Mutex::new(None),
+            applied: Mutex::default(),
+            catalog: watch::channel(0).0,
+            took: Mutex::new(None),
+            handed_off: Mutex::new(None),
             view: Mutex::new(None),
-            serving: AtomicBool::new(false),
+            balanced: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
             acquired: AtomicU64::new(0),
             released: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            handoffs: AtomicU64::new(0),
         })
     }
 
@@ -143,19 +198,84 @@ impl Membership {
         Arc::new(self.changelog.clone())
     }
 
+    /// How the node maps entities to partitions (and waits for the catalog), with its id.
+    pub fn sharding(&self) -> (Arc<dyn keel_runtime::Sharding>, String) {
+        let sharding = Sharding {
+            js: self.js.clone(),
+            partitioning: self.coordinator.partitioning(),
+            catalog: self.catalog.subscribe(),
+        };
+        (Arc::new(sharding), self.member.node.clone())
+    }
+
     /// Why the changelog refused this node's writes, once it has.
-    pub fn fenced(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+    pub fn fenced(&self) -> watch::Receiver<Option<String>> {
         self.changelog.fenced()
     }
 
-    /// Waits until this node holds every partition (a standby until then, heartbeating), then
-    /// brings `store` to the changelog's head and claims every partition. `clean` is what the
-    /// node's last clean stop recorded.
-    pub async fn take_partitions(
+    /// Decides what the local copy may be trusted with (`clean`: what the last clean stop
+    /// recorded; without it the copy is emptied and every partition is restored in full when
+    /// taken), and brings the catalog to the changelog's head.
+    pub async fn prepare(
         &self,
         store: &keel_store::Store,
         clean: Option<&CleanStop>,
     ) -> anyhow::Result<()> {
+        let applied: BTreeMap<Lane, u64> = match clean {
+            Some(clean) => clean
+                .iter()
+                .filter_map(|(subject, seq)| Some((changelog::lane_of(subject)?, *seq)))
+                .collect(),
+            None => {
+                store.clear().context("emptying the local copy")?;
+                BTreeMap::new()
+            }
+        };
+        let after = applied.get(&Lane::Catalog).copied().unwrap_or(0);
+        let restored = changelog::restore(&self.js, store, Some(Lane::Catalog), after).await?;
+        let head = restored.heads.get(&Lane::Catalog).copied().unwrap_or(after);
+        *self.applied.lock() = applied;
+        self.applied.lock().insert(Lane::Catalog, head);
+        self.catalog.send_replace(head);
+        self.changelog.open(Lane::Catalog, 0, 0);
+        Ok(())
+    }
+
+    /// Follows the catalog's changelog (every node adds to it) into `node`'s catalog.
+    pub fn follow_catalog(self: &Arc<Self>, node: &Arc<Node>) {
+        let after = *self.catalog.borrow();
+        let (applied, _) = watch::channel(after);
+        let mut changed = applied.subscribe();
+        let follow = changelog::follow(
+            self.js.clone(),
+            node.store().clone(),
+            Lane::Catalog,
+            after,
+            move |seq| {
+                applied.send_replace(seq);
+            },
+        );
+        tokio::spawn(follow);
+        let (me, node) = (Arc::clone(self), Arc::clone(node));
+        // Reloads at most once per batch of new entries.
+        tokio::spawn(async move {
+            while changed.changed().await.is_ok() {
+                let seq = *changed.borrow_and_update();
+                if let Err(e) = node.reload_catalog() {
+                    tracing::warn!(error = %e, "reloading the catalog failed");
+                    continue;
+                }
+                me.applied.lock().insert(Lane::Catalog, seq);
+                me.catalog.send_replace(seq);
+            }
+        });
+    }
+
+    /// Takes part in the cluster until the node leaves: heartbeats and renews the leases
+    /// (its own task, so a long takeover never delays a renewal), and balances the
+    /// partitions every third of the lease time, or at once when a lease is given back.
+    pub async fn run(self: Arc<Self>, node: Arc<Node>) {
+        tokio::spawn(Arc::clone(&self).keep_alive(Arc::clone(&node)));
         let mut releases = match self.coordinator.releases().await {
             Ok(releases) => releases,
             Err(e) => {
@@ -163,131 +283,234 @@ impl Membership {
                 futures::stream::pending().boxed()
             }
         };
-        loop {
-            match self.try_take_all().await? {
-                None => break,
-                Some(reason) => {
-                    if self.waiting.lock().as_deref() != Some(reason.as_str()) {
-                        tracing::warn!(%reason, "standing by");
-                    }
-                    *self.waiting.lock() = Some(reason);
-                }
+        while !self.leaving.load(Ordering::SeqCst) {
+            if let Err(e) = self.balance(&node).await {
+                tracing::warn!(error = %e, "a balancing round failed");
             }
-            self.coordinator.heartbeat(&self.member).await?;
-            self.refresh_view().await;
-            // The next poll, or at once when a lease is given back (a graceful leave).
             tokio::select! {
                 () = tokio::time::sleep(self.coordinator.ttl() / 3) => {}
                 _ = releases.next() => {}
             }
         }
-        let epochs: BTreeMap<Partition, u64> = self
-            .held
-            .lock()
+    }
+
+    /// One round: takes the free partitions the plan gives this node, hands off (a bounded
+    /// number of) those it moves away.
+    async fn balance(&self, node: &Arc<Node>) -> anyhow::Result<()> {
+        self.coordinator.heartbeat(&self.member).await?;
+        let view = ClusterStatus::read(&self.coordinator).await?;
+        let me = self.member.node.as_str();
+        let take = self.to_take(&view, &node.served_partitions());
+        let give: Vec<Partition> = view
+            .planned_moves
             .iter()
-            .map(|(p, h)| (*p, h.epoch))
+            .filter(|m| m.from.as_deref() == Some(me))
+            .map(|m| m.partition)
+            .take(MOVES_PER_ROUND)
             .collect();
-        let partitioning = self.coordinator.partitioning();
-        let done = takeover::take_over(
-            &self.js,
-            &self.changelog,
-            store,
-            partitioning,
-            &epochs,
-            clean,
-        )
-        .await?;
-        tracing::info!(
-            partitions = partitioning.count(),
-            restored = done.restored.is_some(),
-            elapsed_ms = done.elapsed.as_millis() as u64,
-            "holding every partition"
-        );
-        *self.takeover.lock() = Some(done);
-        *self.waiting.lock() = None;
-        self.serving.store(true, Ordering::SeqCst);
-        self.refresh_view().await;
+        let waiting_for_moves = view.planned_moves.iter().any(|m| m.to == me);
+        *self.view.lock() = Some(view);
+        if !take.is_empty() {
+            // Not ready while partitions it holds the leases of are still being restored.
+            self.balanced.store(false, Ordering::SeqCst);
+            self.take_all(node, take).await;
+        }
+        if !give.is_empty() {
+            futures::future::join_all(give.into_iter().map(|p| self.hand_off(node, p))).await;
+        }
+        // Ready once the plan gives it nothing more to take (moves from others arrive as the
+        // others hand them off, while this node serves).
+        let orphans_left = ClusterStatus::read(&self.coordinator)
+            .await
+            .map(|v| !self.to_take(&v, &node.served_partitions()).is_empty())
+            .unwrap_or(waiting_for_moves);
+        self.balanced.store(!orphans_left, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Takes every free partition unless another node holds some (or is ahead in line);
-    /// `Some(reason)` while this node must wait.
-    async fn try_take_all(&self) -> anyhow::Result<Option<String>> {
-        let leases = self.coordinator.leases().await?;
-        let mut others: BTreeMap<String, usize> = BTreeMap::new();
-        for lease in leases.values().filter(|l| l.owner != self.member.node) {
-            *others.entry(lease.owner.clone()).or_default() += 1;
-        }
-        if !others.is_empty() {
-            // Two standbys raced for a free cluster: the one with the lower id goes on.
-            let mine = !self.held.lock().is_empty();
-            if mine && others.keys().any(|o| *o < self.member.node) {
-                self.release_all().await;
-            }
-            let holders: Vec<String> = others.iter().map(|(n, c)| format!("{n} ({c})")).collect();
-            return Ok(Some(format!(
-                "partitions are held by {}: this node stands by and takes over if their \
-                 leases lapse",
-                holders.join(", ")
-            )));
-        }
-        if self.held.lock().is_empty() {
-            let members = self.coordinator.members().await?;
-            if let Some(first) = members.keys().find(|m| **m < self.member.node) {
-                return Ok(Some(format!(
-                    "{first} is ahead in line to take the partitions"
-                )));
-            }
-        }
-        let mut missed = 0;
-        for partition in self.coordinator.partitioning().all() {
-            if self.held.lock().get(&partition).is_some_and(Held::is_valid) {
-                continue;
-            }
-            match self.coordinator.acquire(partition).await? {
-                Some(held) => {
-                    self.acquired.fetch_add(1, Ordering::Relaxed);
-                    self.held.lock().insert(partition, held);
-                }
-                None => missed += 1,
-            }
-        }
-        Ok((missed > 0).then(|| format!("{missed} partitions were taken by another node")))
+    /// The partitions to take now: the free ones the plan gives this node, and those whose
+    /// lease names this node but which it does not hold (its previous incarnation's, before
+    /// a restart). A partition it serves whose lease lapsed is `keep_alive`'s to take back.
+    fn to_take(&self, view: &ClusterStatus, served: &[Partition]) -> Vec<Partition> {
+        let me = self.member.node.as_str();
+        let held = self.held.lock();
+        let orphans = view
+            .planned_moves
+            .iter()
+            .filter(|m| m.to == me && m.from.is_none())
+            .map(|m| m.partition);
+        let left_by_me = view
+            .leases
+            .iter()
+            .filter(|(p, lease)| lease.owner == me && !held.contains_key(p))
+            .map(|(p, _)| *p);
+        let mut take: Vec<Partition> = orphans
+            .chain(left_by_me)
+            .filter(|p| !served.contains(p))
+            .collect();
+        take.sort_unstable();
+        take.dedup();
+        take
     }
 
-    /// Renews the leases and the heartbeat every third of the lease time until the node stops.
-    /// A lease that lapsed (NATS was away longer than the lease) is taken again if nobody
-    /// claimed its partition meanwhile; a partition another node took over (this process was
-    /// paused, or cut off) ends the process with [`FENCED_EXIT`].
-    pub async fn keep_alive(self: Arc<Self>) {
-        loop {
+    /// Takes `partitions`, a bounded number at once, and records how it went.
+    async fn take_all(&self, node: &Arc<Node>, partitions: Vec<Partition>) {
+        let started = Instant::now();
+        let taken: Vec<Option<(Restored, bool)>> = futures::stream::iter(partitions)
+            .map(|p| self.take(node, p))
+            .buffer_unordered(TAKE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut done = Takeover::default();
+        for (restored, caught_up) in taken.iter().flatten() {
+            done.add(restored, *caught_up);
+        }
+        if done.partitions > 0 {
+            done.elapsed = started.elapsed();
+            tracing::info!(
+                partitions = done.partitions,
+                messages = done.messages,
+                elapsed_ms = done.elapsed.as_millis() as u64,
+                "took partitions"
+            );
+            *self.took.lock() = Some(done);
+        }
+    }
+
+    /// Takes one free partition: its lease, its state from the changelog, its claim, then
+    /// serves it. `None` when another node took it first (or it failed, logged).
+    async fn take(&self, node: &Arc<Node>, partition: Partition) -> Option<(Restored, bool)> {
+        let held = match self.coordinator.acquire(partition).await {
+            Ok(Some(held)) => held,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(partition, error = %e, "taking a lease failed");
+                return None;
+            }
+        };
+        let epoch = held.epoch;
+        self.acquired.fetch_add(1, Ordering::Relaxed);
+        self.held.lock().insert(partition, held.clone());
+        let lane = Lane::Partition(partition);
+        let after = self.applied.lock().get(&lane).copied().unwrap_or(0);
+        let store = node.store();
+        let taken = async {
+            let done =
+                takeover::take_partition(&self.js, &self.changelog, store, partition, epoch, after)
+                    .await?;
+            node.serve_partition(partition).await?;
+            Ok::<_, anyhow::Error>(done)
+        };
+        match taken.await {
+            Ok(done) => Some(done),
+            Err(e) => {
+                tracing::warn!(partition, error = %e, "taking a partition over failed; giving it back");
+                let _ = node.hand_off(partition).await;
+                self.changelog.close(lane);
+                self.applied.lock().remove(&lane);
+                self.give_back(&held).await;
+                None
+            }
+        }
+    }
+
+    /// Hands `partition` off: the node finishes its work on it and forgets its actors, the
+    /// changelog has everything, the lane is closed, and the lease goes back.
+    async fn hand_off(&self, node: &Arc<Node>, partition: Partition) {
+        if !self.held.lock().contains_key(&partition) {
+            // An earlier incarnation's lease that could not be taken back: it lapses.
+            return;
+        }
+        let started = Instant::now();
+        if !node.hand_off(partition).await {
+            tracing::warn!(
+                partition,
+                "work on the partition outlasted the hand-off wait"
+            );
+        }
+        if let Err(e) = node.flush().await {
+            tracing::warn!(partition, error = %e, "flush before a hand-off failed");
+        }
+        let lane = Lane::Partition(partition);
+        match self.changelog.close(lane) {
+            Some(seq) => self.applied.lock().insert(lane, seq),
+            // Not everything reached the changelog: restore it in full if it comes back.
+            None => self.applied.lock().remove(&lane),
+        };
+        let held = self.held.lock().get(&partition).cloned();
+        if let Some(held) = held {
+            self.give_back(&held).await;
+        }
+        self.handoffs.fetch_add(1, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        *self.handed_off.lock() = Some(elapsed);
+        tracing::info!(
+            partition,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "handed a partition off"
+        );
+    }
+
+    async fn give_back(&self, held: &Held) {
+        self.held.lock().remove(&held.partition);
+        match self.coordinator.release(held).await {
+            Ok(()) => {
+                self.released.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(partition = held.partition, error = %e, "release failed"),
+        }
+    }
+
+    /// Renews the heartbeat and the leases every third of the lease time until the node
+    /// leaves. A lease that lapsed (NATS was away longer than the lease) is taken again if
+    /// nobody claimed its partition meanwhile; a partition another node took over (this
+    /// process was paused, or cut off) ends the process with [`FENCED_EXIT`].
+    async fn keep_alive(self: Arc<Self>, node: Arc<Node>) {
+        while !self.leaving.load(Ordering::SeqCst) {
             tokio::time::sleep(self.coordinator.ttl() / 3).await;
             if let Err(e) = self.coordinator.heartbeat(&self.member).await {
                 tracing::warn!(error = %e, "heartbeat failed");
             }
             let held: Vec<Held> = self.held.lock().values().cloned().collect();
-            for lease in held {
-                match self.coordinator.renew(&lease).await {
+            // Concurrently: one after the other, a loaded node's last renewals could come
+            // too late for its own clock.
+            let coordinator = &self.coordinator;
+            let mut renewals = futures::stream::iter(held)
+                .map(|lease| async move {
+                    let renewed = coordinator.renew(&lease).await;
+                    (lease, renewed)
+                })
+                .buffer_unordered(RENEW_CONCURRENCY);
+            while let Some((lease, renewed)) = renewals.next().await {
+                let mut held = self.held.lock();
+                // Unless it was handed off (and maybe taken again) meanwhile.
+                if held.get(&lease.partition).map(|h| h.epoch) != Some(lease.epoch) {
+                    continue;
+                }
+                match renewed {
                     Ok(renewed) => {
-                        self.held.lock().insert(lease.partition, renewed);
+                        held.insert(lease.partition, renewed);
                     }
                     Err(keel_cluster::Error::Lost(partition)) => {
                         self.lost.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(partition, epoch = lease.epoch, "lease lapsed");
-                        self.held.lock().remove(&partition);
+                        held.remove(&partition);
                     }
                     // NATS is away: the lease lapses by this node's own clock (it stops
-                    // acting), and the next round tries again.
+                    // writing the partition), and the next round tries again.
                     Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
                 }
             }
-            let missing: Vec<Partition> = self
-                .coordinator
-                .partitioning()
-                .all()
+            drop(renewals);
+            let missing: Vec<Partition> = node
+                .served_partitions()
+                .into_iter()
                 .filter(|p| !self.held.lock().contains_key(p))
                 .collect();
             for partition in missing {
+                if self.leaving.load(Ordering::SeqCst) {
+                    break;
+                }
                 match self.retake(partition).await {
                     Ok(true) => {}
                     Ok(false) => fenced_out(&format!(
@@ -296,7 +519,6 @@ impl Membership {
                     Err(e) => tracing::warn!(partition, error = %e, "taking a lease back failed"),
                 }
             }
-            self.refresh_view().await;
         }
     }
 
@@ -306,7 +528,7 @@ impl Membership {
         let Some(held) = self.coordinator.acquire(partition).await? else {
             return Ok(false);
         };
-        let lane = keel_store::Lane::Partition(partition);
+        let lane = Lane::Partition(partition);
         if !changelog::last_written_by(&self.js, lane, &self.member.node).await? {
             return Ok(false);
         }
@@ -317,69 +539,63 @@ impl Membership {
         Ok(true)
     }
 
-    /// Whether this node may serve now: it holds every partition and, by its own clock, none
-    /// of those leases can have expired.
-    pub fn is_serving(&self) -> bool {
-        self.serving.load(Ordering::SeqCst)
-            && holds_all(&self.held.lock(), self.coordinator.partitioning().count())
+    /// Whether this node is ready: it holds what the plan gave it, by its own clock none of
+    /// its leases can have expired, and it is not leaving.
+    pub fn is_ready(&self) -> bool {
+        self.balanced.load(Ordering::SeqCst)
+            && !self.leaving.load(Ordering::SeqCst)
+            && self.held.lock().values().all(Held::is_valid)
     }
 
-    /// Records a clean stop (the store is flushed and synced), gives every lease back and
-    /// removes the heartbeat (a graceful leave).
-    pub async fn leave(&self, data_dir: &std::path::Path) {
-        self.serving.store(false, Ordering::SeqCst);
-        if let Err(e) = takeover::record_clean_stop(data_dir, &self.changelog.heads()) {
-            tracing::warn!(error = %e, "could not record the clean stop: the next start restores");
-        }
-        self.release_all().await;
+    /// A graceful leave: stops balancing, hands every partition off (the others take them
+    /// at once) and removes the heartbeat.
+    pub async fn leave(&self, node: &Arc<Node>) {
+        self.leaving.store(true, Ordering::SeqCst);
+        let started = Instant::now();
+        let held: Vec<Partition> = self.held.lock().keys().copied().collect();
+        let count = held.len();
+        futures::future::join_all(held.into_iter().map(|p| self.hand_off(node, p))).await;
         if let Err(e) = self.coordinator.leave().await {
             tracing::warn!(error = %e, "leaving failed");
         }
-        tracing::info!("left the cluster");
+        tracing::info!(
+            partitions = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "left the cluster"
+        );
     }
 
-    /// Gives every held lease back.
-    async fn release_all(&self) {
-        let held: Vec<Held> = std::mem::take(&mut *self.held.lock())
-            .into_values()
-            .collect();
-        for lease in held {
-            match self.coordinator.release(&lease).await {
-                Ok(()) => {
-                    self.released.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => tracing::warn!(partition = lease.partition, error = %e, "release failed"),
-            }
-        }
-    }
-
-    async fn refresh_view(&self) {
-        match ClusterStatus::read(&self.coordinator).await {
-            Ok(view) => *self.view.lock() = Some(view),
-            Err(e) => tracing::warn!(error = %e, "reading the cluster status failed"),
+    /// Records a clean stop (call it once the store is synced): a restart on this disk then
+    /// restores only what came after.
+    pub fn record_clean_stop(&self, data_dir: &std::path::Path) {
+        if let Err(e) = takeover::record_clean_stop(data_dir, &self.applied.lock()) {
+            tracing::warn!(error = %e, "could not record the clean stop: the next start restores");
         }
     }
 
     /// `/status`: this node and the last cluster-wide view.
     pub fn status(&self) -> serde_json::Value {
-        let serving = self.is_serving();
+        let ready = self.is_ready();
         let held = self.held.lock();
         let epochs: BTreeMap<Partition, u64> = held.iter().map(|(p, h)| (*p, h.epoch)).collect();
         serde_json::json!({
             "mode": "cluster",
             "node": self.member.node,
-            "serving": serving,
-            "waiting": *self.waiting.lock(),
+            "ready": ready,
+            "leaving": self.leaving.load(Ordering::SeqCst),
             "partitions_held": held.len(),
             "epochs": epochs,
-            "takeover": self.takeover.lock().as_ref().map(|t| serde_json::json!({
-                "restored": t.restored.is_some(),
-                "restored_messages": t.restored.as_ref().map_or(0, |r| r.messages),
-                "restored_writes": t.restored.as_ref().map_or(0, |r| r.writes),
-                "restore_ms": t.restored.as_ref().map_or(0, |r| r.elapsed.as_millis() as u64),
+            "takeover": self.took.lock().as_ref().map(|t| serde_json::json!({
+                "partitions": t.partitions,
+                "restored_messages": t.messages,
+                "restored_writes": t.writes,
+                "restore_ms": t.restoring.as_millis() as u64,
                 "caught_up": t.caught_up,
                 "elapsed_ms": t.elapsed.as_millis() as u64,
             })),
+            "handoffs": self.handoffs.load(Ordering::Relaxed),
+            "last_handoff_ms": self.handed_off.lock().map(|d| d.as_millis() as u64),
+            "catalog_sequence": *self.catalog.borrow(),
             "cluster": *self.view.lock(),
         })
     }
@@ -406,6 +622,11 @@ impl Membership {
                 load(&self.lost),
             ),
             (
+                "keel_cluster_handoffs_total",
+                "Partitions this node handed off to another node (graceful).",
+                load(&self.handoffs),
+            ),
+            (
                 "keel_changelog_batches_total",
                 "Changelog messages this node wrote.",
                 load(&written.batches),
@@ -422,25 +643,22 @@ impl Membership {
             ),
         ]
         .map(|(name, help, value)| keel_bus::Counter { name, help, value });
-        let (restore, takeover) = self.takeover.lock().as_ref().map_or((0.0, 0.0), |t| {
-            let restore = t.restored.as_ref().map_or(0.0, |r| r.elapsed.as_secs_f64());
-            (restore, t.elapsed.as_secs_f64())
+        let (restore, takeover) = self.took.lock().as_ref().map_or((0.0, 0.0), |t| {
+            (t.restoring.as_secs_f64(), t.elapsed.as_secs_f64())
         });
+        let handoff = self.handed_off.lock().map_or(0.0, |d| d.as_secs_f64());
         format!(
             "# HELP keel_cluster_partitions_held Partitions whose lease this node holds.\n\
              # TYPE keel_cluster_partitions_held gauge\nkeel_cluster_partitions_held {held}\n\
-             # HELP keel_cluster_restore_seconds How long the last restore from the changelog took (0: the local copy was current).\n\
+             # HELP keel_cluster_restore_seconds Time the last round of takeovers spent restoring from the changelog (summed over its partitions).\n\
              # TYPE keel_cluster_restore_seconds gauge\nkeel_cluster_restore_seconds {restore}\n\
-             # HELP keel_cluster_takeover_seconds From holding the leases to owning every partition in the changelog, last time.\n\
-             # TYPE keel_cluster_takeover_seconds gauge\nkeel_cluster_takeover_seconds {takeover}\n{}",
+             # HELP keel_cluster_takeover_seconds From the first lease to serving every partition, in the last round of takeovers.\n\
+             # TYPE keel_cluster_takeover_seconds gauge\nkeel_cluster_takeover_seconds {takeover}\n\
+             # HELP keel_cluster_handoff_seconds How long the last hand-off of a partition took (drain, flush, release).\n\
+             # TYPE keel_cluster_handoff_seconds gauge\nkeel_cluster_handoff_seconds {handoff}\n{}",
             keel_runtime::metrics::render_counters(&counters)
         )
     }
-}
-
-/// Whether `held` covers all `count` partitions, each valid by this node's clock.
-fn holds_all(held: &BTreeMap<Partition, Held>, count: u32) -> bool {
-    held.len() == count as usize && held.values().all(Held::is_valid)
 }
 
 /// Ends the process: another node owns this node's partitions now.

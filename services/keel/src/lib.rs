@@ -40,17 +40,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let mut options = config.node_options();
     options.replica = membership.as_ref().map(|m| m.replica());
+    options.cluster = membership.as_ref().map(|m| m.sharding());
     let node = Arc::new(Node::start(&options, Arc::clone(&bus)).context("starting the node")?);
     let gateway = Gateway::new(
         Arc::clone(&bus),
         {
             // Not ready while the bus is down (requests could not reach the node) or while
-            // the node does not hold its partitions.
+            // the node has yet to take the partitions the cluster gives it.
             let (node, bus, membership) = (Arc::clone(&node), Arc::clone(&bus), membership.clone());
             Arc::new(move || {
                 node.is_ready()
                     && bus.is_connected()
-                    && membership.as_ref().is_none_or(|m| m.is_serving())
+                    && membership.as_ref().is_none_or(|m| m.is_ready())
             })
         },
         {
@@ -80,12 +81,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let serving = actix_rt::spawn(server);
 
     if let Some(m) = &membership {
-        m.take_partitions(node.store(), clean_stop.as_ref())
+        m.prepare(node.store(), clean_stop.as_ref())
             .await
-            .context("taking the partitions")?;
+            .context("restoring the catalog")?;
         node.reload_catalog()
             .context("reading the restored catalog")?;
-        actix_rt::spawn(Arc::clone(m).keep_alive());
+        m.follow_catalog(&node);
         let mut fenced = m.fenced();
         actix_rt::spawn(async move {
             if let Ok(reason) = fenced.wait_for(Option::is_some).await {
@@ -96,6 +97,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let recovery = node.recover().await.context("recovering")?;
     tracing::info!(?recovery, "recovered");
     node.serve(&bus).await.context("serving the API")?;
+    if let Some(m) = &membership {
+        // Partitions come (and go) from here on, as the cluster balances them.
+        actix_rt::spawn(Arc::clone(m).run(Arc::clone(&node)));
+    }
     if config.seed_demo && node.catalog().locations().is_empty() {
         seed::demo(&bus).await?;
         tracing::info!("seeded the demo catalog");
@@ -106,11 +111,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Err(e) => anyhow::bail!("the HTTP server task failed: {e}"),
     }
     drop(handle);
-    let node = Arc::try_unwrap(node).map_err(|_| anyhow::anyhow!("the node is still in use"))?;
-    node.shutdown().await.context("shutting down")?;
-    // Only now that everything is flushed: the next owner starts from what is on disk.
+    // Hand every partition off first: the others serve them while this node stops.
     if let Some(m) = &membership {
-        m.leave(&config.data_dir).await;
+        m.leave(&node).await;
+    }
+    node.shutdown().await.context("shutting down")?;
+    // Only now that everything is synced: a restart on this disk keeps what it holds.
+    if let Some(m) = &membership {
+        m.record_clean_stop(&config.data_dir);
     }
     tracing::info!("stopped cleanly");
     Ok(())

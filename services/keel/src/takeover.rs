@@ -1,15 +1,15 @@
-//! Taking a cluster's partitions over: the local store is brought to the changelog's head
-//! (kept when a clean stop left it current, else emptied and replayed), then every partition
-//! is claimed in the changelog at this node's epoch, which fences its previous owner out.
+//! Taking a partition over: the local store is brought to the head of the partition's
+//! changelog subject (replaying what it lacks: everything when the local copy is not trusted,
+//! else what came after the sequence the local copy holds), then the partition is claimed in
+//! the changelog at this node's epoch, which fences its previous owner out.
 
 use anyhow::Context;
-use futures::future::try_join_all;
 use keel_cluster::changelog::{self, Changelog, Restored};
-use keel_cluster::{Partition, Partitioning};
+use keel_cluster::Partition;
 use keel_store::{Lane, Store};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The file a clean stop leaves: the changelog sequence of every lane the local copy holds.
 const CLEAN_STOP_FILE: &str = "clean-stop.json";
@@ -36,7 +36,8 @@ pub fn take_clean_stop(data_dir: &Path) -> anyhow::Result<Option<CleanStop>> {
     Ok(serde_json::from_slice(&raw).ok())
 }
 
-/// Records a clean stop: everything local is flushed, and matches the changelog at `heads`.
+/// Records a clean stop: everything local is synced, and holds each lane of `heads` as of
+/// that changelog sequence.
 pub fn record_clean_stop(data_dir: &Path, heads: &BTreeMap<Lane, u64>) -> anyhow::Result<()> {
     let record: CleanStop = heads
         .iter()
@@ -50,68 +51,51 @@ pub fn record_clean_stop(data_dir: &Path, heads: &BTreeMap<Lane, u64>) -> anyhow
         .with_context(|| format!("syncing {}", path.display()))
 }
 
-/// What taking the partitions over did.
-#[derive(Debug, Clone)]
+/// What taking one or more partitions over did.
+#[derive(Debug, Clone, Default)]
 pub struct Takeover {
-    /// The replay, when the local copy was not current.
-    pub restored: Option<Restored>,
+    /// Partitions taken.
+    pub partitions: usize,
+    /// Changelog messages and key writes replayed into the local copy.
+    pub messages: u64,
+    pub writes: u64,
+    /// Time spent replaying (summed over the partitions).
+    pub restoring: Duration,
     /// Claims that found another writer ahead and replayed the rest first.
     pub caught_up: usize,
-    /// From holding the leases to owning every partition in the changelog.
+    /// From the first lease to serving every partition taken.
     pub elapsed: Duration,
 }
 
-/// Brings `store` to the changelog's head and claims every partition at its epoch in
-/// `epochs`; `clean` is what the last clean stop recorded, if it was clean.
-pub async fn take_over(
+impl Takeover {
+    /// Adds what one partition's takeover did.
+    pub fn add(&mut self, one: &Restored, caught_up: bool) {
+        self.partitions += 1;
+        self.messages += one.messages;
+        self.writes += one.writes;
+        self.restoring += one.elapsed;
+        self.caught_up += usize::from(caught_up);
+    }
+}
+
+/// Brings `store` to the head of `partition`'s changelog subject from sequence `after` (what
+/// the local copy holds; 0 for nothing) and claims the partition at `epoch`. Answers what it
+/// replayed, whether the claim had to catch up, and the sequence the lane is open at.
+pub async fn take_partition(
     js: &async_nats::jetstream::Context,
     changelog: &Changelog,
     store: &Store,
-    partitioning: Partitioning,
-    epochs: &BTreeMap<Partition, u64>,
-    clean: Option<&CleanStop>,
-) -> anyhow::Result<Takeover> {
-    let started = Instant::now();
-    let lanes = changelog::all_lanes(partitioning);
-    let heads = try_join_all(lanes.iter().map(|lane| changelog::head(js, *lane))).await?;
-    let mut heads: BTreeMap<Lane, u64> = lanes.iter().copied().zip(heads).collect();
-    let current = clean.is_some_and(|clean| {
-        heads
-            .iter()
-            .all(|(lane, seq)| clean.get(&changelog::subject(*lane)).copied().unwrap_or(0) == *seq)
-    });
-    let restored = if current {
-        tracing::info!("the local copy is the changelog's head: kept");
-        None
-    } else {
-        store.clear().context("emptying the local copy")?;
-        let restored = changelog::restore(js, store, None, 0).await?;
-        tracing::info!(
-            messages = restored.messages,
-            writes = restored.writes,
-            elapsed_ms = restored.elapsed.as_millis() as u64,
-            "restored the partitions from the changelog"
-        );
-        for (lane, seq) in &mut heads {
-            *seq = restored.heads.get(lane).copied().unwrap_or(0);
-        }
-        Some(restored)
-    };
-    let claims = epochs.iter().map(|(partition, epoch)| {
-        let lane = Lane::Partition(*partition);
-        claim(js, changelog, store, lane, *epoch, heads[&lane])
-    });
-    let caught_up = try_join_all(claims)
-        .await?
-        .into_iter()
-        .filter(|c| *c)
-        .count();
-    changelog.open(Lane::Catalog, 0, heads[&Lane::Catalog]);
-    Ok(Takeover {
-        restored,
-        caught_up,
-        elapsed: started.elapsed(),
-    })
+    partition: Partition,
+    epoch: u64,
+    after: u64,
+) -> anyhow::Result<(Restored, bool)> {
+    let lane = Lane::Partition(partition);
+    let restored = changelog::restore(js, store, Some(lane), after)
+        .await
+        .context("restoring a partition")?;
+    let head = restored.heads.get(&lane).copied().unwrap_or(after);
+    let caught_up = claim(js, changelog, store, lane, epoch, head).await?;
+    Ok((restored, caught_up))
 }
 
 /// Claims `lane`, first replaying whatever another writer added after `head`; answers
