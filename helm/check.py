@@ -193,7 +193,7 @@ def check_node(c: Check, name: str, objects: list[Obj], production: bool) -> Non
     )
     c.that(
         production or spec.get("replicas") == 2,
-        f"{name}: two nodes by default (one serves, one stands by)",
+        f"{name}: two nodes by default (the least that gives fail-over)",
     )
     claims = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])]
     mounts = {m["name"]: m["mountPath"] for m in ctr.get("volumeMounts", [])}
@@ -265,7 +265,7 @@ def check_node(c: Check, name: str, objects: list[Obj], production: bool) -> Non
     )
     c.that(
         len(pdbs) == 1 and pdbs[0]["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow",
-        f"{name}: the node PDB lets not-ready standbys be evicted",
+        f"{name}: the node PDB lets not-ready nodes be evicted",
     )
     if production:
         check_creds_mount(c, f"{name}: node", pod, ctr, "keel-nats-creds")
@@ -382,6 +382,13 @@ def check_scaled_object(c: Check, name: str, objects: list[Obj], expected: bool)
             for t in js
         ),
         f"{name}: nats-jetstream triggers on KEEL_COMMANDS with string metadata {sorted(required)}",
+    )
+    sts_env = env_of(sts.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0])
+    partitions = int(sts_env.get("KEEL_PARTITIONS", {}).get("value", "0"))
+    c.that(
+        sorted(t["metadata"]["consumer"] for t in js)
+        == sorted(f"keel-cmd-{p}" for p in range(partitions)),
+        f"{name}: one trigger per partition's command consumer (keel-cmd-0..{partitions - 1})",
     )
     # KEDA makes its own HPA for the target; a second one on the StatefulSet would fight it.
     c.that(
