@@ -1,4 +1,5 @@
-//! What `keel cluster status` shows: members, the partition map with epochs, the spread.
+//! What `keel cluster status` shows: members, the partition map with epochs, the spread, and
+//! (filled in by the CLI) each partition's command backlog.
 
 use crate::leases::{Coordinator, Lease, Member};
 use crate::partition::Partition;
@@ -25,6 +26,10 @@ pub struct ClusterStatus {
     /// ([`placement::plan`], at most [`MOVES_PER_ROUND`] between live members).
     pub planned_moves: Vec<placement::Move>,
     pub leases: BTreeMap<Partition, Lease>,
+    /// Commands waiting per partition (pending plus delivered and not yet acknowledged on its
+    /// consumer), when the reader asked for them; partitions with none are left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_lag: Option<BTreeMap<Partition, u64>>,
 }
 
 impl ClusterStatus {
@@ -52,6 +57,7 @@ impl ClusterStatus {
             members: members.into_values().collect(),
             owned,
             leases,
+            command_lag: None,
         })
     }
 
@@ -80,12 +86,26 @@ impl ClusterStatus {
                 member.version
             );
         }
-        let _ = writeln!(out, "  partition  owner                    epoch");
+        let lag = |p: &Partition| {
+            self.command_lag.as_ref().map_or_else(
+                || "-".to_owned(),
+                |l| l.get(p).copied().unwrap_or(0).to_string(),
+            )
+        };
+        if let Some(lag) = &self.command_lag {
+            let _ = writeln!(out, "  commands waiting {}", lag.values().sum::<u64>());
+        }
+        let _ = writeln!(
+            out,
+            "  partition  owner                    epoch  commands waiting"
+        );
         for (partition, lease) in &self.leases {
             let _ = writeln!(
                 out,
-                "  {partition:>9}  {:<24} {:>5}",
-                lease.owner, lease.epoch
+                "  {partition:>9}  {:<24} {:>5}  {:>16}",
+                lease.owner,
+                lease.epoch,
+                lag(partition)
             );
         }
         out
