@@ -220,8 +220,10 @@ fn bad_messages_on_every_inbound_subject_get_their_documented_error() {
         publish(&js, &west, Some("bi-w4"), step(&fulfillment, "picked").as_bytes()).await;
         publish(&js, &east, Some("bi-w5"), step(&fulfillment, "shipped").as_bytes()).await;
         publish(&js, &east, Some("bi-w6"), step(&fulfillment, "teleported").as_bytes()).await;
-        // And garbage on an internal command subject.
-        publish(&js, "keel.v1.cmd.order.bi-o1", Some("bi-c1"), b"not a command").await;
+        // And garbage on an internal command subject: the one of order bi-o1's partition.
+        let partition = keel_cluster::Partitioning::new(128).of("o/bi-o1");
+        let command = format!("keel.v1.cmd.{partition}.order.bi-o1");
+        publish(&js, &command, Some("bi-c1"), b"not a command").await;
 
         let letters = dead_letters(&js, 7).await;
         let expected = [
@@ -253,7 +255,7 @@ fn bad_messages_on_every_inbound_subject_get_their_documented_error() {
         }
         assert!(
             letters.iter().any(|(subject, code, _)| subject
-                == "keel.v1.dlq.commands <- keel.v1.cmd.order.bi-o1"
+                == &format!("keel.v1.dlq.commands <- {command}")
                 && code == "malformed_request"),
             "the bad command is dead-lettered: {letters:#?}"
         );
