@@ -101,20 +101,7 @@ pub async fn restore(
     };
     let mut restored = Restored::default();
     if last > after {
-        let reader = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: filter,
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: after + 1,
-                },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::unavailable("reading the changelog", e))?;
-        let mut messages = reader
-            .messages()
-            .await
-            .map_err(|e| Error::unavailable("reading the changelog", e))?;
+        let mut messages = read_after(&stream, filter, after, "reading the changelog").await?;
         loop {
             let next = tokio::time::timeout(RESTORE_IDLE, messages.next())
                 .await
@@ -168,6 +155,29 @@ pub async fn follow(
     }
 }
 
+/// The messages on `filter` after stream sequence `after`, through an ordered consumer
+/// (nothing to acknowledge, nothing left on the server when dropped).
+async fn read_after<I>(
+    stream: &jetstream::stream::Stream<I>,
+    filter: String,
+    after: u64,
+    what: &str,
+) -> Result<consumer::pull::Ordered, Error> {
+    stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: filter,
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: after + 1,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::unavailable(what, e))?
+        .messages()
+        .await
+        .map_err(|e| Error::unavailable(what, e))
+}
+
 async fn follow_from(
     js: &jetstream::Context,
     store: &Store,
@@ -179,20 +189,8 @@ async fn follow_from(
         .get_stream_no_info(CHANGELOG_STREAM)
         .await
         .map_err(|e| Error::unavailable("opening the changelog", e))?;
-    let reader = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: subject(lane),
-            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: *after + 1,
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| Error::unavailable("following the changelog", e))?;
-    let mut messages = reader
-        .messages()
-        .await
-        .map_err(|e| Error::unavailable("following the changelog", e))?;
+    let mut messages =
+        read_after(&stream, subject(lane), *after, "following the changelog").await?;
     loop {
         let Ok(next) = tokio::time::timeout(FOLLOW_IDLE, messages.next()).await else {
             // Quiet, or a reader that stopped delivering: make a new one if it missed news.
