@@ -47,6 +47,12 @@ pub struct Config {
     /// sled cache budget in MiB.
     #[arg(long, env = "KEEL_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
+    /// Milliseconds between checkpoints of the store's partition log: each key written since
+    /// the last one is written to its place once, and the log below is dropped. Longer means
+    /// fewer writes and more memory (keys written since the last checkpoint stay in memory)
+    /// and a longer log to replay after a crash.
+    #[arg(long, env = "KEEL_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
+    pub checkpoint_interval_ms: u64,
     /// Log format.
     #[arg(long, env = "KEEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -117,6 +123,8 @@ impl Config {
         }
         options.idle_after = std::time::Duration::from_secs(self.actor_idle_secs.max(1));
         options.cache_capacity = self.cache_mb.max(8) * 1024 * 1024;
+        options.checkpoint.interval =
+            std::time::Duration::from_millis(self.checkpoint_interval_ms.max(1));
         options
     }
 }

@@ -45,6 +45,8 @@ pub struct NodeOptions {
     pub data_dir: PathBuf,
     /// sled's cache budget in bytes.
     pub cache_capacity: u64,
+    /// When the store's partition log is checkpointed.
+    pub checkpoint: keel_store::CheckpointPolicy,
     /// Actor threads (arbiters); one per core is right.
     pub workers: usize,
     /// An actor idle this long is passivated (its memory freed; its state stays on disk).
@@ -63,6 +65,7 @@ impl NodeOptions {
         NodeOptions {
             data_dir: data_dir.into(),
             cache_capacity: keel_store::Options::default().cache_capacity,
+            checkpoint: keel_store::CheckpointPolicy::default(),
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             idle_after: Duration::from_secs(10),
             replica: None,
@@ -89,10 +92,10 @@ pub struct NodeStats {
     pub active_sku_locations: usize,
     /// Activated warehouse-node actors.
     pub active_warehouses: usize,
-    /// fsyncs of the store (group commits).
-    pub flushes: u64,
-    /// Durable writes those fsyncs served.
-    pub flush_waiters: u64,
+    /// The store's log rounds, fsyncs and checkpoints so far.
+    pub store: keel_store::LogStats,
+    /// Keys written since the store's last checkpoint (held in memory until it).
+    pub uncheckpointed_keys: usize,
     /// Outbox messages delivered.
     pub outbox_delivered: u64,
     /// Outbox messages handed to the relay and not delivered yet (the delivery backlog).
@@ -144,6 +147,7 @@ impl Node {
         let store_options = keel_store::Options {
             cache_capacity: options.cache_capacity,
             replica: options.replica.clone(),
+            checkpoint: options.checkpoint,
         };
         let store = keel_store::Store::open(&options.data_dir, &store_options)?;
         let catalog = Catalog::load(store.clone())?;
@@ -427,14 +431,13 @@ impl Node {
 
     /// Current counters.
     pub fn stats(&self) -> NodeStats {
-        let flush = self.router.store.flush_stats();
         let relay = &self.router.relay().stats;
         NodeStats {
             active_orders: self.router.orders.active(),
             active_sku_locations: self.router.stock.active(),
             active_warehouses: self.router.warehouses.active(),
-            flushes: flush.flushes,
-            flush_waiters: flush.waiters,
+            store: self.router.store.log_stats(),
+            uncheckpointed_keys: self.router.store.uncheckpointed_keys(),
             outbox_delivered: relay.delivered.load(Ordering::Relaxed),
             outbox_pending: relay.pending(),
             outbox_retried: relay.retried.load(Ordering::Relaxed),

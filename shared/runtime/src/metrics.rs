@@ -9,6 +9,20 @@ pub const ACTORS_ACTIVE: &str = "keel_runtime_actors_active";
 pub const STORE_FLUSHES: &str = "keel_store_flushes_total";
 /// Counter: durable writes served by those fsyncs.
 pub const STORE_FLUSH_WAITERS: &str = "keel_store_flush_waiters_total";
+/// Counter: rounds of the partition log written.
+pub const STORE_LOG_ROUNDS: &str = "keel_store_log_rounds_total";
+/// Counter: records (commits, deliveries) the log's rounds carried.
+pub const STORE_LOG_RECORDS: &str = "keel_store_log_records_total";
+/// Counter: sled key writes of the log (one per partition and round).
+pub const STORE_LOG_WRITES: &str = "keel_store_log_writes_total";
+/// Counter: bytes appended to the log.
+pub const STORE_LOG_BYTES: &str = "keel_store_log_bytes_total";
+/// Counter: checkpoints of the log.
+pub const STORE_CHECKPOINTS: &str = "keel_store_checkpoints_total";
+/// Counter: sled key writes of the checkpoints.
+pub const STORE_CHECKPOINT_WRITES: &str = "keel_store_checkpoint_writes_total";
+/// Gauge: keys written since the last checkpoint (in memory until it).
+pub const STORE_UNCHECKPOINTED: &str = "keel_store_uncheckpointed_keys";
 /// Gauge: bytes of the store on disk.
 pub const STORE_DISK: &str = "keel_store_disk_bytes";
 /// Counter: outbox messages delivered.
@@ -49,17 +63,25 @@ pub fn render(stats: &NodeStats) -> String {
             ("{kind=\"warehouse\"}", active(stats.active_warehouses)),
         ],
     );
+    let store = &stats.store;
+    let counters = [
+        (STORE_FLUSHES, "fsyncs of the store (one per log round that someone waits for).", store.flushes),
+        (STORE_FLUSH_WAITERS, "Durable writes served by those fsyncs.", store.waiters),
+        (STORE_LOG_ROUNDS, "Rounds of the partition log written.", store.rounds),
+        (STORE_LOG_RECORDS, "Records (commits, deliveries) the log's rounds carried.", store.records),
+        (STORE_LOG_WRITES, "sled key writes of the log (one per partition and round).", store.log_writes),
+        (STORE_LOG_BYTES, "Bytes appended to the partition log.", store.log_bytes),
+        (STORE_CHECKPOINTS, "Checkpoints of the partition log.", store.checkpoints),
+        (STORE_CHECKPOINT_WRITES, "sled key writes of the checkpoints (each key once per checkpoint, and the log values dropped).", store.checkpoint_writes),
+    ];
+    for (name, help, value) in counters {
+        metric(name, "counter", help, &[("", value)]);
+    }
     metric(
-        STORE_FLUSHES,
-        "counter",
-        "fsyncs of the store (group commits).",
-        &[("", stats.flushes)],
-    );
-    metric(
-        STORE_FLUSH_WAITERS,
-        "counter",
-        "Durable writes served by those fsyncs.",
-        &[("", stats.flush_waiters)],
+        STORE_UNCHECKPOINTED,
+        "gauge",
+        "Keys written since the last checkpoint (held in memory until it).",
+        &[("", active(stats.uncheckpointed_keys))],
     );
     metric(
         STORE_DISK,

@@ -1,4 +1,7 @@
-use crate::{journal, keyspace, Error, Versioned};
+use crate::log::Log;
+use crate::record::{self, Write};
+use crate::{keyspace, Error, Versioned};
+use sled::IVec;
 
 /// One actor's decision, written atomically by [`crate::Store::commit`].
 #[derive(Debug, Default)]
@@ -23,6 +26,7 @@ pub struct Commit {
     pub rows: Vec<(String, Option<Vec<u8>>)>,
 }
 
+/// A stored state: its version, big-endian, then its bytes.
 pub(crate) fn split_version(raw: &[u8]) -> Versioned {
     let (v, bytes) = raw.split_at(8.min(raw.len()));
     let mut be = [0u8; 8];
@@ -34,19 +38,19 @@ pub(crate) fn split_version(raw: &[u8]) -> Versioned {
 }
 
 impl Commit {
-    /// Writes the commit atomically (through a journal record, see `journal.rs`) once its
-    /// version and command ids check out, holding the stripes of its entity and command ids so
-    /// that no other commit can check or write them in between. `outbox_ids` gives the ids of
-    /// its outbox entries; `written` gets the journal record while the stripes are still held
-    /// and before anything is written (the replica copies it, in the entity's commit order,
-    /// or refuses it, and then nothing is written).
+    /// Appends the commit's writes to the log as one record once its version and command ids
+    /// check out, holding the stripes of its entity and command ids so that no other commit
+    /// can check or write them in between. `outbox_ids` gives the ids of its outbox entries;
+    /// `replicate`, if any, gets the encoded record while the stripes are still held and before
+    /// anything is written (the replica copies it, in the entity's commit order, or refuses it, and
+    /// then nothing is written).
     pub(crate) fn apply(
         &self,
-        db: &sled::Db,
-        tree: &sled::Tree,
+        log: &Log,
+        partition: u32,
         stripes: &Stripes,
         outbox_ids: impl FnOnce(usize) -> Result<Vec<u64>, Error>,
-        written: impl FnOnce(&[u8]) -> Result<(), Error>,
+        replicate: Option<impl FnOnce(&[u8]) -> Result<(), Error>>,
     ) -> Result<Vec<u64>, Error> {
         let state_key = keyspace::state(&self.key);
         let dedupe_keys: Vec<Vec<u8>> = self
@@ -55,7 +59,7 @@ impl Commit {
             .map(|(command, _)| keyspace::dedupe(command))
             .collect();
         let _held = stripes.lock(std::iter::once(&state_key).chain(&dedupe_keys));
-        let found = tree
+        let found = log
             .get(&state_key)?
             .map_or(0, |raw| split_version(&raw).version);
         if found != self.expected_version {
@@ -66,18 +70,16 @@ impl Commit {
             });
         }
         for ((command, _), key) in self.handled.iter().zip(&dedupe_keys) {
-            if tree.get(key)?.is_some() {
+            if log.get(key)?.is_some() {
                 return Err(Error::AlreadyHandled(command.clone()));
             }
         }
         let ids = outbox_ids(self.outbox.len())?;
         let writes = self.writes(state_key, dedupe_keys, &ids);
-        let encoded = journal::encode(&writes);
-        written(&encoded)?;
-        let record = keyspace::journal(db.generate_id()?);
-        tree.insert(record.as_slice(), encoded.as_slice())?;
-        journal::apply(tree, &writes)?;
-        tree.remove(record)?;
+        if let Some(replicate) = replicate {
+            replicate(&record::encode(&writes))?;
+        }
+        log.append(partition, writes);
         Ok(ids)
     }
 
@@ -87,26 +89,30 @@ impl Commit {
         state_key: Vec<u8>,
         dedupe_keys: Vec<Vec<u8>>,
         outbox_ids: &[u64],
-    ) -> Vec<journal::Write> {
+    ) -> Vec<Write> {
         let mut state = Vec::with_capacity(8 + self.state.len());
         state.extend_from_slice(&self.version.to_be_bytes());
         state.extend_from_slice(&self.state);
-        let mut writes = vec![(state_key, Some(state))];
+        let value = |bytes: &[u8]| Some(IVec::from(bytes));
+        let mut writes = vec![(state_key, Some(IVec::from(state)))];
         for (key, (_, record)) in dedupe_keys.into_iter().zip(&self.handled) {
-            writes.push((key, Some(record.clone())));
+            writes.push((key, value(record)));
         }
         for (id, entry) in outbox_ids.iter().zip(&self.outbox) {
-            writes.push((keyspace::outbox(*id), Some(entry.clone())));
+            writes.push((keyspace::outbox(*id), value(entry)));
         }
         for (mark, set) in &self.marks {
-            let value = set.then(|| 0u64.to_be_bytes().to_vec());
-            writes.push((keyspace::state(mark), value));
+            let mark_value = set.then(|| IVec::from(&0u64.to_be_bytes()[..]));
+            writes.push((keyspace::state(mark), mark_value));
         }
-        for (name, value) in &self.rows {
-            writes.push((keyspace::row(&self.key, name), value.clone()));
+        for (name, row) in &self.rows {
+            writes.push((
+                keyspace::row(&self.key, name),
+                row.as_deref().and_then(value),
+            ));
         }
         for (seq, entry) in &self.ledger {
-            writes.push((keyspace::ledger(&self.key, *seq), Some(entry.clone())));
+            writes.push((keyspace::ledger(&self.key, *seq), value(entry)));
         }
         writes
     }
@@ -123,7 +129,7 @@ impl Stripes {
     }
 
     /// Holds the stripes of `keys`, taken in index order so two commits never deadlock.
-    fn lock<'a>(
+    pub(crate) fn lock<'a>(
         &self,
         keys: impl Iterator<Item = &'a Vec<u8>>,
     ) -> Vec<parking_lot::MutexGuard<'_, ()>> {

@@ -1,5 +1,6 @@
-//! Everything lives in one sled tree under typed key prefixes, so a decision's writes and its
-//! journal record (`journal.rs`) are in one log and recovered together.
+//! Everything lives in one sled tree under typed key prefixes: the partition log (`log.rs`)
+//! and the state derived from it, which checkpoints write in one atomic batch with the removal
+//! of the log values they cover.
 
 const STATE: &[u8] = b"s:";
 const DEDUPE: &[u8] = b"d:";
@@ -7,7 +8,9 @@ const OUTBOX: &[u8] = b"o:";
 const LEDGER: &[u8] = b"l:";
 const ROW: &[u8] = b"r:";
 const CATALOG: &[u8] = b"c:";
-const JOURNAL: &[u8] = b"j:";
+const LOG: &[u8] = b"L:";
+/// The pre-log store's per-commit journal (a data directory it left may still hold records).
+const LEGACY_JOURNAL: &[u8] = b"j:";
 
 fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut key = prefix.to_vec();
@@ -89,10 +92,35 @@ pub(crate) fn catalog(key: &str) -> Vec<u8> {
     join(CATALOG, &[key.as_bytes()])
 }
 
-/// All journal records (see `journal.rs`).
-pub(crate) const JOURNAL_PREFIX: &[u8] = JOURNAL;
+/// Journal records the pre-log store may have left (see `Store::open`).
+pub(crate) const LEGACY_JOURNAL_PREFIX: &[u8] = LEGACY_JOURNAL;
 
-/// The journal record of one commit in progress.
-pub(crate) fn journal(id: u64) -> Vec<u8> {
-    join(JOURNAL, &[&id.to_be_bytes()])
+/// Every partition log value, in round order.
+pub(crate) const LOG_PREFIX: &[u8] = LOG;
+
+/// The log value of one partition's records in one round: rounds first, so that a scan of the
+/// log is in commit order.
+pub(crate) fn log(round: u64, partition: u32) -> Vec<u8> {
+    join(LOG, &[&round.to_be_bytes(), &partition.to_be_bytes()])
+}
+
+/// The round of a log key.
+pub(crate) fn log_round(key: &[u8]) -> u64 {
+    let mut be = [0u8; 8];
+    if let Some(round) = key.get(LOG.len()..LOG.len() + 8) {
+        be.copy_from_slice(round);
+    }
+    u64::from_be_bytes(be)
+}
+
+/// The first key after every key that starts with `prefix` (`None`: no such key).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }

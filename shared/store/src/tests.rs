@@ -124,45 +124,118 @@ async fn concurrent_flushes_share_fsyncs_and_survive_reopen() {
         for t in tasks {
             t.await.unwrap();
         }
-        let stats = store.flush_stats();
+        let stats = store.log_stats();
         assert_eq!(stats.waiters, 64);
         assert!(stats.flushes <= 64);
+        assert!(stats.rounds <= 64 && stats.records == 64, "{stats:?}");
     }
-    let reopened = Store::open(dir.path(), &Options::default()).unwrap();
+    let reopened = reopen(dir.path(), &Options::default());
     assert_eq!(reopened.scan_states("o/").count(), 64);
 }
 
-#[test]
-fn a_commit_a_crash_cut_short_is_finished_when_the_store_opens() {
+#[tokio::test]
+async fn rounds_no_checkpoint_wrote_are_replayed_when_the_store_opens() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path(), &Options::default()).unwrap();
+        let store = Store::open(dir.path(), &never_checkpointing()).unwrap();
         store.commit(&commit("o/1", 0, "before")).unwrap();
-        // What a crash leaves between the journal record and the writes it announces: the
-        // record, and only the first of its writes.
-        let interrupted = Commit {
+        let mut next = Commit {
             handled: vec![("cmd-1".into(), b"reply".to_vec())],
             ledger: vec![(1, b"entry".to_vec())],
             ..commit("o/1", 1, "after")
         };
-        let writes =
-            interrupted.writes(keyspace::state("o/1"), vec![keyspace::dedupe("cmd-1")], &[]);
-        store
-            .tree
-            .insert(keyspace::journal(99), journal::encode(&writes))
-            .unwrap();
-        journal::apply(&store.tree, &writes[..1]).unwrap();
-        store.db.flush().unwrap();
+        next.outbox.push(b"message".to_vec());
+        let ids = store.commit(&next).unwrap();
+        store.outbox_delivered(ids[0]).unwrap();
+        store.flush().await.unwrap();
+        assert_eq!(store.log_stats().checkpoints, 0);
+        assert!(store.uncheckpointed_keys() > 0);
+        // Dropped like a crash after the fsync: the rounds are on disk, no checkpoint is.
     }
-    let reopened = Store::open(dir.path(), &Options::default()).unwrap();
+    let reopened = reopen(dir.path(), &never_checkpointing());
     let state = reopened.load("o/1").unwrap().unwrap();
     assert_eq!((state.version, state.bytes.as_slice()), (2, &b"after"[..]));
     assert_eq!(reopened.dedupe("cmd-1").unwrap(), Some(b"reply".to_vec()));
     assert_eq!(reopened.ledger("o/1", 0).count(), 1);
     assert_eq!(
-        reopened.tree.scan_prefix(keyspace::JOURNAL_PREFIX).count(),
-        0
+        reopened.outbox().count(),
+        0,
+        "the delivery was replayed too"
     );
+    assert_eq!(reopened.uncheckpointed_keys(), 0);
+    assert_eq!(
+        reopened
+            .db
+            .open_tree("keel")
+            .unwrap()
+            .scan_prefix(keyspace::LOG_PREFIX)
+            .count(),
+        0,
+        "the replayed log is dropped"
+    );
+}
+
+fn never_checkpointing() -> Options {
+    Options {
+        checkpoint: CheckpointPolicy {
+            interval: std::time::Duration::from_secs(3600),
+            max_bytes: usize::MAX,
+        },
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn a_checkpoint_writes_each_key_once_whatever_its_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &never_checkpointing()).unwrap();
+    for version in 0..1_000 {
+        let mut c = commit("s/hot", version, &format!("v{version}"));
+        c.handled
+            .push((format!("reserve-{version}"), b"ok".to_vec()));
+        c.outbox.push(b"event".to_vec());
+        let ids = store.commit(&c).unwrap();
+        store.outbox_delivered(ids[0]).unwrap();
+    }
+    store.sync().await.unwrap();
+    let stats = store.log_stats();
+    assert_eq!(stats.checkpoints, 1);
+    // One state, 1,000 dedupe records and the log values dropped; the 1,000 outbox entries
+    // were written and delivered in between, so sled never sees them.
+    assert_eq!(
+        stats.checkpoint_writes,
+        1 + 1_000 + stats.log_writes,
+        "{stats:?}"
+    );
+    assert_eq!(store.uncheckpointed_keys(), 0);
+    let state = store.load("s/hot").unwrap().unwrap();
+    assert_eq!(
+        (state.version, state.bytes.as_slice()),
+        (1_000, &b"v999"[..])
+    );
+    assert_eq!(store.outbox().count(), 0);
+}
+
+#[test]
+fn a_legacy_journal_record_a_crash_left_is_finished_when_the_store_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("keel").unwrap();
+        // What the pre-log store left between its journal record and the writes it announced.
+        let interrupted = Commit {
+            handled: vec![("cmd-1".into(), b"reply".to_vec())],
+            ..commit("o/1", 0, "after")
+        };
+        let writes =
+            interrupted.writes(keyspace::state("o/1"), vec![keyspace::dedupe("cmd-1")], &[]);
+        tree.insert(b"j:\0\0\0\0\0\0\0\x63", record::encode(&writes))
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let reopened = reopen(dir.path(), &Options::default());
+    assert_eq!(reopened.load("o/1").unwrap().unwrap().version, 1);
+    assert_eq!(reopened.dedupe("cmd-1").unwrap(), Some(b"reply".to_vec()));
 }
 
 #[test]
@@ -326,4 +399,22 @@ fn a_commit_the_replica_refuses_writes_nothing() {
     let of = |p| store.outbox_of(p).map(|e| e.unwrap().0).collect::<Vec<_>>();
     assert_eq!(of(0), ids);
     assert!(of(1).is_empty());
+}
+
+/// Opens the store again once the dropped one has let go of sled's file lock (sled's own I/O
+/// threads may still hold it for a moment after the last handle is dropped).
+pub(crate) fn reopen(dir: &std::path::Path, options: &Options) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match Store::open(dir, options) {
+            Ok(store) => return store,
+            Err(Error::Sled(sled::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::Other
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("reopening the store: {e}"),
+        }
+    }
 }
