@@ -1,0 +1,159 @@
+//! The checkpoint thread: writes what the log's rounds did to the keys' own places.
+//!
+//! Every interval (sooner once enough log bytes wait, or when somebody waits for it) it takes
+//! the rounds written since the last checkpoint, folds them into each key's newest value (one
+//! write per key, however many versions it went through) and applies them to sled in one atomic
+//! batch together with the removal of those rounds' log values. Rounds keep being written
+//! meanwhile. A crash before the batch leaves the rounds to replay when the store opens; a crash
+//! after it leaves nothing to replay. Either way a record applies idempotently: it holds values.
+
+use super::{answer, Shared, Written, CHECKPOINTS, CHECKPOINT_WRITES};
+use crate::record::{self, Write};
+use crate::{keyspace, Error};
+use sled::IVec;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Runs until the log closes (without a last checkpoint: the next open replays the log).
+pub(super) fn run(shared: &Shared) {
+    while let Some(taken) = next_checkpoint(shared) {
+        let result = checkpoint(shared, &taken.written);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "checkpoint failed; the log keeps its rounds");
+        }
+        let waiters = taken.written.waiters;
+        match result {
+            // The batch is durable with the next round's fsync (sled's log is sequential).
+            Ok(()) if !waiters.is_empty() => {
+                shared.pending.lock().flush.extend(waiters);
+                shared.wake.notify_one();
+            }
+            result => answer(waiters, &result),
+        }
+    }
+}
+
+/// Waits until a checkpoint is due, then takes the rounds it covers; holds the checkpoint lock
+/// while it works (so `clear` cannot interleave). `None`: the log closed.
+fn next_checkpoint(shared: &Shared) -> Option<Taken<'_>> {
+    loop {
+        {
+            let mut written = shared.written.lock();
+            loop {
+                if written.closed {
+                    return None;
+                }
+                let due_at = written.since.map(|since| since + shared.policy.interval);
+                let due = !written.waiters.is_empty()
+                    || written.bytes >= shared.policy.max_bytes
+                    || due_at.is_some_and(|at| at <= Instant::now());
+                if due {
+                    break;
+                }
+                match due_at {
+                    Some(at) => {
+                        shared
+                            .checkpoint_due
+                            .wait_for(&mut written, at.saturating_duration_since(Instant::now()));
+                    }
+                    None => shared.checkpoint_due.wait(&mut written),
+                }
+            }
+        }
+        let guard = shared.checkpointing.lock();
+        let mut written = shared.written.lock();
+        if written.closed {
+            return None;
+        }
+        // A `clear` may have emptied it between the two locks: wait again then.
+        if !written.rounds.is_empty() || !written.waiters.is_empty() {
+            let taken = std::mem::take(&mut *written);
+            return Some(Taken {
+                _guard: guard,
+                written: taken,
+            });
+        }
+    }
+}
+
+/// The rounds one checkpoint covers, with the checkpoint lock.
+struct Taken<'a> {
+    _guard: parking_lot::MutexGuard<'a, ()>,
+    written: Written,
+}
+
+/// Writes each key the rounds touched, once, and removes their log values, in one atomic
+/// batch; then forgets them from the memtable.
+fn checkpoint(shared: &Shared, taken: &Written) -> Result<(), Error> {
+    let Some(&(upto, _)) = taken.rounds.last() else {
+        return Ok(());
+    };
+    let folded = fold(
+        taken
+            .rounds
+            .iter()
+            .flat_map(|(_, records)| records.iter().map(|(_, writes)| writes)),
+    );
+    let (mut batch, mut writes) = batch_of(&shared.tree, &folded)?;
+    for key in &taken.log_keys {
+        batch.remove(key.as_slice());
+    }
+    writes += taken.log_keys.len();
+    shared.tree.apply_batch(batch)?;
+    // sled holds every value now: readers may fall through to it.
+    shared.mem.write().checkpointed(upto);
+    shared.counters.add(CHECKPOINTS, 1);
+    shared.counters.add(CHECKPOINT_WRITES, writes as u64);
+    Ok(())
+}
+
+/// Each key's last value over `records`, in order.
+fn fold<'a>(records: impl Iterator<Item = &'a Vec<Write>>) -> BTreeMap<&'a [u8], &'a Option<IVec>> {
+    let mut folded = BTreeMap::new();
+    for writes in records {
+        for (key, value) in writes {
+            folded.insert(key.as_slice(), value);
+        }
+    }
+    folded
+}
+
+/// The batch that writes `folded`, and how many writes it holds. A deletion of a key sled does
+/// not hold (an outbox entry written and delivered since the last checkpoint) is left out: a
+/// lookup costs less than a write.
+fn batch_of(
+    tree: &sled::Tree,
+    folded: &BTreeMap<&[u8], &Option<IVec>>,
+) -> Result<(sled::Batch, usize), Error> {
+    let mut batch = sled::Batch::default();
+    let mut writes = 0;
+    for (key, value) in folded {
+        match value {
+            Some(v) => batch.insert(*key, v.clone()),
+            None if tree.contains_key(key)? => batch.remove(*key),
+            None => continue,
+        }
+        writes += 1;
+    }
+    Ok((batch, writes))
+}
+
+/// Applies every round left in the log to sled (with their removal, in one batch); answers
+/// how many rounds there were.
+pub(super) fn replay(tree: &sled::Tree) -> Result<usize, Error> {
+    let mut log_keys = Vec::new();
+    let mut records = Vec::new();
+    for item in tree.scan_prefix(keyspace::LOG_PREFIX) {
+        let (key, value) = item?;
+        records.push(record::decode(&value)?);
+        log_keys.push(key);
+    }
+    let mut rounds: Vec<u64> = log_keys.iter().map(|k| keyspace::log_round(k)).collect();
+    rounds.dedup();
+    let (mut batch, _) = batch_of(tree, &fold(records.iter()))?;
+    for key in log_keys {
+        batch.remove(key);
+    }
+    tree.apply_batch(batch)?;
+    Ok(rounds.len())
+}
