@@ -41,6 +41,29 @@ fn model<'a>(rounds: impl Iterator<Item = &'a Vec<(u32, Vec<Write>)>>) -> BTreeM
     state
 }
 
+/// Every state key the store holds, with its value.
+fn states(store: &Store) -> BTreeMap<Vec<u8>, IVec> {
+    store
+        .log
+        .scan_prefix(&keyspace::state(""))
+        .map(|item| item.map(|(k, v)| (k.to_vec(), v)).unwrap())
+        .collect()
+}
+
+/// Writes the log values of `rounds[range]` as the round thread does (round `i` is number i+1).
+fn write_log(tree: &sled::Tree, rounds: &[Vec<(u32, Vec<Write>)>], range: std::ops::Range<usize>) {
+    for (i, round) in rounds.iter().enumerate().take(range.end).skip(range.start) {
+        let mut by_partition: BTreeMap<u32, Vec<&Write>> = BTreeMap::new();
+        for (p, writes) in round {
+            by_partition.entry(*p).or_default().extend(writes);
+        }
+        for (p, writes) in by_partition {
+            let value = record::encode(writes);
+            tree.insert(keyspace::log(i as u64 + 1, p), value).unwrap();
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -59,25 +82,57 @@ proptest! {
             for (key, value) in model(rounds[..k].iter()) {
                 tree.insert(key, value).unwrap();
             }
-            for (i, round) in rounds.iter().enumerate().take(m).skip(k) {
-                let mut by_partition: BTreeMap<u32, Vec<&Write>> = BTreeMap::new();
-                for (p, writes) in round {
-                    by_partition.entry(*p).or_default().extend(writes);
-                }
-                for (p, writes) in by_partition {
-                    let value = record::encode(writes.into_iter());
-                    tree.insert(keyspace::log(i as u64 + 1, p), value).unwrap();
-                }
-            }
+            write_log(&tree, &rounds, k..m);
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path(), &Options::default()).unwrap();
-        let opened: BTreeMap<Vec<u8>, IVec> = store
-            .log
-            .scan_prefix(&keyspace::state(""))
-            .map(|item| item.map(|(k, v)| (k.to_vec(), v)).unwrap())
-            .collect();
-        prop_assert_eq!(opened, model(rounds[..m].iter()));
+        let store = crate::tests::reopen(dir.path(), &Options::default());
+        prop_assert_eq!(states(&store), model(rounds[..m].iter()));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A checkpoint of rounds k+1..=c cut short by a crash — after writing some of its keys, or
+    /// all of them and the removal of some of its rounds' log values — loses nothing: the store
+    /// opens with the state of every round on disk (1..=m).
+    #[test]
+    fn a_crash_inside_a_checkpoint_loses_nothing(
+        rounds in rounds(), k in any::<Index>(), c in any::<Index>(), m in any::<Index>(),
+        keys_written in any::<Index>(), rounds_removed in any::<Index>(),
+    ) {
+        let k = k.index(rounds.len() + 1);
+        let c = k + c.index(rounds.len() - k + 1);
+        let m = c + m.index(rounds.len() - c + 1);
+        let folded: Vec<(Vec<u8>, Option<IVec>)> = {
+            let mut keys = BTreeMap::new();
+            for (_, writes) in rounds[k..c].iter().flatten() {
+                for (key, value) in writes {
+                    keys.insert(key.clone(), value.clone());
+                }
+            }
+            keys.into_iter().collect()
+        };
+        let written = keys_written.index(folded.len() + 1);
+        let removed = if written == folded.len() { rounds_removed.index(c - k + 1) } else { 0 };
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let tree = db.open_tree("keel").unwrap();
+            for (key, value) in model(rounds[..k].iter()) {
+                tree.insert(key, value).unwrap();
+            }
+            for (key, value) in &folded[..written] {
+                match value {
+                    Some(v) => tree.insert(key.as_slice(), v.clone()).unwrap(),
+                    None => tree.remove(key.as_slice()).unwrap(),
+                };
+            }
+            write_log(&tree, &rounds, k + removed..m);
+            db.flush().unwrap();
+        }
+        let store = crate::tests::reopen(dir.path(), &Options::default());
+        prop_assert_eq!(states(&store), model(rounds[..m].iter()));
     }
 }
 

@@ -2,10 +2,11 @@
 //!
 //! Every interval (sooner once enough log bytes wait, or when somebody waits for it) it takes
 //! the rounds written since the last checkpoint, folds them into each key's newest value (one
-//! write per key, however many versions it went through) and applies them to sled in one atomic
-//! batch together with the removal of those rounds' log values. Rounds keep being written
-//! meanwhile. A crash before the batch leaves the rounds to replay when the store opens; a crash
-//! after it leaves nothing to replay. Either way a record applies idempotently: it holds values.
+//! write per key, however many versions it went through), writes them to sled, then removes
+//! those rounds' log values, oldest first. Rounds keep being written meanwhile. A crash before
+//! the removals leaves the rounds to replay when the store opens, a crash after them leaves
+//! nothing to replay, and one in between leaves the newest rounds; replaying them over values
+//! at least as new is harmless, since a record holds values, not operations.
 
 use super::{answer, Shared, Written, CHECKPOINTS, CHECKPOINT_WRITES};
 use crate::record::{self, Write};
@@ -82,8 +83,8 @@ struct Taken<'a> {
     written: Written,
 }
 
-/// Writes each key the rounds touched, once, and removes their log values, in one atomic
-/// batch; then forgets them from the memtable.
+/// Writes each key the rounds touched, once, then removes their log values; then forgets them
+/// from the memtable.
 fn checkpoint(shared: &Shared, taken: &Written) -> Result<(), Error> {
     let Some(&(upto, _)) = taken.rounds.last() else {
         return Ok(());
@@ -94,12 +95,24 @@ fn checkpoint(shared: &Shared, taken: &Written) -> Result<(), Error> {
             .iter()
             .flat_map(|(_, records)| records.iter().map(|(_, writes)| writes)),
     );
-    let (mut batch, mut writes) = batch_of(&shared.tree, &folded)?;
+    // Plain writes, not one sled batch: a batch holds sled's global write lock (every reader
+    // and writer of the store waits) for as long as it applies, measured as 200 ms stalls of
+    // every reply. Order alone keeps a crash harmless: sled recovers a prefix of its writes, so
+    // a round's log value is gone only if every value before its removal was written, and a
+    // replay of the rounds left only moves keys forward to their newest values.
+    let mut writes = 0;
+    for (key, value) in &folded {
+        match value {
+            Some(v) => shared.tree.insert(*key, v.clone())?,
+            None if shared.tree.contains_key(key)? => shared.tree.remove(*key)?,
+            None => continue,
+        };
+        writes += 1;
+    }
     for key in &taken.log_keys {
-        batch.remove(key.as_slice());
+        shared.tree.remove(key.as_slice())?;
     }
     writes += taken.log_keys.len();
-    shared.tree.apply_batch(batch)?;
     // sled holds every value now: readers may fall through to it.
     shared.mem.write().checkpointed(upto);
     shared.counters.add(CHECKPOINTS, 1);
@@ -118,24 +131,22 @@ fn fold<'a>(records: impl Iterator<Item = &'a Vec<Write>>) -> BTreeMap<&'a [u8],
     folded
 }
 
-/// The batch that writes `folded`, and how many writes it holds. A deletion of a key sled does
-/// not hold (an outbox entry written and delivered since the last checkpoint) is left out: a
-/// lookup costs less than a write.
+/// The batch that writes `folded` (a deletion of a key sled does not hold, like an outbox entry
+/// written and delivered since the last checkpoint, is left out: a lookup costs less than a
+/// write).
 fn batch_of(
     tree: &sled::Tree,
     folded: &BTreeMap<&[u8], &Option<IVec>>,
-) -> Result<(sled::Batch, usize), Error> {
+) -> Result<sled::Batch, Error> {
     let mut batch = sled::Batch::default();
-    let mut writes = 0;
     for (key, value) in folded {
         match value {
             Some(v) => batch.insert(*key, v.clone()),
             None if tree.contains_key(key)? => batch.remove(*key),
-            None => continue,
+            None => {}
         }
-        writes += 1;
     }
-    Ok((batch, writes))
+    Ok(batch)
 }
 
 /// Applies every round left in the log to sled (with their removal, in one batch); answers
@@ -150,7 +161,8 @@ pub(super) fn replay(tree: &sled::Tree) -> Result<usize, Error> {
     }
     let mut rounds: Vec<u64> = log_keys.iter().map(|k| keyspace::log_round(k)).collect();
     rounds.dedup();
-    let (mut batch, _) = batch_of(tree, &fold(records.iter()))?;
+    // Nothing else runs yet: one batch is the cheapest way here.
+    let mut batch = batch_of(tree, &fold(records.iter()))?;
     for key in log_keys {
         batch.remove(key);
     }
