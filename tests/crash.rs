@@ -18,8 +18,12 @@
 #[path = "fixtures/mod.rs"]
 mod fixtures;
 
-use fixtures::writes::{holdings, run_clients, verify, World};
-use fixtures::{eventually, Keel};
+use fixtures::writes::{holdings, run_clients, verify, Outcome, World};
+use fixtures::{eventually, temp_dir, Keel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::Duration;
 
 const CLIENTS: u64 = 8;
 const WRITES_PER_CLIENT: usize = 40;
@@ -64,6 +68,95 @@ fn acknowledged_writes_survive_two_nats_server_sigkills_without_a_node_restart()
     );
 }
 
+/// The node dies (aborts: no clean stop, like a SIGKILL) inside checkpoints of its partition
+/// log while 8 clients write: half-way through writing a checkpoint's keys, or half-way through
+/// dropping the log rounds a checkpoint covered. A supervisor restarts it each time, as
+/// Kubernetes would; after three crashes it comes back without the crash point. Every
+/// acknowledged write is there exactly once, and nothing is oversold.
+#[test]
+fn acknowledged_writes_survive_crashes_inside_checkpoints() {
+    for point in ["checkpoint-writes", "log-truncation"] {
+        crashes_inside_checkpoints(point);
+    }
+}
+
+fn crashes_inside_checkpoints(point: &str) {
+    const CRASHES: usize = 3;
+    let checkpoints = ["--checkpoint-interval-ms", "100"];
+    let mut keel = Keel::start_with(temp_dir(), &checkpoints);
+    let world = World::create(&keel);
+    keel.set_extra_args(&[&checkpoints[..], &["--crash-at", point]].concat());
+    keel.restart();
+    let apis = [keel.api()];
+    let (keel, done) = (Mutex::new(keel), AtomicBool::new(false));
+    let (outcomes, crashes) = thread::scope(|scope| {
+        let supervisor = scope.spawn(|| {
+            let mut crashes = 0;
+            while !done.load(Ordering::SeqCst) {
+                let mut keel = keel.lock().unwrap();
+                if keel.has_exited() {
+                    crashes += 1;
+                    let log = keel.log_tail(40);
+                    assert!(
+                        log.contains("crash point reached"),
+                        "{point}: died otherwise:\n{log}"
+                    );
+                    if crashes == CRASHES {
+                        keel.set_extra_args(&checkpoints);
+                    }
+                    keel.restart();
+                }
+                drop(keel);
+                thread::sleep(Duration::from_millis(20));
+            }
+            crashes
+        });
+        let stop = StopOnDrop(&done);
+        let outcomes = run_clients(
+            &apis,
+            &world,
+            (0..CLIENTS, WRITES_PER_CLIENT),
+            &[],
+            true,
+            |_| {},
+        );
+        drop(stop);
+        (outcomes, supervisor.join().unwrap())
+    });
+    eprintln!("{point}: {crashes} crashes while the clients wrote");
+    assert!(
+        crashes >= 1,
+        "{point}: the node never reached its crash point"
+    );
+    let mut keel = keel.into_inner().unwrap();
+    keel.set_extra_args(&checkpoints);
+    keel.restart();
+    verify_across_a_restart(keel, &world, &outcomes);
+}
+
+/// Tells the supervisor to stop when the clients are done, also when they panic.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Checks every acknowledged write, then again after one more restart (which must not change
+/// stock).
+fn verify_across_a_restart(mut keel: Keel, world: &World, outcomes: &[Outcome]) -> Keel {
+    let before = verify(&keel, world, outcomes);
+    keel.restart();
+    let after = verify(&keel, world, outcomes);
+    assert_eq!(
+        holdings(&after),
+        holdings(&before),
+        "a restart of a quiet server changed stock"
+    );
+    keel
+}
+
 /// Whether a fault makes in-flight requests fail (so that clients retry them).
 #[derive(PartialEq)]
 enum Interrupts {
@@ -88,13 +181,5 @@ fn writes_survive(
         interrupts == Interrupts::Requests,
         |_| fault(&mut keel),
     );
-    let before = verify(&keel, &world, &outcomes);
-    keel.restart();
-    let after = verify(&keel, &world, &outcomes);
-    assert_eq!(
-        holdings(&after),
-        holdings(&before),
-        "a restart of a quiet server changed stock"
-    );
-    keel
+    verify_across_a_restart(keel, &world, &outcomes)
 }

@@ -53,6 +53,9 @@ pub struct Config {
     /// and a longer log to replay after a crash.
     #[arg(long, env = "KEEL_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
     pub checkpoint_interval_ms: u64,
+    /// For fault tests only: abort the process at this point of every checkpoint of the store.
+    #[arg(long, env = "KEEL_CRASH_AT", value_enum, hide = true)]
+    pub crash_at: Option<CrashAt>,
     /// Log format.
     #[arg(long, env = "KEEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -95,6 +98,15 @@ pub struct Config {
     pub command: Option<Command>,
 }
 
+/// Where `--crash-at` aborts the process (fault tests).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CrashAt {
+    /// Half-way through writing a checkpoint's keys.
+    CheckpointWrites,
+    /// Half-way through dropping the log rounds a checkpoint covered.
+    LogTruncation,
+}
+
 /// Subcommands (without one, `keel` runs the platform).
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
@@ -125,6 +137,10 @@ impl Config {
         options.cache_capacity = self.cache_mb.max(8) * 1024 * 1024;
         options.checkpoint.interval =
             std::time::Duration::from_millis(self.checkpoint_interval_ms.max(1));
+        options.checkpoint.crash_at = self.crash_at.map(|point| match point {
+            CrashAt::CheckpointWrites => keel_store::CrashPoint::CheckpointWrites,
+            CrashAt::LogTruncation => keel_store::CrashPoint::LogTruncation,
+        });
         options
     }
 }

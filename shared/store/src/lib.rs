@@ -26,7 +26,7 @@ mod replica;
 
 pub use commit::Commit;
 pub use error::Error;
-pub use log::{CheckpointPolicy, LogStats};
+pub use log::{CheckpointPolicy, CrashPoint, LogStats};
 pub use replica::{Durable, Lane, Replica};
 
 use commit::Stripes;

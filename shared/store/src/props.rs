@@ -164,10 +164,7 @@ proptest! {
     fn reads_see_every_commit_across_checkpoints_and_restarts(ops in ops()) {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let options = Options {
-            checkpoint: CheckpointPolicy { interval: std::time::Duration::from_secs(3600), max_bytes: usize::MAX },
-            ..Options::default()
-        };
+        let options = crate::tests::never_checkpointing();
         let mut store = Store::open(dir.path(), &options).unwrap();
         let mut versions: BTreeMap<u8, u64> = BTreeMap::new();
         let mut outbox: BTreeMap<u64, Vec<u8>> = BTreeMap::new();

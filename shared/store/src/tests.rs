@@ -175,11 +175,13 @@ async fn rounds_no_checkpoint_wrote_are_replayed_when_the_store_opens() {
     );
 }
 
-fn never_checkpointing() -> Options {
+/// Options under which no checkpoint runs unless asked for (`sync`).
+pub(crate) fn never_checkpointing() -> Options {
     Options {
         checkpoint: CheckpointPolicy {
             interval: std::time::Duration::from_secs(3600),
             max_bytes: usize::MAX,
+            ..CheckpointPolicy::default()
         },
         ..Options::default()
     }
@@ -214,6 +216,29 @@ async fn a_checkpoint_writes_each_key_once_whatever_its_versions() {
         (1_000, &b"v999"[..])
     );
     assert_eq!(store.outbox().count(), 0);
+}
+
+#[tokio::test]
+async fn a_checkpoint_runs_every_interval_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        checkpoint: CheckpointPolicy {
+            interval: std::time::Duration::from_millis(20),
+            ..CheckpointPolicy::default()
+        },
+        ..Options::default()
+    };
+    let store = Store::open(dir.path(), &options).unwrap();
+    for round in 0..2 {
+        store.commit(&commit("o/1", round, "x")).unwrap();
+        store.flush().await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while store.log_stats().checkpoints <= round {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(store.uncheckpointed_keys(), 0);
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! nothing to replay, and one in between leaves the newest rounds; replaying them over values
 //! at least as new is harmless, since a record holds values, not operations.
 
-use super::{answer, Shared, Written, CHECKPOINTS, CHECKPOINT_WRITES};
+use super::{answer, CrashPoint, Shared, Written, CHECKPOINTS, CHECKPOINT_WRITES};
 use crate::record::{self, Write};
 use crate::{keyspace, Error};
 use sled::IVec;
@@ -101,7 +101,10 @@ fn checkpoint(shared: &Shared, taken: &Written) -> Result<(), Error> {
     // a round's log value is gone only if every value before its removal was written, and a
     // replay of the rounds left only moves keys forward to their newest values.
     let mut writes = 0;
-    for (key, value) in &folded {
+    for (i, (key, value)) in folded.iter().enumerate() {
+        if i == folded.len() / 2 {
+            crash_point(shared, CrashPoint::CheckpointWrites);
+        }
         match value {
             Some(v) => shared.tree.insert(*key, v.clone())?,
             None if shared.tree.contains_key(key)? => shared.tree.remove(*key)?,
@@ -109,7 +112,10 @@ fn checkpoint(shared: &Shared, taken: &Written) -> Result<(), Error> {
         };
         writes += 1;
     }
-    for key in &taken.log_keys {
+    for (i, key) in taken.log_keys.iter().enumerate() {
+        if i == taken.log_keys.len() / 2 {
+            crash_point(shared, CrashPoint::LogTruncation);
+        }
         shared.tree.remove(key.as_slice())?;
     }
     writes += taken.log_keys.len();
@@ -118,6 +124,16 @@ fn checkpoint(shared: &Shared, taken: &Written) -> Result<(), Error> {
     shared.counters.add(CHECKPOINTS, 1);
     shared.counters.add(CHECKPOINT_WRITES, writes as u64);
     Ok(())
+}
+
+/// Ends the process abruptly if the fault tests chose `point`, once what was written before it
+/// is on disk.
+fn crash_point(shared: &Shared, point: CrashPoint) {
+    if shared.policy.crash_at == Some(point) {
+        let flushed = shared.db.flush();
+        tracing::error!(?point, ?flushed, "crash point reached: aborting");
+        std::process::abort();
+    }
 }
 
 /// Each key's last value over `records`, in order.

@@ -33,6 +33,18 @@ pub struct CheckpointPolicy {
     pub interval: Duration,
     /// Checkpoint sooner once this many log bytes are waiting (bounds the memtable).
     pub max_bytes: usize,
+    /// For fault tests: end the process abruptly at this point of every checkpoint.
+    pub crash_at: Option<CrashPoint>,
+}
+
+/// A point inside a checkpoint where a fault test makes the process die (after the writes
+/// before it reached the disk, as a SIGKILL after sled's periodic flush would leave them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Half of the checkpoint's keys are written.
+    CheckpointWrites,
+    /// Every key is written and half of the rounds' log values are removed.
+    LogTruncation,
 }
 
 impl Default for CheckpointPolicy {
@@ -40,6 +52,7 @@ impl Default for CheckpointPolicy {
         CheckpointPolicy {
             interval: Duration::from_secs(1),
             max_bytes: 16 * 1024 * 1024,
+            crash_at: None,
         }
     }
 }

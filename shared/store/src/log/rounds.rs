@@ -54,11 +54,14 @@ pub(super) fn run(shared: &Shared) {
             Ok(done) => {
                 answer(round.flush, &Ok(()));
                 let mut written = shared.written.lock();
+                // The first round after a checkpoint starts the checkpoint thread's clock.
+                let first = written.since.is_none();
                 if let Some(done) = done {
                     written.push(done.number, done.records, done.log_keys, done.bytes);
                 }
                 written.waiters.extend(round.checkpoint);
-                if !written.waiters.is_empty() || written.bytes >= shared.policy.max_bytes {
+                if first || !written.waiters.is_empty() || written.bytes >= shared.policy.max_bytes
+                {
                     shared.checkpoint_due.notify_one();
                 }
             }
