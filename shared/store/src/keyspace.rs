@@ -1,6 +1,6 @@
-//! Everything lives in one sled tree under typed key prefixes: the partition log (`log.rs`)
-//! and the state derived from it, which checkpoints write in one atomic batch with the removal
-//! of the log values they cover.
+//! Everything lives in one sled tree under typed key prefixes: the partition log (`log/`) and
+//! the state derived from it, which checkpoints write before they remove the log values they
+//! cover.
 
 const STATE: &[u8] = b"s:";
 const DEDUPE: &[u8] = b"d:";

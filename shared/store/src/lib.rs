@@ -3,12 +3,12 @@
 //! An actor persists a decision with one [`Store::commit`]: its new state (checked against the
 //! version it was decided on, so a stale writer is refused), the ids of the commands it handled
 //! (dedupe), the messages it owes other actors (outbox) and its ledger entries — one record,
-//! appended to its partition's log (`log.rs`), readable at once. One thread writes the records
+//! appended to its partition's log (`log/`), readable at once. One thread writes the records
 //! of a round as one value per partition, and [`Store::flush`] waits for the fsync of the round
 //! that holds the caller's records: concurrent callers share it (sled 0.34 also deadlocks under
 //! concurrent `flush_async`). In the background the log is checkpointed: each key written since
 //! the last checkpoint is written to its place once, whatever number of versions it went
-//! through, and the log below is dropped in the same atomic batch.
+//! through, and then the rounds it covered are dropped.
 //!
 //! With a [`Replica`] (a cluster on NATS) every commit is also copied outside the node, and
 //! [`Store::flush`] waits for that copy instead of the fsync: the replica is then the durable
@@ -214,7 +214,8 @@ impl Store {
             self.outbox_floor.fetch_max(highest + 1, Ordering::SeqCst);
         }
         let n = writes.len();
-        // Which partition's log value carries it does not matter: it is applied in order.
+        // Restored records are of partitions this node does not serve yet, so no local commit
+        // of the same keys shares their round: which log value carries them does not matter.
         self.log.append(CATALOG_PARTITION, writes);
         Ok(n)
     }

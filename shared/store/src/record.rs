@@ -1,6 +1,6 @@
 //! The binary form of a record: the key writes of one or more decisions, in order.
 //!
-//! The same bytes are a partition's log value (`log.rs`), what the store hands its
+//! The same bytes are a partition's log value (`log/`), what the store hands its
 //! [`crate::Replica`], and what [`crate::Store::apply_record`] takes back. A record holds values,
 //! not the operations that produced them, so applying it twice is applying it once.
 

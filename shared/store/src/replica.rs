@@ -1,4 +1,4 @@
-//! The store's copy outside the node: every commit is also handed, as the journal record of
+//! The store's copy outside the node: every commit is also handed, as the record of
 //! its writes, to a [`Replica`] that keeps it durably elsewhere (in a cluster, a JetStream
 //! changelog per partition). sled then stays a cache the node can lose with its disk: a new
 //! owner rebuilds a partition from the replica with [`crate::Store::apply_record`].
@@ -23,7 +23,7 @@ pub type Durable = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 pub trait Replica: Send + Sync + std::fmt::Debug + 'static {
     /// The partition an entity's state key belongs to.
     fn partition_of(&self, key: &str) -> u32;
-    /// Queues a record (journal-encoded writes) on `lane`, keeping the order of the calls.
+    /// Queues a record (encoded writes, `record.rs`) on `lane`, keeping the order of the calls.
     /// It is called while the commit holds its entity's lock and before the commit touches
     /// the local copy, so it must not block.
     ///

@@ -24,7 +24,7 @@ pub(super) fn run(shared: &Shared) {
         }
         let waiters = taken.written.waiters;
         match result {
-            // The batch is durable with the next round's fsync (sled's log is sequential).
+            // Its writes are durable with the next round's fsync (sled's log is sequential).
             Ok(()) if !waiters.is_empty() => {
                 shared.pending.lock().flush.extend(waiters);
                 shared.wake.notify_one();
@@ -95,30 +95,9 @@ fn checkpoint(shared: &Shared, taken: &Written) -> Result<(), Error> {
             .iter()
             .flat_map(|(_, records)| records.iter().map(|(_, writes)| writes)),
     );
-    // Plain writes, not one sled batch: a batch holds sled's global write lock (every reader
-    // and writer of the store waits) for as long as it applies, measured as 200 ms stalls of
-    // every reply. Order alone keeps a crash harmless: sled recovers a prefix of its writes, so
-    // a round's log value is gone only if every value before its removal was written, and a
-    // replay of the rounds left only moves keys forward to their newest values.
-    let mut writes = 0;
-    for (i, (key, value)) in folded.iter().enumerate() {
-        if i == folded.len() / 2 {
-            crash_point(shared, CrashPoint::CheckpointWrites);
-        }
-        match value {
-            Some(v) => shared.tree.insert(*key, v.clone())?,
-            None if shared.tree.contains_key(key)? => shared.tree.remove(*key)?,
-            None => continue,
-        };
-        writes += 1;
-    }
-    for (i, key) in taken.log_keys.iter().enumerate() {
-        if i == taken.log_keys.len() / 2 {
-            crash_point(shared, CrashPoint::LogTruncation);
-        }
-        shared.tree.remove(key.as_slice())?;
-    }
-    writes += taken.log_keys.len();
+    let writes = write_back(&shared.tree, &folded, &taken.log_keys, |point| {
+        crash_point(shared, point)
+    })?;
     // sled holds every value now: readers may fall through to it.
     shared.mem.write().checkpointed(upto);
     shared.counters.add(CHECKPOINTS, 1);
@@ -147,25 +126,44 @@ fn fold<'a>(records: impl Iterator<Item = &'a Vec<Write>>) -> BTreeMap<&'a [u8],
     folded
 }
 
-/// The batch that writes `folded` (a deletion of a key sled does not hold, like an outbox entry
-/// written and delivered since the last checkpoint, is left out: a lookup costs less than a
-/// write).
-fn batch_of(
+/// Writes each of `folded` to its place, then removes `log_keys` (oldest first); answers how
+/// many writes that took. `at` is called at each crash point on the way.
+///
+/// Plain writes, not one sled batch: a batch holds sled's global write lock (every reader and
+/// writer of the store waits) for as long as it applies, measured as 200 ms stalls of every
+/// reply. Order alone keeps a crash harmless: sled recovers a prefix of its writes, so a round's
+/// log value is gone only if every value before its removal was written, and a replay of the
+/// rounds left only moves keys forward to their newest values. A deletion of a key sled does not
+/// hold (an outbox entry written and delivered since the last checkpoint) is left out: a lookup
+/// costs less than a write.
+fn write_back(
     tree: &sled::Tree,
     folded: &BTreeMap<&[u8], &Option<IVec>>,
-) -> Result<sled::Batch, Error> {
-    let mut batch = sled::Batch::default();
-    for (key, value) in folded {
-        match value {
-            Some(v) => batch.insert(*key, v.clone()),
-            None if tree.contains_key(key)? => batch.remove(*key),
-            None => {}
+    log_keys: &[impl AsRef<[u8]>],
+    mut at: impl FnMut(CrashPoint),
+) -> Result<usize, Error> {
+    let mut writes = 0;
+    for (i, (key, value)) in folded.iter().enumerate() {
+        if i == folded.len() / 2 {
+            at(CrashPoint::CheckpointWrites);
         }
+        match value {
+            Some(v) => tree.insert(*key, v.clone())?,
+            None if tree.contains_key(key)? => tree.remove(*key)?,
+            None => continue,
+        };
+        writes += 1;
     }
-    Ok(batch)
+    for (i, key) in log_keys.iter().enumerate() {
+        if i == log_keys.len() / 2 {
+            at(CrashPoint::LogTruncation);
+        }
+        tree.remove(key.as_ref())?;
+    }
+    Ok(writes + log_keys.len())
 }
 
-/// Applies every round left in the log to sled (with their removal, in one batch); answers
+/// Applies every round left in the log to sled and drops them, as a checkpoint would; answers
 /// how many rounds there were.
 pub(super) fn replay(tree: &sled::Tree) -> Result<usize, Error> {
     let mut log_keys = Vec::new();
@@ -177,11 +175,6 @@ pub(super) fn replay(tree: &sled::Tree) -> Result<usize, Error> {
     }
     let mut rounds: Vec<u64> = log_keys.iter().map(|k| keyspace::log_round(k)).collect();
     rounds.dedup();
-    // Nothing else runs yet: one batch is the cheapest way here.
-    let mut batch = batch_of(tree, &fold(records.iter()))?;
-    for key in log_keys {
-        batch.remove(key);
-    }
-    tree.apply_batch(batch)?;
+    write_back(tree, &fold(records.iter()), &log_keys, |_| {})?;
     Ok(rounds.len())
 }
