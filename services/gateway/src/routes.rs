@@ -65,6 +65,13 @@ pub fn configure(gateway: Gateway) -> impl FnOnce(&mut web::ServiceConfig) {
                 s::ORDERS_CANCEL,
             ))
             .service(member("/v1/fulfillments/{id}", s::FULFILLMENTS_GET))
+            .service(post_body("/v1/holds", s::HOLDS_PLACE))
+            .service(member("/v1/holds/{id}", s::HOLDS_GET))
+            .service(from_path(
+                "/v1/holds/{id}/release",
+                web::post(),
+                s::HOLDS_RELEASE,
+            ))
             .service(
                 web::resource("/v1/fulfillments/{id}/{step}")
                     .route(web::post().to(confirm))

@@ -56,6 +56,10 @@ pub struct Config {
     /// For fault tests only: abort the process at this point of every checkpoint of the store.
     #[arg(long, env = "KEEL_CRASH_AT", value_enum, hide = true)]
     pub crash_at: Option<CrashAt>,
+    /// For tests only: read the node's time (milliseconds since the Unix epoch) from this file,
+    /// which the test rewrites to move time on (the system clock while it is missing).
+    #[arg(long, env = "KEEL_CLOCK_FILE", hide = true)]
+    pub clock_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "KEEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -141,6 +145,9 @@ impl Config {
             CrashAt::CheckpointWrites => keel_store::CrashPoint::CheckpointWrites,
             CrashAt::LogTruncation => keel_store::CrashPoint::LogTruncation,
         });
+        if let Some(path) = &self.clock_file {
+            options.clock = std::sync::Arc::new(keel_runtime::FileClock::new(path));
+        }
         options
     }
 }

@@ -4,10 +4,11 @@
 //! delivers them until acknowledged; the receiver's dedupe makes redelivery harmless. Keeping
 //! the mapping here (pure) lets property tests run the same orchestration as the actors do.
 
+use crate::hold::{HoldCommand, HoldEvent, HoldStatus};
 use crate::inventory::{StockCommand, StockEvent};
 use crate::order::{FulfillmentStatus, OrderCommand, OrderEvent};
 use crate::warehouse::{WarehouseCommand, WarehouseEvent};
-use crate::{LocationId, OrderId, SkuId};
+use crate::{HoldId, LocationId, OrderId, SkuId};
 use serde::{Deserialize, Serialize};
 
 /// A command one actor sends another as a consequence of an event.
@@ -30,6 +31,8 @@ pub enum Effect {
         location: LocationId,
         command: WarehouseCommand,
     },
+    /// A command for a cart hold.
+    Hold { hold: HoldId, command: HoldCommand },
 }
 
 fn stock(sku: &SkuId, location: &LocationId, command: StockCommand) -> Effect {
@@ -175,4 +178,33 @@ pub fn of_warehouse_event(event: &WarehouseEvent) -> Vec<Effect> {
         }],
         WarehouseEvent::Tracked { .. } => Vec::new(),
     }
+}
+
+/// The effects of a hold's event: units it gives back go back to their SKU-locations.
+pub fn of_hold_event(hold: &HoldId, event: &HoldEvent) -> Vec<Effect> {
+    let (lines, reason) = match event {
+        HoldEvent::Ended { status, returned } => (
+            returned,
+            if *status == HoldStatus::Expired {
+                "hold expired"
+            } else {
+                "hold released"
+            },
+        ),
+        HoldEvent::GrantsReturned { granted } => (granted, "hold ended while placed"),
+        HoldEvent::Swept { returned } => (returned, "hold converted: not taken by its order"),
+        _ => return Vec::new(),
+    };
+    lines
+        .iter()
+        .filter(|l| l.quantity > 0)
+        .map(|l| {
+            let command = StockCommand::ReleaseHold {
+                hold: hold.clone(),
+                quantity: l.quantity,
+                reason: reason.to_owned(),
+            };
+            stock(&l.sku, &l.location, command)
+        })
+        .collect()
 }

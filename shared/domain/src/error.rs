@@ -25,11 +25,16 @@ pub enum ErrorCode {
     UnsupportedVersion,
     Unavailable,
     Internal,
+    /// An order placed on a hold whose lines or channel differ from the hold's.
+    HoldMismatch,
+    /// The hold expired, was released, or went to another order.
+    HoldExpired,
+    UnknownHold,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and round-trip tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::MalformedRequest,
         ErrorCode::InvalidId,
         ErrorCode::InvalidQuantity,
@@ -47,6 +52,9 @@ impl ErrorCode {
         ErrorCode::UnsupportedVersion,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
+        ErrorCode::HoldMismatch,
+        ErrorCode::HoldExpired,
+        ErrorCode::UnknownHold,
     ];
 
     /// The wire spelling, e.g. `unknown_sku`.
@@ -69,6 +77,9 @@ impl ErrorCode {
             ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::HoldMismatch => "hold_mismatch",
+            ErrorCode::HoldExpired => "hold_expired",
+            ErrorCode::UnknownHold => "unknown_hold",
         }
     }
 
@@ -89,11 +100,14 @@ impl ErrorCode {
             | ErrorCode::UnknownChannel
             | ErrorCode::UnknownOrder
             | ErrorCode::UnknownFulfillment
-            | ErrorCode::NotFound => 404,
+            | ErrorCode::NotFound
+            | ErrorCode::UnknownHold => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::Conflict | ErrorCode::InvalidTransition | ErrorCode::InsufficientStock => {
-                409
-            }
+            ErrorCode::Conflict
+            | ErrorCode::InvalidTransition
+            | ErrorCode::InsufficientStock
+            | ErrorCode::HoldMismatch
+            | ErrorCode::HoldExpired => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
@@ -132,6 +146,12 @@ pub enum Error {
     InvalidTransition(String),
     #[error("insufficient stock: {0}")]
     InsufficientStock(String),
+    #[error("hold mismatch: {0}")]
+    HoldMismatch(String),
+    #[error("hold expired: {0}")]
+    HoldExpired(String),
+    #[error("unknown hold {0}")]
+    UnknownHold(String),
 }
 
 impl Error {
@@ -149,6 +169,9 @@ impl Error {
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::InvalidTransition(_) => ErrorCode::InvalidTransition,
             Error::InsufficientStock(_) => ErrorCode::InsufficientStock,
+            Error::HoldMismatch(_) => ErrorCode::HoldMismatch,
+            Error::HoldExpired(_) => ErrorCode::HoldExpired,
+            Error::UnknownHold(_) => ErrorCode::UnknownHold,
         }
     }
 }

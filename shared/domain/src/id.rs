@@ -76,6 +76,11 @@ id_type!(
     DocumentId,
     "document"
 );
+id_type!(
+    /// A cart hold: stock a storefront keeps aside at checkout for a while.
+    HoldId,
+    "hold"
+);
 
 /// A fulfillment: the part of an order shipped from one location, `{order}-F{n}`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

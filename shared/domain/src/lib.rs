@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod effects;
 pub mod error;
+pub mod hold;
 pub mod id;
 pub mod inventory;
 pub mod order;
@@ -16,4 +17,4 @@ pub mod sourcing;
 pub mod warehouse;
 
 pub use error::{Error, ErrorCode};
-pub use id::{ChannelId, DocumentId, FulfillmentId, LocationId, OrderId, SkuId};
+pub use id::{ChannelId, DocumentId, FulfillmentId, HoldId, LocationId, OrderId, SkuId};

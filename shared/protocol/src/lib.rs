@@ -108,9 +108,12 @@ pub mod subjects {
     pub const ORDERS_CANCEL: &str = "keel.v1.api.orders.cancel";
     pub const FULFILLMENTS_CONFIRM: &str = "keel.v1.api.fulfillments.confirm";
     pub const FULFILLMENTS_GET: &str = "keel.v1.api.fulfillments.get";
+    pub const HOLDS_PLACE: &str = "keel.v1.api.holds.place";
+    pub const HOLDS_GET: &str = "keel.v1.api.holds.get";
+    pub const HOLDS_RELEASE: &str = "keel.v1.api.holds.release";
 
     /// Every API subject.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 24] = [
         LOCATIONS_CREATE,
         LOCATIONS_GET,
         LOCATIONS_LIST,
@@ -132,6 +135,9 @@ pub mod subjects {
         ORDERS_CANCEL,
         FULFILLMENTS_CONFIRM,
         FULFILLMENTS_GET,
+        HOLDS_PLACE,
+        HOLDS_GET,
+        HOLDS_RELEASE,
     ];
 }
 

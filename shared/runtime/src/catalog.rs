@@ -5,7 +5,7 @@
 
 use crate::Error;
 use keel_domain::catalog::{Channel, Location, Sku};
-use keel_domain::order::OrderRequest;
+use keel_domain::order::{OrderRequest, RequestedLine};
 use keel_domain::{ChannelId, LocationId, SkuId};
 use keel_store::Store;
 use parking_lot::RwLock;
@@ -170,16 +170,21 @@ impl Catalog {
 
     /// Checks an order's channel and SKUs; answers the locations that may source it.
     pub fn order_locations(&self, request: &OrderRequest) -> Result<Vec<Location>, Error> {
+        self.channel_locations(&request.channel, &request.lines)
+    }
+
+    /// The locations of `channel`, once it and every SKU of `lines` are known.
+    pub fn channel_locations(
+        &self,
+        channel: &ChannelId,
+        lines: &[RequestedLine],
+    ) -> Result<Vec<Location>, Error> {
         let entries = self.entries.read();
         let channel = entries
             .channels
-            .get(&request.channel)
-            .ok_or_else(|| keel_domain::Error::UnknownChannel(request.channel.to_string()))?;
-        if let Some(line) = request
-            .lines
-            .iter()
-            .find(|l| !entries.skus.contains_key(&l.sku))
-        {
+            .get(channel)
+            .ok_or_else(|| keel_domain::Error::UnknownChannel(channel.to_string()))?;
+        if let Some(line) = lines.iter().find(|l| !entries.skus.contains_key(&l.sku)) {
             return Err(keel_domain::Error::UnknownSku(line.sku.to_string()).into());
         }
         Ok(channel

@@ -8,7 +8,7 @@ use crate::outbox::{OutboxEntry, Publication};
 use crate::Error;
 use keel_domain::effects::Effect;
 use keel_domain::inventory::LedgerEntry;
-use keel_store::{Commit, Store};
+use keel_store::{Commit, Store, TimerChange};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,12 @@ pub(crate) trait Entity:
     }
     /// Marker keys this state sets or clears (written in the same commit).
     fn marks(&self, _id: &Self::Id) -> Vec<(String, bool)> {
+        Vec::new()
+    }
+    /// The timers this state wants (due time, name): a decision that changes them sets and
+    /// cancels the difference in its own commit, so a timer lives exactly as long as the
+    /// state that wants it.
+    fn timers(&self) -> Vec<(u64, &'static str)> {
         Vec::new()
     }
 
@@ -124,10 +130,13 @@ impl<E: Entity> Durable<E> {
         );
         let before = self.state.as_ref().map(|s| s.marks(&self.id));
         let marks = changed_marks(before, state.marks(&self.id));
+        let timers_before = self.state.as_ref().map(Entity::timers);
+        let timers = changed_timers(timers_before, state.timers());
         self.state = Some(state);
         let parts = Parts {
             outbox,
             marks,
+            timers,
             ..Parts::default()
         };
         Ok(Executed {
@@ -163,6 +172,7 @@ impl<E: Entity> Durable<E> {
         // Decide on the live state and apply in place (no copy of a large state per command);
         // if the commit fails the state is reloaded from the store.
         let marks_before = self.state.as_ref().map(|s| s.marks(&self.id));
+        let timers_before = self.state.as_ref().map(Entity::timers);
         let state = self.state.get_or_insert_with(initial);
         let events = state.decide(command)?;
         let at = crate::keys::now_ms();
@@ -222,6 +232,7 @@ impl<E: Entity> Durable<E> {
             ledger,
             marks: changed_marks(marks_before, state.marks(&self.id)),
             rows: state.rows(&events),
+            timers: changed_timers(timers_before, state.timers()),
         };
         let outbox = match self.write(store, parts) {
             Err(Error::AlreadyHandled(id)) => {
@@ -248,6 +259,7 @@ impl<E: Entity> Durable<E> {
             ledger,
             marks,
             rows,
+            timers,
         } = parts;
         let result = self.commit(store, |state| {
             Ok(Commit {
@@ -260,6 +272,7 @@ impl<E: Entity> Durable<E> {
                 ledger,
                 marks,
                 rows,
+                timers,
                 ..Commit::default()
             })
         });
@@ -336,6 +349,30 @@ fn changed_marks(
         .collect()
 }
 
+/// The timers to cancel (wanted before, not after) and to set (wanted after, not before).
+fn changed_timers(
+    before: Option<Vec<(u64, &'static str)>>,
+    after: Vec<(u64, &'static str)>,
+) -> Vec<TimerChange> {
+    let before = before.unwrap_or_default();
+    let change = |set: bool| {
+        move |&(due, name): &(u64, &'static str)| TimerChange {
+            due,
+            name: name.to_owned(),
+            set,
+        }
+    };
+    let cancelled = before
+        .iter()
+        .filter(|t| !after.contains(t))
+        .map(change(false));
+    let set = after
+        .iter()
+        .filter(|t| !before.contains(t))
+        .map(change(true));
+    cancelled.chain(set).collect()
+}
+
 /// Everything a decision writes besides the state itself.
 #[derive(Default)]
 struct Parts {
@@ -344,6 +381,7 @@ struct Parts {
     ledger: Vec<(u64, Vec<u8>)>,
     marks: Vec<(String, bool)>,
     rows: Vec<(String, Option<Vec<u8>>)>,
+    timers: Vec<TimerChange>,
 }
 
 /// The reply recorded when the command `id` was handled, if it was (by any entity); a
@@ -378,7 +416,18 @@ fn replay(id: &str, raw: &[u8], command: &serde_json::Value) -> Result<Executed,
 
 #[cfg(test)]
 mod tests {
-    use super::changed_marks;
+    use super::{changed_marks, changed_timers};
+
+    #[test]
+    fn timers_a_state_stops_wanting_are_cancelled_and_new_ones_set() {
+        let changes = changed_timers(Some(vec![(5, "a"), (9, "b")]), vec![(9, "b"), (7, "c")]);
+        let summary: Vec<(u64, &str, bool)> = changes
+            .iter()
+            .map(|c| (c.due, c.name.as_str(), c.set))
+            .collect();
+        assert_eq!(summary, [(5, "a", false), (7, "c", true)]);
+        assert!(changed_timers(None, Vec::new()).is_empty());
+    }
 
     fn marks(list: &[(&str, bool)]) -> Vec<(String, bool)> {
         list.iter().map(|(k, s)| ((*k).to_owned(), *s)).collect()

@@ -12,6 +12,11 @@ pub fn sku_location(sku: &SkuId, location: &LocationId) -> String {
     format!("s/{sku}@{location}")
 }
 
+/// The store key of a cart hold.
+pub fn hold(id: &keel_domain::HoldId) -> String {
+    format!("h/{id}")
+}
+
 /// The store key of a warehouse node.
 pub fn warehouse(location: &LocationId) -> String {
     format!("w/{location}")

@@ -9,25 +9,30 @@ mod actors;
 mod api;
 mod availability;
 mod catalog;
+mod clock;
 mod commands;
 mod consumer;
 mod directory;
 mod entity;
 mod error;
+mod holds;
 pub mod keys;
 pub mod metrics;
 mod outbox;
 mod partitions;
 mod router;
 mod shards;
+mod timers;
 pub mod views;
 mod wms;
 
 pub use catalog::Catalog;
+pub use clock::{Clock, FileClock, ManualClock, SystemClock};
 pub use commands::CommandStats;
 pub use error::Error;
 pub use outbox::RelayStats;
 pub use partitions::Sharding;
+pub use timers::TimerStats;
 
 use actix::prelude::*;
 use keel_bus::SharedBus;
@@ -57,6 +62,8 @@ pub struct NodeOptions {
     /// only the partitions it is given ([`Node::serve_partition`]); outside a cluster it
     /// serves everything.
     pub cluster: Option<(Arc<dyn Sharding>, String)>,
+    /// The node's time, for hold expiry and every timer (tests move a manual one on).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl NodeOptions {
@@ -70,6 +77,7 @@ impl NodeOptions {
             idle_after: Duration::from_secs(10),
             replica: None,
             cluster: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -112,6 +120,10 @@ pub struct NodeStats {
     pub wms_applied: u64,
     /// Messages set aside on `keel.v1.dlq.*`.
     pub dead_lettered: u64,
+    /// Timers fired and handled.
+    pub timers_fired: u64,
+    /// Timer firings that failed (each is retried).
+    pub timers_failed: u64,
     /// The bus' own counters (NATS reconnects, slow consumers, JetStream publishes).
     pub bus: Vec<keel_bus::Counter>,
 }
@@ -136,6 +148,7 @@ pub struct Node {
     arbiters: Vec<Arbiter>,
     pools: Pools,
     ready: Arc<AtomicBool>,
+    timers: std::sync::OnceLock<Arc<TimerStats>>,
 }
 
 impl Node {
@@ -162,6 +175,7 @@ impl Node {
             Arc::clone(&handles),
             options.idle_after,
             options.cluster.clone(),
+            Arc::clone(&options.clock),
         );
         let pool = |span, settle| {
             Arc::new(consumer::Pool::start(
@@ -183,6 +197,7 @@ impl Node {
             arbiters,
             pools,
             ready: Arc::new(AtomicBool::new(false)),
+            timers: std::sync::OnceLock::new(),
         })
     }
 
@@ -272,6 +287,7 @@ impl Node {
         self.router.orders.evict(elsewhere);
         self.router.stock.evict(elsewhere);
         self.router.warehouses.evict(elsewhere);
+        self.router.holds.evict(elsewhere);
         finished
     }
 
@@ -353,6 +369,8 @@ impl Node {
             let (router, bus) = (Arc::clone(&self.router), Arc::clone(bus));
             arbiter.spawn(api::serve(router, bus, requests, api::Served::Api));
         }
+        // After recovery: a timer due while the node was down fires now.
+        self.timers.get_or_init(|| timers::start(&self.router));
         self.ready.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -446,6 +464,14 @@ impl Node {
             commands_consumed: self.router.commands.consumed.load(Ordering::Relaxed),
             wms_applied: self.router.commands.wms_applied.load(Ordering::Relaxed),
             dead_lettered: self.router.commands.dead_lettered.load(Ordering::Relaxed),
+            timers_fired: self
+                .timers
+                .get()
+                .map_or(0, |t| t.fired.load(Ordering::Relaxed)),
+            timers_failed: self
+                .timers
+                .get()
+                .map_or(0, |t| t.failed.load(Ordering::Relaxed)),
             bus: self.router.bus.counters(),
         }
     }

@@ -39,6 +39,10 @@ pub const COMMANDS_CONSUMED: &str = "keel_commands_consumed_total";
 pub const WMS_APPLIED: &str = "keel_wms_confirmations_applied_total";
 /// Counter: messages set aside as dead letters.
 pub const DEAD_LETTERS: &str = "keel_dead_letters_total";
+/// Timers fired and handled by their entity (a hold's expiry, …).
+pub const TIMERS_FIRED: &str = "keel_timers_fired_total";
+/// Timer firings that failed (each is retried on a later tick).
+pub const TIMERS_FAILED: &str = "keel_timers_failed_total";
 
 /// Renders `stats` as Prometheus text.
 pub fn render(stats: &NodeStats) -> String {
@@ -130,6 +134,18 @@ pub fn render(stats: &NodeStats) -> String {
         "counter",
         "Messages that could not be applied and were set aside on keel.v1.dlq.*; alert on any.",
         &[("", stats.dead_lettered)],
+    );
+    metric(
+        TIMERS_FIRED,
+        "counter",
+        "Timers fired and handled by their entity (hold expiry, ...).",
+        &[("", stats.timers_fired)],
+    );
+    metric(
+        TIMERS_FAILED,
+        "counter",
+        "Timer firings that failed; each is retried on a later tick.",
+        &[("", stats.timers_failed)],
     );
     out.push_str(&render_counters(&stats.bus));
     out

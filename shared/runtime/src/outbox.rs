@@ -57,11 +57,7 @@ impl OutboxEntry {
     /// The entity whose messages must stay in order (or the subject, for publications).
     fn target(&self) -> String {
         match self {
-            OutboxEntry::Effect { effect, .. } => match effect {
-                Effect::Stock { sku, location, .. } => crate::keys::sku_location(sku, location),
-                Effect::Order { order, .. } => crate::keys::order(order),
-                Effect::Warehouse { location, .. } => crate::keys::warehouse(location),
-            },
+            OutboxEntry::Effect { effect, .. } => target_key(effect),
             OutboxEntry::Publish { publication, .. } => publication.subject.clone(),
         }
     }
@@ -267,6 +263,7 @@ pub(crate) fn target_key(effect: &Effect) -> String {
         Effect::Stock { sku, location, .. } => crate::keys::sku_location(sku, location),
         Effect::Order { order, .. } => crate::keys::order(order),
         Effect::Warehouse { location, .. } => crate::keys::warehouse(location),
+        Effect::Hold { hold, .. } => crate::keys::hold(hold),
     }
 }
 
@@ -282,6 +279,7 @@ pub(crate) fn command_subject(effect: &Effect, partition: u32) -> String {
         Effect::Warehouse { location, .. } => {
             format!("keel.v1.cmd.{partition}.warehouse.{location}")
         }
+        Effect::Hold { hold, .. } => format!("keel.v1.cmd.{partition}.hold.{hold}"),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::Error;
 use actix::prelude::*;
 use keel_bus::SharedBus;
 use keel_domain::effects::Effect;
+use keel_domain::hold::Hold;
 use keel_domain::inventory::SkuLocation;
 use keel_domain::warehouse::WarehouseNode;
 use keel_domain::{LocationId, SkuId};
@@ -33,6 +34,9 @@ pub(crate) struct Router {
     pub orders: Directory<OrderActor>,
     pub stock: Directory<EntityActor<SkuLocation>>,
     pub warehouses: Directory<EntityActor<WarehouseNode>>,
+    pub holds: Directory<EntityActor<Hold>>,
+    /// The node's time: hold expiry and every timer are measured against it.
+    pub clock: Arc<dyn crate::Clock>,
     /// What each SKU-location last reported it can promise (the saga's planning hint).
     pub availability: crate::availability::Availability,
     /// Counters of the commands consumer (durable bus only).
@@ -62,6 +66,7 @@ impl Router {
         arbiters: Arc<[ArbiterHandle]>,
         idle_after: Duration,
         cluster: Option<(Arc<dyn crate::Sharding>, String)>,
+        clock: Arc<dyn crate::Clock>,
     ) -> Arc<Router> {
         let (sharding, node) = cluster.unzip();
         let router = Arc::new_cyclic(|me: &Weak<Router>| {
@@ -77,6 +82,10 @@ impl Router {
                 let me = me.clone();
                 Arc::new(move |key| EntityActor::activate(&me, key))
             };
+            let holds: Factory<EntityActor<Hold>> = {
+                let me = me.clone();
+                Arc::new(move |key| EntityActor::activate(&me, key))
+            };
             Router {
                 store,
                 durable_events: bus.durable(),
@@ -87,6 +96,8 @@ impl Router {
                 // Hot SKU-locations take the brunt of a promotion: a deeper mailbox.
                 stock: Directory::new(Arc::clone(&arbiters), 256, stock),
                 warehouses: Directory::new(Arc::clone(&arbiters), 64, warehouses),
+                holds: Directory::new(Arc::clone(&arbiters), 16, holds),
+                clock,
                 availability: crate::availability::Availability::new(),
                 commands: crate::commands::CommandStats::default(),
                 partitions: crate::partitions::Partitions::new(sharding),
@@ -260,7 +271,7 @@ impl Router {
                         reply,
                         replayed: true,
                     };
-                    return Ok(matches!(effect, Effect::Stock { .. }).then_some(replayed));
+                    return Ok(answers(effect).then_some(replayed));
                 }
             }
         }
@@ -298,6 +309,20 @@ impl Router {
                     "{command_id} was not applied within {OUTCOME_TIMEOUT:?}"
                 )))
             }
+        }
+    }
+
+    /// Has `effect` applied at its target now and answers the outcome, like a request: here
+    /// when this node serves the target, else through [`Router::command`]. For a question
+    /// whose refusal is an answer (an order converting a hold): a refusal records nothing, so
+    /// a repeat must reach the target again, which JetStream would drop as a duplicate of a
+    /// command sent under the same id from here.
+    pub(crate) async fn call(&self, command_id: &str, effect: &Effect) -> Outcome {
+        let target = self.partitions.of(&crate::outbox::target_key(effect));
+        if self.partitions.serves(target) {
+            self.deliver_local(command_id, effect).await
+        } else {
+            self.command(command_id, effect).await
         }
     }
 
@@ -371,6 +396,14 @@ impl Router {
                 };
                 self.ask(&self.warehouses, &key, msg).await?.map(|_| None)
             }
+            Effect::Hold { hold, command } => {
+                let key = crate::keys::hold(&hold);
+                let msg = Exec {
+                    command_id: id,
+                    command,
+                };
+                self.ask(&self.holds, &key, msg).await?.map(Some)
+            }
         }
     }
 
@@ -426,5 +459,12 @@ fn command_json(effect: &Effect) -> Result<serde_json::Value, serde_json::Error>
         Effect::Stock { command, .. } => serde_json::to_value(command),
         Effect::Order { command, .. } => serde_json::to_value(command),
         Effect::Warehouse { command, .. } => serde_json::to_value(command),
+        Effect::Hold { command, .. } => serde_json::to_value(command),
     }
+}
+
+/// Whether the target of `effect` answers a reply its sender reads (a SKU-location's grant, a
+/// hold's state).
+fn answers(effect: &Effect) -> bool {
+    matches!(effect, Effect::Stock { .. } | Effect::Hold { .. })
 }

@@ -2,6 +2,7 @@
 //! `keel_protocol::wire` (whose schemas are committed under docs/schemas/); see also
 //! docs/http-api.md.
 
+use keel_domain::hold::Hold;
 use keel_domain::inventory::{Backorder, Position};
 use keel_domain::order::{Fulfillment, Order};
 use keel_domain::{LocationId, OrderId, SkuId};
@@ -22,6 +23,7 @@ pub fn position(sku: &SkuId, location: &LocationId, p: &Position) -> Value {
         location: location.to_string(),
         on_hand: p.on_hand,
         allocated: p.allocated,
+        held: p.held,
         available: p.available(),
         in_transit: p.in_transit,
         quarantined: p.quarantined,
@@ -146,4 +148,27 @@ pub fn order(o: &Order) -> Value {
             .collect(),
         created_at: o.created_at,
     })
+}
+
+/// A cart hold with what it keeps aside per line ([`replies::Hold`]); `None` for a hold that
+/// was never placed.
+pub fn hold(h: &Hold) -> Option<Value> {
+    let request = h.request.as_ref()?;
+    Some(to_json(&replies::Hold {
+        id: request.id.to_string(),
+        channel: request.channel.to_string(),
+        status: h.status.into(),
+        expires_at: h.expires_at,
+        lines: request
+            .lines
+            .iter()
+            .map(|l| replies::HoldLine {
+                sku: l.sku.to_string(),
+                quantity: l.quantity,
+                held: h.held(&l.sku),
+            })
+            .collect(),
+        order: h.order.as_ref().map(ToString::to_string),
+        created_at: h.created_at,
+    }))
 }

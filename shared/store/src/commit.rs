@@ -24,6 +24,18 @@ pub struct Commit {
     /// Rows of the entity's large collections (kept out of `state` so a write costs O(1)):
     /// (row name, new value, or `None` to delete).
     pub rows: Vec<(String, Option<Vec<u8>>)>,
+    /// Timers of this entity to set or cancel.
+    pub timers: Vec<TimerChange>,
+}
+
+/// Setting (or cancelling) an entity's timer: it is due at `due`, milliseconds since the Unix
+/// epoch by the node's clock, and is known by its `name` within the entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerChange {
+    pub due: u64,
+    pub name: String,
+    /// `false`: cancel the timer set with this due time and name.
+    pub set: bool,
 }
 
 /// A stored state: its version, big-endian, then its bytes.
@@ -113,6 +125,10 @@ impl Commit {
         }
         for (seq, entry) in &self.ledger {
             writes.push((keyspace::ledger(&self.key, *seq), value(entry)));
+        }
+        for timer in &self.timers {
+            let key = keyspace::timer(timer.due, &self.key, &timer.name);
+            writes.push((key, timer.set.then(|| IVec::from(&[][..]))));
         }
         writes
     }

@@ -9,6 +9,7 @@ const LEDGER: &[u8] = b"l:";
 const ROW: &[u8] = b"r:";
 const CATALOG: &[u8] = b"c:";
 const LOG: &[u8] = b"L:";
+const TIMER: &[u8] = b"t:";
 /// The pre-log store's per-commit journal (a data directory it left may still hold records).
 const LEGACY_JOURNAL: &[u8] = b"j:";
 
@@ -85,6 +86,34 @@ pub(crate) fn row_prefix(entity: &str) -> Vec<u8> {
 /// One row of an entity.
 pub(crate) fn row(entity: &str, name: &str) -> Vec<u8> {
     join(ROW, &[entity.as_bytes(), b"\0", name.as_bytes()])
+}
+
+/// Every timer, earliest due first.
+pub(crate) const TIMER_PREFIX: &[u8] = TIMER;
+
+/// A timer of `entity`: due time first (big-endian), so a scan up to "now" finds exactly the
+/// due ones; `\0` ends the entity key.
+pub(crate) fn timer(due: u64, entity: &str, name: &str) -> Vec<u8> {
+    join(
+        TIMER,
+        &[
+            &due.to_be_bytes(),
+            entity.as_bytes(),
+            b"\0",
+            name.as_bytes(),
+        ],
+    )
+}
+
+/// The due time, entity and name of a timer key.
+pub(crate) fn timer_parts(key: &[u8]) -> Option<(u64, String, String)> {
+    let rest = key.strip_prefix(TIMER)?;
+    let (due, rest) = rest.split_at_checked(8)?;
+    let due = u64::from_be_bytes(due.try_into().ok()?);
+    let end = rest.iter().position(|b| *b == 0)?;
+    let entity = String::from_utf8(rest[..end].to_vec()).ok()?;
+    let name = String::from_utf8(rest[end + 1..].to_vec()).ok()?;
+    Some((due, entity, name))
 }
 
 /// A catalog entry (`kind/id`).

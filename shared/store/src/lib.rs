@@ -24,7 +24,7 @@ mod memtable;
 mod record;
 mod replica;
 
-pub use commit::Commit;
+pub use commit::{Commit, TimerChange};
 pub use error::Error;
 pub use log::{CheckpointPolicy, CrashPoint, LogStats};
 pub use replica::{Durable, Lane, Replica};
@@ -312,10 +312,32 @@ impl Store {
             .map(|item| Ok(item?.1.to_vec()))
     }
 
+    /// Timers due at or before `now` (milliseconds since the Unix epoch), earliest first: a
+    /// range scan that stops at the first timer not yet due.
+    pub fn due_timers(&self, now: u64) -> impl Iterator<Item = Result<Timer, Error>> {
+        let end = keyspace::timer(now.saturating_add(1), "", "");
+        self.log
+            .range(keyspace::TIMER_PREFIX, Some(&end))
+            .filter_map(|item| match item {
+                Ok((key, _)) => keyspace::timer_parts(&key)
+                    .map(|(due, entity, name)| Ok(Timer { due, entity, name })),
+                Err(e) => Some(Err(e)),
+            })
+    }
+
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, Error> {
         Ok(self.db.size_on_disk()?)
     }
+}
+
+/// A timer set by an entity's commit ([`TimerChange`]) and not cancelled yet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Timer {
+    pub due: u64,
+    /// The key of the entity that set it.
+    pub entity: String,
+    pub name: String,
 }
 
 fn outbox_entry((key, value): (IVec, IVec)) -> (u64, Vec<u8>) {

@@ -443,3 +443,50 @@ pub(crate) fn reopen(dir: &std::path::Path, options: &Options) -> Store {
         }
     }
 }
+
+#[tokio::test]
+async fn timers_are_found_once_due_in_due_order_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // Never checkpointed: the timers come back from the log's replay.
+    let store = Store::open(dir.path(), &never_checkpointing()).unwrap();
+    let timer = |due, name: &str, set| TimerChange {
+        due,
+        name: name.into(),
+        set,
+    };
+    let mut a = commit("h/a", 0, "a");
+    a.timers = vec![timer(2_000, "expire", true)];
+    let mut b = commit("h/b", 0, "b");
+    b.timers = vec![timer(1_000, "expire", true), timer(5_000, "remind", true)];
+    store.commit(&a).unwrap();
+    store.commit(&b).unwrap();
+    let due = |store: &Store, now| -> Vec<(u64, String, String)> {
+        store
+            .due_timers(now)
+            .map(|t| t.map(|t| (t.due, t.entity, t.name)).unwrap())
+            .collect()
+    };
+    assert!(due(&store, 999).is_empty());
+    let expect = |list: &[(u64, &str, &str)]| -> Vec<(u64, String, String)> {
+        list.iter()
+            .map(|(d, e, n)| (*d, (*e).to_owned(), (*n).to_owned()))
+            .collect()
+    };
+    assert_eq!(due(&store, 1_000), expect(&[(1_000, "h/b", "expire")]));
+    assert_eq!(
+        due(&store, 4_999),
+        expect(&[(1_000, "h/b", "expire"), (2_000, "h/a", "expire")])
+    );
+    // Cancelled in the commit that handles it: never due again.
+    let mut fired = commit("h/b", 1, "b2");
+    fired.timers = vec![timer(1_000, "expire", false)];
+    store.commit(&fired).unwrap();
+    assert_eq!(due(&store, 4_999), expect(&[(2_000, "h/a", "expire")]));
+    store.flush().await.unwrap();
+    drop(store);
+    let store = reopen(dir.path(), &Options::default());
+    assert_eq!(
+        due(&store, u64::MAX),
+        expect(&[(2_000, "h/a", "expire"), (5_000, "h/b", "remind")])
+    );
+}

@@ -12,6 +12,12 @@ pub enum Movement {
     BackorderAllocation,
     Release,
     Shipment,
+    /// Units kept aside for a cart hold (`held` grew).
+    Hold,
+    /// A hold gave units back (released or expired).
+    HoldRelease,
+    /// A hold's units became an order's reservation (`held` to `allocated`).
+    HoldConversion,
 }
 
 /// One append-only entry of a SKU-location's stock ledger.
@@ -24,6 +30,9 @@ pub struct LedgerEntry {
     pub quantity: i64,
     pub on_hand_delta: i64,
     pub allocated_delta: i64,
+    /// The change of the `held` bucket (0 in entries written before holds existed).
+    #[serde(default)]
+    pub held_delta: i64,
     pub reason: String,
     /// The source document: receipt, adjustment, order or fulfillment id.
     pub document: String,
@@ -37,6 +46,7 @@ pub struct LedgerEntry {
 pub struct LedgerTotals {
     pub on_hand: i64,
     pub allocated: i64,
+    pub held: i64,
 }
 
 impl LedgerTotals {
@@ -44,6 +54,7 @@ impl LedgerTotals {
     pub fn matches(&self, position: &Position) -> bool {
         i64::try_from(position.on_hand) == Ok(self.on_hand)
             && i64::try_from(position.allocated) == Ok(self.allocated)
+            && i64::try_from(position.held) == Ok(self.held)
     }
 }
 
@@ -54,5 +65,6 @@ pub fn fold<'a>(entries: impl IntoIterator<Item = &'a LedgerEntry>) -> LedgerTot
         .fold(LedgerTotals::default(), |acc, e| LedgerTotals {
             on_hand: acc.on_hand + e.on_hand_delta,
             allocated: acc.allocated + e.allocated_delta,
+            held: acc.held + e.held_delta,
         })
 }

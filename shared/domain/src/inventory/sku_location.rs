@@ -1,5 +1,5 @@
 use super::{LedgerEntry, Movement, Position};
-use crate::{DocumentId, Error, FulfillmentId, OrderId};
+use crate::{DocumentId, Error, FulfillmentId, HoldId, OrderId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -19,6 +19,9 @@ pub struct SkuLocation {
     pub position: Position,
     /// Units reserved per order; they sum to `position.allocated`.
     pub reservations: BTreeMap<OrderId, u64>,
+    /// Units kept aside per cart hold; they sum to `position.held`.
+    #[serde(default)]
+    pub holds: BTreeMap<HoldId, u64>,
     /// Orders waiting for stock, in arrival order.
     pub backorders: VecDeque<Backorder>,
     /// The sequence number the next ledger entry gets.
@@ -57,6 +60,20 @@ pub enum StockCommand {
     Backorder { order: OrderId, quantity: u64 },
     /// Stop waiting: drop `order`'s backorder here.
     WithdrawBackorder { order: OrderId },
+    /// Keep up to `quantity` aside for `hold`; what is granted is whatever is available.
+    Hold { hold: HoldId, quantity: u64 },
+    /// Give back up to `quantity` of what `hold` keeps here.
+    ReleaseHold {
+        hold: HoldId,
+        quantity: u64,
+        reason: String,
+    },
+    /// Turn up to `quantity` of what `hold` keeps here into `order`'s reservation.
+    ConvertHold {
+        hold: HoldId,
+        order: OrderId,
+        quantity: u64,
+    },
 }
 
 /// What happened at a SKU-location. Applying the events of a decision yields the new state.
@@ -91,12 +108,31 @@ pub enum StockEvent {
     BackorderAllocated { order: OrderId, quantity: u64 },
     /// An order left the backorder queue (cancelled).
     BackorderWithdrawn { order: OrderId, quantity: u64 },
+    /// Units were kept aside for a hold (part of `held`).
+    Held { hold: HoldId, quantity: u64 },
+    /// A hold's units were given back.
+    HoldReleased {
+        hold: HoldId,
+        quantity: u64,
+        reason: String,
+    },
+    /// A hold's units became an order's reservation.
+    HoldConverted {
+        hold: HoldId,
+        order: OrderId,
+        quantity: u64,
+    },
 }
 
 impl SkuLocation {
     /// Units reserved here for `order`.
     pub fn reserved_for(&self, order: &OrderId) -> u64 {
         self.reservations.get(order).copied().unwrap_or(0)
+    }
+
+    /// Units kept here for `hold`.
+    pub fn held_for(&self, hold: &HoldId) -> u64 {
+        self.holds.get(hold).copied().unwrap_or(0)
     }
 
     /// Decides a command against the current state. Refusals change nothing.
@@ -116,10 +152,11 @@ impl SkuLocation {
                 reason,
             } => {
                 let on_hand = i128::from(self.position.on_hand) + i128::from(*delta);
-                if on_hand < i128::from(self.position.allocated) {
+                let (allocated, held) = (self.position.allocated, self.position.held);
+                if on_hand < i128::from(allocated) + i128::from(held) {
                     return Err(Error::InsufficientStock(format!(
-                        "adjusting by {delta} would leave {on_hand} on hand with {} allocated",
-                        self.position.allocated
+                        "adjusting by {delta} would leave {on_hand} on hand with {allocated} \
+                         allocated and {held} held"
                     )));
                 }
                 events.push(StockEvent::Adjusted {
@@ -190,16 +227,55 @@ impl SkuLocation {
                     });
                 }
             }
+            StockCommand::Hold { hold, quantity } => {
+                let granted = (*quantity).min(self.position.available());
+                if granted > 0 {
+                    events.push(StockEvent::Held {
+                        hold: hold.clone(),
+                        quantity: granted,
+                    });
+                }
+            }
+            StockCommand::ReleaseHold {
+                hold,
+                quantity,
+                reason,
+            } => {
+                let released = (*quantity).min(self.held_for(hold));
+                if released > 0 {
+                    events.push(StockEvent::HoldReleased {
+                        hold: hold.clone(),
+                        quantity: released,
+                        reason: reason.clone(),
+                    });
+                    let available = self.available_after(0, released);
+                    self.fill_backorders(available, None, &mut events);
+                }
+            }
+            StockCommand::ConvertHold {
+                hold,
+                order,
+                quantity,
+            } => {
+                let converted = (*quantity).min(self.held_for(hold));
+                if converted > 0 {
+                    events.push(StockEvent::HoldConverted {
+                        hold: hold.clone(),
+                        order: order.clone(),
+                        quantity: converted,
+                    });
+                }
+            }
         }
         Ok(events)
     }
 
     /// What is available to promise once `arriving` units are added to `on_hand` and `freed`
-    /// units leave `allocated`: safety stock stays back for backorders too.
+    /// units leave `allocated` or `held`: safety stock stays back for backorders too.
     fn available_after(&self, arriving: u64, freed: u64) -> u64 {
         let p = &self.position;
         (p.on_hand + arriving)
-            .saturating_sub(p.allocated - freed)
+            .saturating_sub((p.allocated + p.held).saturating_sub(freed))
             .saturating_sub(p.safety_stock)
     }
 
@@ -243,19 +319,11 @@ impl SkuLocation {
     /// underflow; `at` is the command's time in milliseconds since the Unix epoch.
     pub fn apply(&mut self, event: &StockEvent, at: u64) -> Option<LedgerEntry> {
         let p = &mut self.position;
-        let (movement, quantity, on_hand, allocated, reason, document, order) = match event {
+        let moved = match event {
             StockEvent::Received { receipt, quantity } => {
                 p.on_hand += quantity;
-                let q = signed(*quantity);
-                (
-                    Movement::Receipt,
-                    q,
-                    q,
-                    0,
-                    "receipt".to_owned(),
-                    receipt.to_string(),
-                    None,
-                )
+                Move::new(Movement::Receipt, signed(*quantity), "receipt", receipt)
+                    .on_hand(signed(*quantity))
             }
             StockEvent::Adjusted {
                 adjustment,
@@ -263,39 +331,24 @@ impl SkuLocation {
                 reason,
             } => {
                 p.on_hand = p.on_hand.checked_add_signed(*delta).expect("decided");
-                let d = *delta;
-                (
-                    Movement::Adjustment,
-                    d,
-                    d,
-                    0,
-                    reason.clone(),
-                    adjustment.to_string(),
-                    None,
-                )
+                Move::new(Movement::Adjustment, *delta, reason, adjustment).on_hand(*delta)
             }
             StockEvent::Reserved { order, quantity } => {
                 p.allocated += quantity;
                 *self.reservations.entry(order.clone()).or_default() += quantity;
                 let q = signed(*quantity);
-                let doc = order.to_string();
-                (
-                    Movement::Reservation,
-                    q,
-                    0,
-                    q,
-                    "reservation".to_owned(),
-                    doc,
-                    Some(order),
-                )
+                Move::new(Movement::Reservation, q, "reservation", order)
+                    .allocated(q)
+                    .order(order)
             }
             StockEvent::BackorderAllocated { order, quantity } => {
                 p.allocated += quantity;
                 *self.reservations.entry(order.clone()).or_default() += quantity;
                 self.take_from_backorder(order, *quantity);
                 let q = signed(*quantity);
-                let (m, doc) = (Movement::BackorderAllocation, order.to_string());
-                (m, q, 0, q, "backorder filled".to_owned(), doc, Some(order))
+                Move::new(Movement::BackorderAllocation, q, "backorder filled", order)
+                    .allocated(q)
+                    .order(order)
             }
             StockEvent::Released {
                 order,
@@ -305,16 +358,9 @@ impl SkuLocation {
                 p.allocated -= quantity;
                 self.unreserve(order, *quantity);
                 let q = signed(*quantity);
-                let doc = order.to_string();
-                (
-                    Movement::Release,
-                    q,
-                    0,
-                    -q,
-                    reason.clone(),
-                    doc,
-                    Some(order),
-                )
+                Move::new(Movement::Release, q, reason, order)
+                    .allocated(-q)
+                    .order(order)
             }
             StockEvent::Shipped {
                 order,
@@ -325,16 +371,41 @@ impl SkuLocation {
                 p.allocated -= quantity;
                 self.unreserve(order, *quantity);
                 let q = signed(*quantity);
-                let doc = fulfillment.to_string();
-                (
-                    Movement::Shipment,
-                    q,
-                    -q,
-                    -q,
-                    "shipment".to_owned(),
-                    doc,
-                    Some(order),
-                )
+                Move::new(Movement::Shipment, q, "shipment", fulfillment)
+                    .on_hand(-q)
+                    .allocated(-q)
+                    .order(order)
+            }
+            StockEvent::Held { hold, quantity } => {
+                p.held += quantity;
+                *self.holds.entry(hold.clone()).or_default() += quantity;
+                let q = signed(*quantity);
+                Move::new(Movement::Hold, q, "hold", hold).held(q)
+            }
+            StockEvent::HoldReleased {
+                hold,
+                quantity,
+                reason,
+            } => {
+                p.held -= quantity;
+                self.unhold(hold, *quantity);
+                let q = signed(*quantity);
+                Move::new(Movement::HoldRelease, q, reason, hold).held(-q)
+            }
+            StockEvent::HoldConverted {
+                hold,
+                order,
+                quantity,
+            } => {
+                p.held -= quantity;
+                p.allocated += quantity;
+                self.unhold(hold, *quantity);
+                *self.reservations.entry(order.clone()).or_default() += quantity;
+                let q = signed(*quantity);
+                Move::new(Movement::HoldConversion, q, "hold converted", hold)
+                    .held(-q)
+                    .allocated(q)
+                    .order(order)
             }
             StockEvent::BackorderQueued { order, quantity } => {
                 match self.backorders.iter_mut().find(|b| &b.order == order) {
@@ -355,19 +426,18 @@ impl SkuLocation {
                 return None;
             }
         };
-        let entry = LedgerEntry {
-            seq: self.next_seq,
-            movement,
-            quantity,
-            on_hand_delta: on_hand,
-            allocated_delta: allocated,
-            reason,
-            document,
-            order: order.cloned(),
-            at,
-        };
+        let entry = moved.entry(self.next_seq, at);
         self.next_seq += 1;
         Some(entry)
+    }
+
+    fn unhold(&mut self, hold: &HoldId, quantity: u64) {
+        if let Some(held) = self.holds.get_mut(hold) {
+            *held -= quantity;
+            if *held == 0 {
+                self.holds.remove(hold);
+            }
+        }
     }
 
     fn unreserve(&mut self, order: &OrderId, quantity: u64) {
@@ -385,6 +455,76 @@ impl SkuLocation {
             if self.backorders[i].quantity == 0 {
                 self.backorders.remove(i);
             }
+        }
+    }
+}
+
+/// One bucket movement, built up before it becomes a ledger entry.
+struct Move {
+    movement: Movement,
+    quantity: i64,
+    on_hand: i64,
+    allocated: i64,
+    held: i64,
+    reason: String,
+    document: String,
+    order: Option<OrderId>,
+}
+
+impl Move {
+    fn new(movement: Movement, quantity: i64, reason: &str, document: &impl ToString) -> Self {
+        Move {
+            movement,
+            quantity,
+            on_hand: 0,
+            allocated: 0,
+            held: 0,
+            reason: reason.to_owned(),
+            document: document.to_string(),
+            order: None,
+        }
+    }
+
+    fn on_hand(self, delta: i64) -> Self {
+        Move {
+            on_hand: delta,
+            ..self
+        }
+    }
+
+    fn allocated(self, delta: i64) -> Self {
+        Move {
+            allocated: delta,
+            ..self
+        }
+    }
+
+    fn held(self, delta: i64) -> Self {
+        Move {
+            held: delta,
+            ..self
+        }
+    }
+
+    fn order(self, order: &OrderId) -> Self {
+        Move {
+            order: Some(order.clone()),
+            ..self
+        }
+    }
+
+    fn entry(self, seq: u64, at: u64) -> LedgerEntry {
+        LedgerEntry {
+            seq,
+            movement: self.movement,
+            quantity: self.quantity,
+            on_hand_delta: self.on_hand,
+            allocated_delta: self.allocated,
+            held_delta: self.held,
+            reason: self.reason,
+            document: self.document,
+            order: self.order,
+            at,
         }
     }
 }

@@ -9,5 +9,6 @@ pub use aggregate::{
     Allocation, Fulfillment, FulfillmentLine, Order, OrderCommand, OrderEvent, PlannedLine,
     WaitingLine, MAX_ALLOCATION_ATTEMPTS,
 };
+pub(crate) use request::parse_lines;
 pub use request::{OrderRequest, RequestedLine, ShipTo, MAX_ORDER_LINES};
 pub use status::{FulfillmentStatus, OrderStatus};

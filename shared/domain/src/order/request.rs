@@ -1,6 +1,6 @@
 use crate::catalog::validate_name;
 use crate::quantity::quantity;
-use crate::{ChannelId, Error, OrderId, SkuId};
+use crate::{ChannelId, Error, HoldId, OrderId, SkuId};
 use serde::{Deserialize, Serialize};
 
 /// The most lines one order may have.
@@ -27,6 +27,30 @@ pub struct OrderRequest {
     pub channel: ChannelId,
     pub lines: Vec<RequestedLine>,
     pub ship_to: ShipTo,
+    /// The cart hold whose units the order takes instead of reserving its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HoldId>,
+}
+
+/// Validates requested lines: 1–[`MAX_ORDER_LINES`], each SKU once, positive quantities.
+pub(crate) fn parse_lines(lines: &[(&str, i64)]) -> Result<Vec<RequestedLine>, Error> {
+    if lines.is_empty() || lines.len() > MAX_ORDER_LINES {
+        return Err(Error::Malformed(format!(
+            "an order has 1-{MAX_ORDER_LINES} lines"
+        )));
+    }
+    let mut parsed: Vec<RequestedLine> = Vec::with_capacity(lines.len());
+    for (sku, qty) in lines {
+        let sku = SkuId::parse(sku)?;
+        if parsed.iter().any(|l| l.sku == sku) {
+            return Err(Error::Malformed(format!("sku {sku} appears on two lines")));
+        }
+        parsed.push(RequestedLine {
+            sku,
+            quantity: quantity(*qty)?,
+        });
+    }
+    Ok(parsed)
 }
 
 impl OrderRequest {
@@ -40,29 +64,22 @@ impl OrderRequest {
         let id = OrderId::parse(id)?;
         let channel = ChannelId::parse(channel)?;
         validate_name("ship_to.region", region)?;
-        if lines.is_empty() || lines.len() > MAX_ORDER_LINES {
-            return Err(Error::Malformed(format!(
-                "an order has 1-{MAX_ORDER_LINES} lines"
-            )));
-        }
-        let mut parsed: Vec<RequestedLine> = Vec::with_capacity(lines.len());
-        for (sku, qty) in lines {
-            let sku = SkuId::parse(sku)?;
-            if parsed.iter().any(|l| l.sku == sku) {
-                return Err(Error::Malformed(format!("sku {sku} appears on two lines")));
-            }
-            parsed.push(RequestedLine {
-                sku,
-                quantity: quantity(*qty)?,
-            });
-        }
         Ok(OrderRequest {
             id,
             channel,
-            lines: parsed,
+            lines: parse_lines(lines)?,
             ship_to: ShipTo {
                 region: region.to_owned(),
             },
+            hold: None,
+        })
+    }
+
+    /// The same request, placed on the units of `hold` (validated).
+    pub fn on_hold(self, hold: &str) -> Result<Self, Error> {
+        Ok(OrderRequest {
+            hold: Some(HoldId::parse(hold)?),
+            ..self
         })
     }
 }

@@ -269,6 +269,9 @@ impl World {
             Effect::Stock { .. } => return self.deliver(effect),
             Effect::Order { order, .. } => Target::Order(order.clone()),
             Effect::Warehouse { location, .. } => Target::Warehouse(location.clone()),
+            Effect::Hold { .. } => {
+                return self.violation(format!("{effect:?}: this world has no cart holds"))
+            }
         };
         self.queues.entry(target).or_default().push_back(effect);
     }
@@ -311,6 +314,9 @@ impl World {
                         self.violation(format!("redelivered {command:?} to {order}: {again:?}"));
                     }
                 }
+            }
+            Effect::Hold { .. } => {
+                self.violation(format!("{effect:?}: this world has no cart holds"));
             }
             Effect::Warehouse { location, command } => {
                 self.warehouse_command(&location, &command);
@@ -622,10 +628,10 @@ impl World {
         let mut problems = Vec::new();
         let s = &stock.state;
         let p = &s.position;
-        if p.allocated > p.on_hand {
+        if p.allocated + p.held > p.on_hand {
             problems.push(format!(
-                "oversold: allocated {} > on_hand {}",
-                p.allocated, p.on_hand
+                "oversold: allocated {} + held {} > on_hand {}",
+                p.allocated, p.held, p.on_hand
             ));
         }
         let totals = fold(&stock.ledger);

@@ -15,9 +15,12 @@ pub struct Position {
     pub location: String,
     /// Sellable units physically on hand, allocated ones included.
     pub on_hand: u64,
-    /// Units of `on_hand` reserved for orders (never more than `on_hand`).
+    /// Units of `on_hand` reserved for orders.
     pub allocated: u64,
-    /// Available to promise: `max(0, on_hand − allocated − safety_stock)`.
+    /// Units of `on_hand` kept aside for cart holds (`allocated + held` never exceeds
+    /// `on_hand`).
+    pub held: u64,
+    /// Available to promise: `max(0, on_hand − allocated − held − safety_stock)`.
     pub available: u64,
     /// Inbound units not yet received.
     pub in_transit: u64,
@@ -119,6 +122,38 @@ pub struct OrderFulfillment {
     pub status: FulfillmentStatus,
     /// What it ships.
     pub lines: Vec<FulfillmentLine>,
+}
+
+/// A cart hold (`keel.v1.api.holds.place`, `.get`, `.release`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Hold {
+    /// The hold id.
+    pub id: String,
+    /// The channel the cart belongs to.
+    pub channel: String,
+    /// Where it stands.
+    pub status: super::status::HoldStatus,
+    /// When it expires (or expired), in milliseconds since the Unix epoch.
+    pub expires_at: u64,
+    /// One per requested SKU, in request order.
+    pub lines: Vec<HoldLine>,
+    /// The order that took its units, once converted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    /// When it was placed, in milliseconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// One line of a hold and what is kept aside for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HoldLine {
+    /// The SKU id.
+    pub sku: String,
+    /// Units requested.
+    pub quantity: u64,
+    /// Units kept aside (less than `quantity` when stock was short; 0 once released or
+    /// expired; for a converted hold, the units its order took).
+    pub held: u64,
 }
 
 /// The body of every error reply (`Keel-Status: error`), HTTP and bus alike.

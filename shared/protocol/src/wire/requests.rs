@@ -105,6 +105,29 @@ pub struct PlaceOrder {
     pub lines: Vec<PlaceOrderLine>,
     /// Where it ships to.
     pub ship_to: ShipTo,
+    /// A cart hold whose units the order takes (its channel and lines must be the hold's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ID_PATTERN))]
+    pub hold: Option<String>,
+}
+
+/// Places a cart hold (`keel.v1.api.holds.place`); idempotent by `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlaceHold {
+    /// The hold id, chosen by the storefront.
+    #[schemars(regex(pattern = ID_PATTERN))]
+    pub id: String,
+    /// The channel the cart belongs to.
+    #[schemars(regex(pattern = ID_PATTERN))]
+    pub channel: String,
+    /// 1–100 lines, each SKU at most once.
+    #[schemars(length(min = 1, max = 100))]
+    pub lines: Vec<PlaceOrderLine>,
+    /// Where the cart would ship to (steers sourcing as for an order).
+    pub ship_to: ShipTo,
+    /// How long the units stay aside: 1–86,400 seconds.
+    #[schemars(with = "i64", range(min = 1, max = 86_400))]
+    pub ttl_secs: Number,
 }
 
 /// One line of an order to place.

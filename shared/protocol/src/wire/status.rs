@@ -125,3 +125,33 @@ mod tests {
         }
     }
 }
+
+/// A cart hold's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    /// Being placed: the SKU-locations are keeping units aside (a moment).
+    Placing,
+    /// Units are kept aside until `expires_at`.
+    Active,
+    /// Released on request: its units are available again.
+    Released,
+    /// Its time ran out: its units are available again.
+    Expired,
+    /// An order took its units.
+    Converted,
+}
+
+impl From<keel_domain::hold::HoldStatus> for HoldStatus {
+    fn from(status: keel_domain::hold::HoldStatus) -> Self {
+        use keel_domain::hold::HoldStatus as S;
+        match status {
+            // A hold that was never placed is never shown; `placing` is the nearest truth.
+            S::New | S::Placing => HoldStatus::Placing,
+            S::Active => HoldStatus::Active,
+            S::Released => HoldStatus::Released,
+            S::Expired => HoldStatus::Expired,
+            S::Converted => HoldStatus::Converted,
+        }
+    }
+}

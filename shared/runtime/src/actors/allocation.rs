@@ -7,16 +7,27 @@
 //! partial grants and re-plan, at most `MAX_ALLOCATION_ATTEMPTS` times, then keep what was
 //! granted and backorder the rest. A crash mid-saga leaves the plan and an "allocating" marker
 //! in the store; recovery releases the plan's grants and runs the saga again.
+//!
+//! An order placed on a cart hold first converts the hold (which refuses a hold that ended,
+//! belongs to another channel or holds other lines, changing nothing), and its one attempt's
+//! plan is what the hold got: each SKU-location turns the held units into the order's
+//! reservation, and whatever the hold lacked is backordered. Recovery repeats the conversions
+//! under the same command ids instead of releasing them.
 
 use crate::entity::Durable;
 use crate::router::Router;
 use crate::Error;
 use futures::future::try_join_all;
 use keel_domain::catalog::Location;
+use keel_domain::effects::Effect;
+use keel_domain::hold::{Hold, HoldCommand};
 use keel_domain::inventory::{SkuLocation, StockCommand};
-use keel_domain::order::{Allocation, Order, OrderCommand, OrderRequest, PlannedLine};
+use keel_domain::order::{
+    Allocation, Order, OrderCommand, OrderRequest, PlannedLine, RequestedLine,
+    MAX_ALLOCATION_ATTEMPTS,
+};
 use keel_domain::sourcing::{self, Settlement};
-use keel_domain::{LocationId, SkuId};
+use keel_domain::{HoldId, LocationId, SkuId};
 use std::collections::HashMap;
 
 use super::{OrderExec, Summary};
@@ -46,12 +57,17 @@ pub(crate) async fn place(
         return Ok((state(d)?.clone(), false));
     }
     let locations = router.catalog.order_locations(&request)?;
+    let plan = match &request.hold {
+        Some(hold) => convert_hold(router, &d.key, &request, hold).await?,
+        None => {
+            let region = &request.ship_to.region;
+            next_plan(router, &request.lines, region, &locations).await?
+        }
+    };
     let mut placed = Order::place(request, crate::keys::now_ms());
     // The first plan goes into the order's first write (one commit fewer per order); a crash
     // after it is resumed like any interrupted allocation.
-    let start = OrderCommand::StartAllocation {
-        plan: next_plan(router, &placed, &locations).await?,
-    };
+    let start = OrderCommand::StartAllocation { plan };
     for event in placed.decide(&start)? {
         placed.apply(&event);
     }
@@ -68,26 +84,57 @@ pub(crate) async fn resume(router: &Router, d: &mut Durable<Order>) -> Result<()
         return Ok(());
     };
     let locations = router.catalog.order_locations(&order.request)?;
+    if converting(order, *attempt).is_some() {
+        // The conversions are repeated under their ids: each is done once, whatever happened.
+        return allocate(router, d, &locations, true).await;
+    }
     let prefix = format!("{}#a{attempt}.r", d.key);
     release(router, d, &prefix, &plan.clone()).await?;
     allocate(router, d, &locations, false).await
 }
 
-/// The next sourcing plan for `order`, from what its locations can promise now.
-async fn next_plan(
+/// The hold whose units `attempt` converts: an order placed on a hold tries once, with them.
+fn converting(order: &Order, attempt: u32) -> Option<&HoldId> {
+    order.request.hold.as_ref().filter(|_| attempt == 1)
+}
+
+/// Converts the order's hold (wherever it is served) and answers what it holds, as the
+/// order's plan.
+async fn convert_hold(
     router: &Router,
-    order: &Order,
+    order_key: &str,
+    request: &OrderRequest,
+    hold: &HoldId,
+) -> Result<Vec<PlannedLine>, Error> {
+    let effect = Effect::Hold {
+        hold: hold.clone(),
+        command: HoldCommand::Convert {
+            order: request.id.clone(),
+            channel: request.channel.clone(),
+            lines: request.lines.clone(),
+        },
+    };
+    let id = format!("{order_key}#hold");
+    let executed = router
+        .call(&id, &effect)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("{id}: a hold conversion without reply")))?;
+    let converted: Hold = serde_json::from_value(executed.reply["hold"].clone())?;
+    Ok(converted.granted)
+}
+
+/// The next sourcing plan for `lines`, from what `locations` can promise now.
+pub(crate) async fn next_plan(
+    router: &Router,
+    lines: &[RequestedLine],
+    region: &str,
     locations: &[Location],
 ) -> Result<Vec<PlannedLine>, Error> {
-    let lines = &order.request.lines;
     let skus: Vec<SkuId> = lines.iter().map(|l| l.sku.clone()).collect();
     let atp = available(router, &skus, locations).await?;
-    let plan = sourcing::plan(
-        lines,
-        locations,
-        &order.request.ship_to.region,
-        |sku, loc| atp.get(&(sku.clone(), loc.clone())).copied().unwrap_or(0),
-    );
+    let plan = sourcing::plan(lines, locations, region, |sku, loc| {
+        atp.get(&(sku.clone(), loc.clone())).copied().unwrap_or(0)
+    });
     Ok(plan.lines)
 }
 
@@ -109,16 +156,25 @@ async fn allocate(
         .ok_or_else(|| Error::Internal("a channel without locations".into()))?;
     loop {
         if !started {
-            let plan = next_plan(router, state(d)?, locations).await?;
+            let plan = next_plan(router, &lines, &region, locations).await?;
             run(router, d, None, OrderCommand::StartAllocation { plan }).await?;
         }
         started = false;
-        let Allocation::InProgress { attempt, plan } = &state(d)?.allocation else {
+        let order = state(d)?;
+        let Allocation::InProgress { attempt, plan } = &order.allocation else {
             return Ok(());
         };
         let (attempt, plan) = (*attempt, plan.clone());
-        let granted = reserve(router, d, attempt, &plan).await?;
-        match sourcing::settle(&lines, &plan, granted, attempt, &wait_at) {
+        let hold = converting(order, attempt).cloned();
+        let granted = reserve(router, d, attempt, &plan, hold.as_ref()).await?;
+        // Units a hold lacked are backordered, never sourced anew: the hold was the order's
+        // one attempt.
+        let last = if hold.is_some() {
+            MAX_ALLOCATION_ATTEMPTS
+        } else {
+            attempt
+        };
+        match sourcing::settle(&lines, &plan, granted, last, &wait_at) {
             Settlement::Retry { compensate } => {
                 let prefix = format!("{}#a{attempt}.c", d.key);
                 release(router, d, &prefix, &compensate).await?;
@@ -174,16 +230,24 @@ async fn available(
     Ok(pairs.into_iter().zip(values).collect())
 }
 
+/// Reserves each planned line at its SKU-location (or converts what `hold` keeps there);
+/// answers what each granted.
 async fn reserve(
     router: &Router,
     d: &Durable<Order>,
     attempt: u32,
     plan: &[PlannedLine],
+    hold: Option<&HoldId>,
 ) -> Result<Vec<PlannedLine>, Error> {
     let reservations = plan.iter().enumerate().map(|(i, line)| async move {
-        let command = StockCommand::Reserve {
-            order: d.id.clone(),
-            quantity: line.quantity,
+        let (order, quantity) = (d.id.clone(), line.quantity);
+        let command = match hold {
+            Some(hold) => StockCommand::ConvertHold {
+                hold: hold.clone(),
+                order,
+                quantity,
+            },
+            None => StockCommand::Reserve { order, quantity },
         };
         let id = format!("{}#a{attempt}.{i}", d.key);
         let reply = router

@@ -15,7 +15,7 @@ use keel_domain::order::{Allocation, Order, OrderCommand, OrderEvent, OrderStatu
 use keel_domain::warehouse::{
     OpenFulfillment, StatusCounts, WarehouseCommand, WarehouseEvent, WarehouseNode,
 };
-use keel_domain::{FulfillmentId, LocationId, OrderId, SkuId};
+use keel_domain::{FulfillmentId, HoldId, LocationId, OrderId, SkuId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -27,6 +27,10 @@ pub(crate) trait Hosted: Entity + Default {
     fn directory(router: &Router) -> &Directory<EntityActor<Self>>;
     /// Tells the node what others may plan with, after activation and after every change.
     fn observed(_router: &Router, _key: &str, _state: Option<&Self>) {}
+    /// The command a due timer of this entity fires (at `now` by the node's clock).
+    fn on_timer(_name: &str, _now: u64) -> Option<Self::Command> {
+        None
+    }
 }
 
 impl Entity for SkuLocation {
@@ -78,10 +82,15 @@ impl Entity for SkuLocation {
         };
         let mut waiting = Vec::new();
         for (name, value) in rows {
-            let Some((kind, order)) = name.split_once('/') else {
+            let Some((kind, holder)) = name.split_once('/') else {
                 continue;
             };
-            let order = OrderId::parse(order)?;
+            if kind == HOLD {
+                let hold = HoldId::parse(holder)?;
+                state.holds.insert(hold, serde_json::from_slice(&value)?);
+                continue;
+            }
+            let order = OrderId::parse(holder)?;
             match kind {
                 RESERVATION => {
                     state
@@ -107,14 +116,28 @@ impl Entity for SkuLocation {
     fn rows(&self, events: &[StockEvent]) -> Vec<(String, Option<Vec<u8>>)> {
         let mut rows = Vec::new();
         for event in events {
+            let hold = match event {
+                StockEvent::Held { hold, .. }
+                | StockEvent::HoldReleased { hold, .. }
+                | StockEvent::HoldConverted { hold, .. } => Some(hold),
+                _ => None,
+            };
+            if let Some(hold) = hold {
+                let kept = self.holds.get(hold).map(|q| q.to_string().into_bytes());
+                rows.push((format!("{HOLD}/{hold}"), kept));
+            }
             let (order, reservation, backorder) = match event {
                 StockEvent::Reserved { order, .. }
                 | StockEvent::Released { order, .. }
-                | StockEvent::Shipped { order, .. } => (order, true, false),
+                | StockEvent::Shipped { order, .. }
+                | StockEvent::HoldConverted { order, .. } => (order, true, false),
                 StockEvent::BackorderAllocated { order, .. } => (order, true, true),
                 StockEvent::BackorderQueued { order, .. }
                 | StockEvent::BackorderWithdrawn { order, .. } => (order, false, true),
-                StockEvent::Received { .. } | StockEvent::Adjusted { .. } => continue,
+                StockEvent::Received { .. }
+                | StockEvent::Adjusted { .. }
+                | StockEvent::Held { .. }
+                | StockEvent::HoldReleased { .. } => continue,
             };
             if reservation {
                 let held = self
@@ -141,7 +164,9 @@ impl Entity for SkuLocation {
         let granted: u64 = events
             .iter()
             .map(|e| match e {
-                StockEvent::Reserved { quantity, .. } => *quantity,
+                StockEvent::Reserved { quantity, .. }
+                | StockEvent::Held { quantity, .. }
+                | StockEvent::HoldConverted { quantity, .. } => *quantity,
                 _ => 0,
             })
             .sum();
@@ -149,9 +174,11 @@ impl Entity for SkuLocation {
     }
 }
 
-/// Row kinds of a SKU-location: what an order holds here, and its place in the backorder queue.
+/// Row kinds of a SKU-location: what an order holds here, its place in the backorder queue,
+/// and what a cart hold keeps here.
 const RESERVATION: &str = "r";
 const BACKORDER: &str = "b";
+const HOLD: &str = "h";
 
 /// Reads of a stored SKU-location that do not load every row: a hot SKU-location may hold
 /// reservations for tens of thousands of open orders.
@@ -474,12 +501,32 @@ mod tests {
             StockCommand::WithdrawBackorder { order: order("d") },
         );
         let rebuilt =
-            SkuLocation::decode(&live.encode().unwrap(), rows.into_iter().collect()).unwrap();
+            SkuLocation::decode(&live.encode().unwrap(), rows.clone().into_iter().collect())
+                .unwrap();
         assert_eq!(rebuilt, live);
         assert!(
             !live.backorders.is_empty() && live.reservations.len() >= 2,
             "{live:?}"
         );
+        let hold = |s: &str| HoldId::parse(s).unwrap();
+        run(&mut live, &mut rows, receipt(4));
+        for h in ["h1", "h2"] {
+            let keep = StockCommand::Hold {
+                hold: hold(h),
+                quantity: 1,
+            };
+            run(&mut live, &mut rows, keep);
+        }
+        let convert = StockCommand::ConvertHold {
+            hold: hold("h1"),
+            order: order("e"),
+            quantity: 1,
+        };
+        run(&mut live, &mut rows, convert);
+        assert_eq!(live.holds.len(), 1, "{live:?}");
+        let rebuilt =
+            SkuLocation::decode(&live.encode().unwrap(), rows.into_iter().collect()).unwrap();
+        assert_eq!(rebuilt, live, "holds are rows too");
     }
 
     #[test]

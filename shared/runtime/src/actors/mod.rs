@@ -1,13 +1,14 @@
 //! The actors a node hosts: one per order, per SKU-location and per warehouse node.
 
-mod allocation;
+pub(crate) mod allocation;
 mod entity_actor;
+mod hold;
 mod hosted;
 mod order;
 mod traced;
 
 pub(crate) use entity_actor::{EntityActor, Exec, ExecReply, Summary};
-pub(crate) use hosted::stock_reads;
+pub(crate) use hosted::{stock_reads, Hosted};
 pub(crate) use order::{OrderActor, OrderExec, Place, Resume};
 pub(crate) use traced::Traced;
 

@@ -7,7 +7,8 @@ use serde_json::Number;
 
 pub(crate) use keel_protocol::wire::requests::{
     Adjustment, ById, BySku, BySkuLocation, Confirmation, CreateChannel as Channel,
-    CreateLocation as Location, CreateSku as Sku, Page, PlaceOrder as Order, Receipt,
+    CreateLocation as Location, CreateSku as Sku, Page, PlaceHold as Hold, PlaceOrder as Order,
+    PlaceOrderLine, Receipt,
 };
 
 /// Parses a request body; anything that is not the expected JSON is `malformed_request`.
@@ -21,6 +22,14 @@ pub(crate) fn whole(n: &Number) -> Result<i64, keel_domain::Error> {
     n.as_i64().ok_or_else(|| {
         keel_domain::Error::InvalidQuantity(format!("{n} is not a whole number in range"))
     })
+}
+
+/// Lines as sent, with their quantities read as whole numbers.
+pub(crate) fn lines(lines: &[PlaceOrderLine]) -> Result<Vec<(&str, i64)>, keel_domain::Error> {
+    lines
+        .iter()
+        .map(|l| Ok((l.sku.as_str(), whole(&l.quantity)?)))
+        .collect()
 }
 
 /// Reads an optional whole number given as a JSON number or a decimal string.

@@ -4,13 +4,14 @@ use super::bodies::{self, parse};
 use crate::actors::{stock_reads, OrderExec, Place};
 use crate::entity::{Durable, Entity};
 use crate::router::Router;
-use crate::{views, Error};
+use crate::{holds, views, Error};
 use keel_domain::catalog::{Channel, Location, Sku};
+use keel_domain::hold::{Hold, HoldRequest};
 use keel_domain::inventory::{Backorder, LedgerEntry, Position, StockCommand};
 use keel_domain::order::{FulfillmentStatus, Order, OrderCommand, OrderRequest};
 use keel_domain::quantity::{delta, quantity};
 use keel_domain::warehouse::WarehouseNode;
-use keel_domain::{ChannelId, DocumentId, FulfillmentId, LocationId, OrderId, SkuId};
+use keel_domain::{ChannelId, DocumentId, FulfillmentId, HoldId, LocationId, OrderId, SkuId};
 use keel_protocol::{subjects as s, ReplyStatus};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -46,6 +47,8 @@ pub(crate) async fn dispatch(router: &Arc<Router>, subject: &str, payload: &[u8]
         s::ORDERS_PLACE => place(router, payload).await,
         s::ORDERS_CANCEL => cancel(router, payload).await,
         s::FULFILLMENTS_CONFIRM => confirm(router, payload).await,
+        s::HOLDS_PLACE => place_hold(router, payload).await,
+        s::HOLDS_RELEASE => release_hold(router, payload).await,
         s::INVENTORY_GET => return inventory(router, payload).await,
         _ => {
             // Reads scan the store (a ledger page, a position with its reservations): run them
@@ -71,6 +74,8 @@ fn owes_messages(subject: &str) -> bool {
             | s::ORDERS_PLACE
             | s::ORDERS_CANCEL
             | s::FULFILLMENTS_CONFIRM
+            | s::HOLDS_PLACE
+            | s::HOLDS_RELEASE
     )
 }
 
@@ -99,6 +104,10 @@ fn query(router: &Router, subject: &str, payload: &[u8]) -> Reply {
         s::INVENTORY_BACKORDERS => backorders(router, payload),
         s::INVENTORY_LEDGER => ledger(router, payload),
         s::ORDERS_GET => ok(views::order(&stored_order(router, payload)?)),
+        s::HOLDS_GET => {
+            let id = HoldId::parse(&parse::<bodies::ById>(payload)?.id)?;
+            ok(hold_view(&holds::stored(router, &id)?)?)
+        }
         s::FULFILLMENTS_GET => {
             let (id, order) = fulfillment_id(&parse::<bodies::ById>(payload)?.id)?;
             let order = load_order(router, &order)?.ok_or_else(|| unknown_fulfillment(&id))?;
@@ -376,22 +385,44 @@ fn ledger(router: &Router, payload: &[u8]) -> Reply {
 
 async fn place(router: &Router, payload: &[u8]) -> Reply {
     let b: bodies::Order = parse(payload)?;
-    let lines = b
-        .lines
-        .iter()
-        .map(|l| Ok((l.sku.as_str(), bodies::whole(&l.quantity)?)))
-        .collect::<Result<Vec<(&str, i64)>, keel_domain::Error>>()?;
-    let request = OrderRequest::new(&b.id, &b.channel, &lines, &b.ship_to.region)?;
+    let lines = bodies::lines(&b.lines)?;
+    let mut request = OrderRequest::new(&b.id, &b.channel, &lines, &b.ship_to.region)?;
+    if let Some(hold) = &b.hold {
+        request = request.on_hold(hold)?;
+    }
     let key = crate::keys::order(&request.id);
     let (order, created) = router
         .ask(&router.orders, &key, Place { request })
         .await??;
-    let status = if created {
+    Ok((created_status(created), views::order(&order)))
+}
+
+fn created_status(created: bool) -> ReplyStatus {
+    if created {
         ReplyStatus::Created
     } else {
         ReplyStatus::Ok
-    };
-    Ok((status, views::order(&order)))
+    }
+}
+
+async fn place_hold(router: &Router, payload: &[u8]) -> Reply {
+    let b: bodies::Hold = parse(payload)?;
+    let lines = bodies::lines(&b.lines)?;
+    let ttl = b.ttl_secs.as_i64().ok_or_else(|| {
+        keel_domain::Error::Malformed(format!("ttl_secs {} is not a whole number", b.ttl_secs))
+    })?;
+    let request = HoldRequest::new(&b.id, &b.channel, &lines, &b.ship_to.region, ttl)?;
+    let (hold, created) = holds::place(router, request).await?;
+    Ok((created_status(created), hold_view(&hold)?))
+}
+
+async fn release_hold(router: &Router, payload: &[u8]) -> Reply {
+    let id = HoldId::parse(&parse::<bodies::ById>(payload)?.id)?;
+    ok(hold_view(&holds::release(router, &id).await?)?)
+}
+
+fn hold_view(hold: &Hold) -> Result<Value, Error> {
+    views::hold(hold).ok_or_else(|| Error::Internal("a hold without its request".into()))
 }
 
 async fn order_command(

@@ -7,7 +7,7 @@
 use super::handlers::{self, Reply};
 use crate::router::Router;
 use crate::Error;
-use keel_domain::{ErrorCode, FulfillmentId, LocationId, OrderId, SkuId};
+use keel_domain::{ErrorCode, FulfillmentId, HoldId, LocationId, OrderId, SkuId};
 use keel_protocol::{subjects as s, ReplyStatus};
 use serde_json::Value;
 use std::sync::Arc;
@@ -128,6 +128,9 @@ fn entity_key(subject: &str, payload: &[u8]) -> Option<String> {
     match subject {
         s::ORDERS_PLACE | s::ORDERS_GET | s::ORDERS_CANCEL => {
             Some(crate::keys::order(&OrderId::parse(text("id")?).ok()?))
+        }
+        s::HOLDS_PLACE | s::HOLDS_GET | s::HOLDS_RELEASE => {
+            Some(crate::keys::hold(&HoldId::parse(text("id")?).ok()?))
         }
         s::FULFILLMENTS_GET | s::FULFILLMENTS_CONFIRM => {
             let (_, order) = FulfillmentId::parse(text("id")?).ok()?;
