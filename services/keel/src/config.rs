@@ -53,6 +53,10 @@ pub struct Config {
     /// and a longer log to replay after a crash.
     #[arg(long, env = "KEEL_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
     pub checkpoint_interval_ms: u64,
+    /// Seconds after an order is delivered or cancelled at which it leaves the live keys for
+    /// the archive (still readable by `GET /v1/orders/{id}`); 0 never archives.
+    #[arg(long, env = "KEEL_ARCHIVE_AFTER_SECS", default_value_t = 7 * 24 * 3600)]
+    pub archive_after_secs: u64,
     /// For fault tests only: abort the process at this point of every checkpoint of the store.
     #[arg(long, env = "KEEL_CRASH_AT", value_enum, hide = true)]
     pub crash_at: Option<CrashAt>,
@@ -109,6 +113,8 @@ pub enum CrashAt {
     CheckpointWrites,
     /// Half-way through dropping the log rounds a checkpoint covered.
     LogTruncation,
+    /// Half-way through an archive sweep's orders.
+    Archiving,
 }
 
 /// Subcommands (without one, `keel` runs the platform).
@@ -141,10 +147,14 @@ impl Config {
         options.cache_capacity = self.cache_mb.max(8) * 1024 * 1024;
         options.checkpoint.interval =
             std::time::Duration::from_millis(self.checkpoint_interval_ms.max(1));
-        options.checkpoint.crash_at = self.crash_at.map(|point| match point {
-            CrashAt::CheckpointWrites => keel_store::CrashPoint::CheckpointWrites,
-            CrashAt::LogTruncation => keel_store::CrashPoint::LogTruncation,
+        options.checkpoint.crash_at = self.crash_at.and_then(|point| match point {
+            CrashAt::CheckpointWrites => Some(keel_store::CrashPoint::CheckpointWrites),
+            CrashAt::LogTruncation => Some(keel_store::CrashPoint::LogTruncation),
+            CrashAt::Archiving => None,
         });
+        options.crash_mid_archive = matches!(self.crash_at, Some(CrashAt::Archiving));
+        options.archive_after = (self.archive_after_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.archive_after_secs));
         if let Some(path) = &self.clock_file {
             options.clock = std::sync::Arc::new(keel_runtime::FileClock::new(path));
         }

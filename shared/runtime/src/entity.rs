@@ -75,6 +75,15 @@ struct Handled {
     reply: serde_json::Value,
 }
 
+/// Where and when a decision is written: the store, whether publications go through the
+/// outbox (the bus keeps them) or straight on, and the node clock's time of the decision.
+pub(crate) struct Writing<'a> {
+    pub store: &'a Store,
+    pub durable_events: bool,
+    /// Milliseconds since the Unix epoch (ledger entries, orders closing).
+    pub at: u64,
+}
+
 /// What executing a command produced.
 pub(crate) struct Executed {
     /// Committed messages, with their outbox ids.
@@ -112,19 +121,31 @@ impl<E: Entity> Durable<E> {
         })
     }
 
+    /// Loads the entity stored under `key`, live or else archived (an archived state has no
+    /// rows: only entities without rows are archived).
+    pub(crate) fn load_with_archive(store: &Store, id: E::Id, key: String) -> Result<Self, Error> {
+        let live = Durable::load(store, id, key)?;
+        if live.state.is_some() {
+            return Ok(live);
+        }
+        Ok(match store.load_archived(&live.key)? {
+            Some(v) => Durable {
+                state: Some(E::decode(&v.bytes, Vec::new())?),
+                version: v.version,
+                ..live
+            },
+            None => live,
+        })
+    }
+
     /// Creates the entity with `state` (e.g. a placed order) and no events.
-    pub(crate) fn create(
-        &mut self,
-        store: &Store,
-        state: E,
-        durable_events: bool,
-    ) -> Result<Executed, Error> {
+    pub(crate) fn create(&mut self, w: &Writing, state: E) -> Result<Executed, Error> {
         let (mut outbox, mut published) = (Vec::new(), Vec::new());
         let publications = state.publications(&self.id, &[]);
         route_publications(
             publications,
             (&self.key, self.version + 1),
-            durable_events,
+            w.durable_events,
             &mut outbox,
             &mut published,
         );
@@ -140,7 +161,7 @@ impl<E: Entity> Durable<E> {
             ..Parts::default()
         };
         Ok(Executed {
-            outbox: self.write(store, parts)?,
+            outbox: self.write(w.store, parts)?,
             published,
             reply: serde_json::Value::Null,
             replayed: false,
@@ -151,15 +172,15 @@ impl<E: Entity> Durable<E> {
     ///
     /// `command_id` makes the command idempotent: a repeat answers the recorded reply, a
     /// different command under the same id is a conflict. Publications go to the outbox when
-    /// `durable_events` (the bus keeps them), else they are handed back in `published`.
+    /// the bus keeps them, else they are handed back in `published`.
     pub(crate) fn execute(
         &mut self,
-        store: &Store,
+        w: &Writing,
         command_id: Option<&str>,
         command: &E::Command,
         initial: impl FnOnce() -> E,
-        durable_events: bool,
     ) -> Result<Executed, Error> {
+        let store = w.store;
         // Only an identified command needs its JSON: to recognise a replay, and to record it.
         let command_json = command_id
             .map(|_| serde_json::to_value(command))
@@ -175,7 +196,7 @@ impl<E: Entity> Durable<E> {
         let timers_before = self.state.as_ref().map(Entity::timers);
         let state = self.state.get_or_insert_with(initial);
         let events = state.decide(command)?;
-        let at = crate::keys::now_ms();
+        let at = w.at;
         let mut ledger = Vec::new();
         let mut effects = Vec::new();
         for event in &events {
@@ -221,7 +242,7 @@ impl<E: Entity> Durable<E> {
             route_publications(
                 publications,
                 (&self.key, version),
-                durable_events,
+                w.durable_events,
                 &mut outbox,
                 &mut published,
             );

@@ -22,17 +22,18 @@ pub fn warehouse(location: &LocationId) -> String {
     format!("w/{location}")
 }
 
+/// Marker keys of closed orders by the time they closed, scanned by the archiver.
+pub const ARCHIVE_DUE_PREFIX: &str = "archive/";
+
+/// The marker key of an order closed at `closed_at` (zero-padded: they sort by time).
+pub fn archive_due(closed_at: u64, id: &OrderId) -> String {
+    format!("{ARCHIVE_DUE_PREFIX}{closed_at:020}/{id}")
+}
+
 /// Marker keys of orders whose allocation was interrupted, scanned at start-up.
 pub const ALLOCATING_PREFIX: &str = "allocating/";
 
 /// The marker key of an order being allocated.
 pub fn allocating(id: &OrderId) -> String {
     format!("{ALLOCATING_PREFIX}{id}")
-}
-
-/// Milliseconds since the Unix epoch: the time stamped on ledger entries and orders.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

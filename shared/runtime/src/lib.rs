@@ -7,6 +7,7 @@
 
 mod actors;
 mod api;
+mod archive;
 mod availability;
 mod catalog;
 mod clock;
@@ -20,12 +21,14 @@ pub mod keys;
 pub mod metrics;
 mod outbox;
 mod partitions;
+mod periodic;
 mod router;
 mod shards;
 mod timers;
 pub mod views;
 mod wms;
 
+pub use archive::ArchiveStats;
 pub use catalog::Catalog;
 pub use clock::{Clock, FileClock, ManualClock, SystemClock};
 pub use commands::CommandStats;
@@ -64,6 +67,11 @@ pub struct NodeOptions {
     pub cluster: Option<(Arc<dyn Sharding>, String)>,
     /// The node's time, for hold expiry and every timer (tests move a manual one on).
     pub clock: Arc<dyn Clock>,
+    /// How long after an order is delivered or cancelled it moves to the archive (`None`:
+    /// never).
+    pub archive_after: Option<Duration>,
+    /// For fault tests: abort the process half-way through an archive sweep.
+    pub crash_mid_archive: bool,
 }
 
 impl NodeOptions {
@@ -78,6 +86,8 @@ impl NodeOptions {
             replica: None,
             cluster: None,
             clock: Arc::new(SystemClock),
+            archive_after: Some(Duration::from_secs(7 * 24 * 3600)),
+            crash_mid_archive: false,
         }
     }
 }
@@ -124,6 +134,8 @@ pub struct NodeStats {
     pub timers_fired: u64,
     /// Timer firings that failed (each is retried).
     pub timers_failed: u64,
+    /// Closed orders moved to the archive.
+    pub orders_archived: u64,
     /// The bus' own counters (NATS reconnects, slow consumers, JetStream publishes).
     pub bus: Vec<keel_bus::Counter>,
 }
@@ -149,6 +161,8 @@ pub struct Node {
     pools: Pools,
     ready: Arc<AtomicBool>,
     timers: std::sync::OnceLock<Arc<TimerStats>>,
+    archive: Option<archive::Policy>,
+    archived: std::sync::OnceLock<Arc<ArchiveStats>>,
 }
 
 impl Node {
@@ -198,6 +212,11 @@ impl Node {
             pools,
             ready: Arc::new(AtomicBool::new(false)),
             timers: std::sync::OnceLock::new(),
+            archive: options.archive_after.map(|after| archive::Policy {
+                after,
+                crash_mid_sweep: options.crash_mid_archive,
+            }),
+            archived: std::sync::OnceLock::new(),
         })
     }
 
@@ -371,6 +390,10 @@ impl Node {
         }
         // After recovery: a timer due while the node was down fires now.
         self.timers.get_or_init(|| timers::start(&self.router));
+        if let Some(policy) = self.archive {
+            self.archived
+                .get_or_init(|| archive::start(&self.router, policy));
+        }
         self.ready.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -472,6 +495,10 @@ impl Node {
                 .timers
                 .get()
                 .map_or(0, |t| t.failed.load(Ordering::Relaxed)),
+            orders_archived: self
+                .archived
+                .get()
+                .map_or(0, |a| a.archived.load(Ordering::Relaxed)),
             bus: self.router.bus.counters(),
         }
     }

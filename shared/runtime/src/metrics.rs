@@ -43,6 +43,8 @@ pub const DEAD_LETTERS: &str = "keel_dead_letters_total";
 pub const TIMERS_FIRED: &str = "keel_timers_fired_total";
 /// Timer firings that failed (each is retried on a later tick).
 pub const TIMERS_FAILED: &str = "keel_timers_failed_total";
+/// Closed orders moved to the archive.
+pub const ORDERS_ARCHIVED: &str = "keel_orders_archived_total";
 
 /// Renders `stats` as Prometheus text.
 pub fn render(stats: &NodeStats) -> String {
@@ -146,6 +148,12 @@ pub fn render(stats: &NodeStats) -> String {
         "counter",
         "Timer firings that failed; each is retried on a later tick.",
         &[("", stats.timers_failed)],
+    );
+    metric(
+        ORDERS_ARCHIVED,
+        "counter",
+        "Closed (delivered or cancelled) orders moved to the archive.",
+        &[("", stats.orders_archived)],
     );
     out.push_str(&render_counters(&stats.bus));
     out

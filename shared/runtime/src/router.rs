@@ -112,6 +112,15 @@ impl Router {
         router
     }
 
+    /// How a decision taken now is written.
+    pub(crate) fn writing(&self) -> crate::entity::Writing<'_> {
+        crate::entity::Writing {
+            store: &self.store,
+            durable_events: self.durable_events,
+            at: self.clock.now_ms(),
+        }
+    }
+
     pub(crate) fn relay(&self) -> &Relay {
         self.relay.get().expect("the relay starts with the router")
     }

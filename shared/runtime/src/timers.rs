@@ -13,7 +13,7 @@ use keel_store::Timer;
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
@@ -34,54 +34,53 @@ pub struct TimerStats {
 /// Starts the loop on the current arbiter; it ends when the router is gone.
 pub(crate) fn start(router: &Arc<Router>) -> Arc<TimerStats> {
     let stats = Arc::new(TimerStats::default());
-    let (router, loop_stats) = (Arc::downgrade(router), Arc::clone(&stats));
-    actix_rt::spawn(run(router, loop_stats));
+    let in_flight: Arc<Mutex<HashSet<Timer>>> = Arc::default();
+    let loop_stats = Arc::clone(&stats);
+    crate::periodic::every(router, TICK, move |router| {
+        fire_due(router, Arc::clone(&loop_stats), Arc::clone(&in_flight))
+    });
     stats
 }
 
-async fn run(router: Weak<Router>, stats: Arc<TimerStats>) {
-    let in_flight: Arc<Mutex<HashSet<Timer>>> = Arc::default();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(router) = router.upgrade() else {
-            return;
+/// Fires the due timers of the partitions this node serves that are not in flight already.
+async fn fire_due(
+    router: Arc<Router>,
+    stats: Arc<TimerStats>,
+    in_flight: Arc<Mutex<HashSet<Timer>>>,
+) {
+    let now = router.clock.now_ms();
+    let due: Vec<Timer> = router
+        .store
+        .due_timers(now)
+        .filter_map(|t| {
+            t.map_err(|e| tracing::warn!(error = %e, "reading due timers failed"))
+                .ok()
+        })
+        .filter(|t| !in_flight.lock().contains(t))
+        .take(BATCH)
+        .collect();
+    for timer in due {
+        let partition = router.partitions.of(&timer.entity);
+        let Some(work) = router.partitions.enter(partition) else {
+            continue;
         };
-        let now = router.clock.now_ms();
-        let due: Vec<Timer> = router
-            .store
-            .due_timers(now)
-            .filter_map(|t| {
-                t.map_err(|e| tracing::warn!(error = %e, "reading due timers failed"))
-                    .ok()
-            })
-            .filter(|t| !in_flight.lock().contains(t))
-            .take(BATCH)
-            .collect();
-        for timer in due {
-            let partition = router.partitions.of(&timer.entity);
-            let Some(work) = router.partitions.enter(partition) else {
-                continue;
+        in_flight.lock().insert(timer.clone());
+        let (router, stats, in_flight) = (
+            Arc::clone(&router),
+            Arc::clone(&stats),
+            Arc::clone(&in_flight),
+        );
+        actix_rt::spawn(async move {
+            match fire(&router, &timer).await {
+                Ok(()) => stats.fired.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    tracing::warn!(entity = %timer.entity, name = %timer.name, error = %e, "a timer did not fire; retried on a later tick");
+                    stats.failed.fetch_add(1, Ordering::Relaxed)
+                }
             };
-            in_flight.lock().insert(timer.clone());
-            let (router, stats, in_flight) = (
-                Arc::clone(&router),
-                Arc::clone(&stats),
-                Arc::clone(&in_flight),
-            );
-            actix_rt::spawn(async move {
-                match fire(&router, &timer).await {
-                    Ok(()) => stats.fired.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => {
-                        tracing::warn!(entity = %timer.entity, name = %timer.name, error = %e, "a timer did not fire; retried on a later tick");
-                        stats.failed.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
-                in_flight.lock().remove(&timer);
-                drop(work);
-            });
-        }
+            in_flight.lock().remove(&timer);
+            drop(work);
+        });
     }
 }
 

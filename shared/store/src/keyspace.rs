@@ -10,6 +10,7 @@ const ROW: &[u8] = b"r:";
 const CATALOG: &[u8] = b"c:";
 const LOG: &[u8] = b"L:";
 const TIMER: &[u8] = b"t:";
+const ARCHIVE: &[u8] = b"a:";
 /// The pre-log store's per-commit journal (a data directory it left may still hold records).
 const LEGACY_JOURNAL: &[u8] = b"j:";
 
@@ -24,6 +25,11 @@ fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 /// An entity's state (or a marker) key.
 pub(crate) fn state(key: &str) -> Vec<u8> {
     join(STATE, &[key.as_bytes()])
+}
+
+/// An archived entity's last state (out of the `s:` keys that live entities are read from).
+pub(crate) fn archive(key: &str) -> Vec<u8> {
+    join(ARCHIVE, &[key.as_bytes()])
 }
 
 /// A handled command id.

@@ -119,6 +119,53 @@ impl Store {
         Ok(raw.map(|raw| commit::split_version(&raw)))
     }
 
+    /// The last state of `key` if it was archived ([`Store::archive`]).
+    pub fn load_archived(&self, key: &str) -> Result<Option<Versioned>, Error> {
+        let raw = self.log.get(&keyspace::archive(key))?;
+        Ok(raw.map(|raw| commit::split_version(&raw)))
+    }
+
+    /// Moves `key`'s state at `version` out of the live keys into the archive, as `archived`
+    /// (read back by [`Store::load_archived`]), and clears `marks`: one record, so a crash
+    /// leaves the entity live or archived, never both or neither. Refused with
+    /// [`Error::VersionConflict`] if the state moved on since `version`.
+    pub fn archive(
+        &self,
+        key: &str,
+        version: u64,
+        archived: &[u8],
+        marks: &[String],
+    ) -> Result<(), Error> {
+        let partition = self.partition_of(key);
+        let state_key = keyspace::state(key);
+        let _held = self.stripes.lock(std::iter::once(&state_key));
+        let found = self
+            .log
+            .get(&state_key)?
+            .map_or(0, |raw| commit::split_version(&raw).version);
+        if found != version {
+            return Err(Error::VersionConflict {
+                key: key.to_owned(),
+                expected: version,
+                found,
+            });
+        }
+        let mut value = version.to_be_bytes().to_vec();
+        value.extend_from_slice(archived);
+        let mut writes = vec![
+            (state_key, None),
+            (keyspace::archive(key), Some(IVec::from(value))),
+        ];
+        writes.extend(marks.iter().map(|mark| (keyspace::state(mark), None)));
+        if let Some(replica) = &self.replica {
+            replica
+                .append(Lane::Partition(partition), record::encode(&writes))
+                .map_err(Error::NotOwner)?;
+        }
+        self.log.append(partition, writes);
+        Ok(())
+    }
+
     /// Every state (or marker) whose key starts with `prefix`, in key order.
     pub fn scan_states(
         &self,

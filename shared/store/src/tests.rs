@@ -490,3 +490,27 @@ async fn timers_are_found_once_due_in_due_order_and_survive_a_restart() {
         expect(&[(2_000, "h/a", "expire"), (5_000, "h/b", "remind")])
     );
 }
+
+#[test]
+fn archiving_moves_a_state_out_of_the_live_keys_in_one_record() {
+    let (_dir, store) = open();
+    let mut c = commit("o/1", 0, "closed");
+    c.marks = vec![("archive/0001/1".into(), true)];
+    store.commit(&c).unwrap();
+    let stale = store.archive("o/1", 0, b"old", &[]).unwrap_err();
+    assert!(
+        matches!(stale, Error::VersionConflict { found: 1, .. }),
+        "{stale}"
+    );
+    store
+        .archive("o/1", 1, b"closed", &["archive/0001/1".into()])
+        .unwrap();
+    assert!(store.load("o/1").unwrap().is_none());
+    assert_eq!(store.scan_states("archive/").count(), 0);
+    let archived = store.load_archived("o/1").unwrap().unwrap();
+    assert_eq!(
+        (archived.version, archived.bytes.as_slice()),
+        (1, &b"closed"[..])
+    );
+    assert!(store.load_archived("o/2").unwrap().is_none());
+}

@@ -64,6 +64,10 @@ pub struct Order {
     pub allocation: Allocation,
     /// Events applied so far; makes the ids of the messages an event causes deterministic.
     pub version: u64,
+    /// When the order was first seen delivered or cancelled (milliseconds since the Unix
+    /// epoch): its archiving counts from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<u64>,
 }
 
 /// A command to an order (placing is [`Order::place`]).
@@ -146,6 +150,22 @@ impl Order {
                 plan: Vec::new(),
             },
             version: 0,
+            closed_at: None,
+        }
+    }
+
+    /// Whether nothing is left to happen to the order: delivered, or cancelled.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self.status(),
+            OrderStatus::Delivered | OrderStatus::Cancelled
+        )
+    }
+
+    /// Records `at` as the time the order closed, the first time it is seen closed.
+    pub fn note_closed(&mut self, at: u64) {
+        if self.closed_at.is_none() && self.is_closed() {
+            self.closed_at = Some(at);
         }
     }
 

@@ -64,14 +64,14 @@ pub(crate) async fn place(
             next_plan(router, &request.lines, region, &locations).await?
         }
     };
-    let mut placed = Order::place(request, crate::keys::now_ms());
+    let mut placed = Order::place(request, router.clock.now_ms());
     // The first plan goes into the order's first write (one commit fewer per order); a crash
     // after it is resumed like any interrupted allocation.
     let start = OrderCommand::StartAllocation { plan };
     for event in placed.decide(&start)? {
         placed.apply(&event);
     }
-    let created = d.create(&router.store, placed, router.durable_events)?;
+    let created = d.create(&router.writing(), placed)?;
     router.deliver_from_order(created).await;
     allocate(router, d, &locations, true).await?;
     Ok((state(d)?.clone(), true))
@@ -292,13 +292,9 @@ async fn run(
     command: OrderCommand,
 ) -> Result<(), Error> {
     state(d)?;
-    let executed = d.execute(
-        &router.store,
-        command_id,
-        &command,
-        || unreachable!("the order exists (checked above)"),
-        router.durable_events,
-    )?;
+    let executed = d.execute(&router.writing(), command_id, &command, || {
+        unreachable!("the order exists (checked above)")
+    })?;
     router.deliver_from_order(executed).await;
     Ok(())
 }

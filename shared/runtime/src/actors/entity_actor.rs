@@ -118,11 +118,10 @@ impl<E: Hosted> Handler<Traced<Exec<E::Command>>> for EntityActor<E> {
         )
         .entered();
         let executed = durable.execute(
-            &self.router.store,
+            &self.router.writing(),
             msg.command_id.as_deref(),
             &msg.command,
             E::default,
-            self.router.durable_events,
         );
         // Also after a failure: the state was then reloaded from the store.
         E::observed(&self.router, &durable.key, durable.state.as_ref());

@@ -383,8 +383,9 @@ impl Entity for Order {
         Order::decide(self, command)
     }
 
-    fn apply(&mut self, event: &OrderEvent, _at: u64) -> Option<LedgerEntry> {
+    fn apply(&mut self, event: &OrderEvent, at: u64) -> Option<LedgerEntry> {
         Order::apply(self, event);
+        self.note_closed(at);
         None
     }
 
@@ -433,7 +434,13 @@ impl Entity for Order {
 
     fn marks(&self, id: &OrderId) -> Vec<(String, bool)> {
         let allocating = matches!(self.allocation, Allocation::InProgress { .. });
-        vec![(crate::keys::allocating(id), allocating)]
+        let mut marks = vec![(crate::keys::allocating(id), allocating)];
+        // Due for the archive from then on (the archiver clears it when it archives).
+        marks.extend(
+            self.closed_at
+                .map(|closed_at| (crate::keys::archive_due(closed_at, id), true)),
+        );
+        marks
     }
 }
 

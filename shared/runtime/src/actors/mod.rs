@@ -9,7 +9,7 @@ mod traced;
 
 pub(crate) use entity_actor::{EntityActor, Exec, ExecReply, Summary};
 pub(crate) use hosted::{stock_reads, Hosted};
-pub(crate) use order::{OrderActor, OrderExec, Place, Resume};
+pub(crate) use order::{Archive, OrderActor, OrderExec, Place, Resume};
 pub(crate) use traced::Traced;
 
 use actix::prelude::*;

@@ -46,6 +46,18 @@ impl Message for Resume {
     type Result = Result<(), Error>;
 }
 
+/// Archive the order if it closed at or before `cutoff` (milliseconds since the Unix epoch);
+/// answers whether it did. The actor then stops: a later message activates the order again,
+/// from the archive.
+#[derive(Debug, Clone)]
+pub(crate) struct Archive {
+    pub cutoff: u64,
+}
+
+impl Message for Archive {
+    type Result = Result<bool, Error>;
+}
+
 /// Hosts one order.
 pub(crate) struct OrderActor {
     key: String,
@@ -62,7 +74,7 @@ impl OrderActor {
             .upgrade()
             .expect("actors are activated by a live router");
         let durable = match key.strip_prefix("o/").map(OrderId::parse) {
-            Some(Ok(id)) => Durable::load(&router.store, id, key.clone()),
+            Some(Ok(id)) => Durable::load_with_archive(&router.store, id, key.clone()),
             _ => Err(Error::Internal(format!("bad order key {key}"))),
         };
         OrderActor {
@@ -161,5 +173,34 @@ impl Handler<Traced<Resume>> for OrderActor {
             let result = allocation::resume(&router, &mut durable).await;
             (durable, result)
         })
+    }
+}
+
+impl Handler<Traced<Archive>> for OrderActor {
+    type Result = Result<bool, Error>;
+
+    fn handle(&mut self, traced: Traced<Archive>, ctx: &mut Self::Context) -> Self::Result {
+        let _span = tracing::info_span!(parent: &traced.parent, "actor.order", key = %self.key, message = "archive").entered();
+        // Never while an atomic handler owns the state: actix runs this one only between them.
+        let d = match &self.durable {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Ok(false),
+        };
+        let Some(order) = &d.state else {
+            return Ok(false);
+        };
+        let due = order.closed_at.filter(|at| *at <= traced.msg.cutoff);
+        let (Some(closed_at), true) = (due, order.is_closed()) else {
+            return Ok(false);
+        };
+        let marker = crate::keys::archive_due(closed_at, &d.id);
+        let encoded = crate::entity::Entity::encode(order)?;
+        self.router
+            .store
+            .archive(&d.key, d.version, &encoded, &[marker])?;
+        self.router.orders.remove(&self.key, &ctx.address());
+        ctx.stop();
+        Ok(true)
     }
 }

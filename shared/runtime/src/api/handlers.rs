@@ -485,8 +485,10 @@ fn stored<E: Entity>(router: &Router, id: E::Id, key: String) -> Result<Option<E
     Ok(Durable::<E>::load(&router.store, id, key)?.state)
 }
 
+/// An order, live or archived.
 fn load_order(router: &Router, id: &OrderId) -> Result<Option<Order>, Error> {
-    stored(router, id.clone(), crate::keys::order(id))
+    let key = crate::keys::order(id);
+    Ok(Durable::<Order>::load_with_archive(&router.store, id.clone(), key)?.state)
 }
 
 fn stored_order(router: &Router, payload: &[u8]) -> Result<Order, Error> {
