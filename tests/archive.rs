@@ -1,11 +1,12 @@
-//! Archiving closed orders, end to end against the real binary.
+//! Archiving closed orders and forgetting old command ids, end to end against the real binary.
 //!
 //! Scenario: orders that were delivered or cancelled longer than `--archive-after-secs` ago
 //! leave the live keys for the archive. They stay readable (`GET /v1/orders/{id}`, their
 //! fulfillments), a retried placement of the same id is still answered from them, and a
 //! different body under that id is still a conflict. Open orders are never archived. The node
 //! dies half-way through an archive sweep (the hidden `--crash-at archiving`) and nothing is
-//! lost or doubled. Time is the node's clock file, moved on by the test.
+//! lost or doubled. Ids of commands between actors are forgotten after their retention, a
+//! client's receipt ids never. Time is the node's clock file, moved on by the test.
 
 #[path = "fixtures/mod.rs"]
 mod fixtures;
@@ -49,22 +50,28 @@ fn delivered(api: &Api, id: &str, channel: &str, sku: &str) -> serde_json::Value
     api.wait_order_status(id, "delivered")
 }
 
+/// Polls `/metrics` until the counter `name` is at least `at_least`; answers its value.
 #[track_caller]
-fn wait_archived(api: &Api, at_least: i64) -> i64 {
-    eventually(&format!("{at_least} orders archived"), || {
+fn wait_counter(api: &Api, name: &str, at_least: i64) -> i64 {
+    eventually(&format!("{name} >= {at_least}"), || {
         let (_, metrics) = api.get("/metrics");
         let text = metrics.as_str().unwrap_or_default();
-        let archived = text
+        let value = text
             .lines()
-            .find_map(|l| l.strip_prefix("keel_orders_archived_total "))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse::<i64>().ok())
             .unwrap_or(-1);
-        if archived >= at_least {
-            Ok(archived)
+        if value >= at_least {
+            Ok(value)
         } else {
-            Err(format!("keel_orders_archived_total {archived}"))
+            Err(format!("{name} {value}"))
         }
     })
+}
+
+#[track_caller]
+fn wait_archived(api: &Api, at_least: i64) -> i64 {
+    wait_counter(api, "keel_orders_archived_total", at_least)
 }
 
 #[test]
@@ -158,4 +165,31 @@ fn nothing_is_lost_or_doubled_when_the_node_dies_half_way_through_archiving() {
     clock.advance(ARCHIVE_AFTER + 1);
     assert_eq!(wait_archived(&keel, rest + 1), rest + 1);
     assert_eq!(keel.order("ac-last"), last);
+}
+
+#[test]
+fn ids_between_actors_are_forgotten_after_their_retention_and_receipt_ids_never() {
+    let (keel, clock, net, sku, _) = start("af", &["--dedupe-retention-secs", "60"]);
+    for n in 0..4 {
+        delivered(&keel, &format!("af-o{n}"), &net.channel, &sku);
+    }
+    let receipt = fixtures::receipt_body("af-r1", &sku, &net.east, 100);
+    clock.advance(121);
+    let forgotten = wait_counter(&keel, "keel_store_dedupe_expired_total", 1);
+    assert!(
+        forgotten >= 4,
+        "each order's reservation id at least: {forgotten}"
+    );
+    // A receipt posted again is still recognised: the first answer again, no second receipt.
+    let again = expect_status(
+        "receipt again",
+        keel.post("/v1/inventory/receipts", &receipt),
+        200,
+    );
+    assert_eq!(int(&again["position"], "on_hand"), 100, "{again}");
+    let pos = check_position(&keel, &sku, &net.east).unwrap();
+    assert_eq!((int(&pos, "on_hand"), int(&pos, "allocated")), (96, 0));
+    // An order placed again is answered from the order itself.
+    let retry = keel.place_order("af-o0", &net.channel, &[(&sku, 1)], "east");
+    assert_eq!(expect_status("retry", retry, 200)["status"], "delivered");
 }

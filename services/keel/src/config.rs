@@ -57,6 +57,11 @@ pub struct Config {
     /// the archive (still readable by `GET /v1/orders/{id}`); 0 never archives.
     #[arg(long, env = "KEEL_ARCHIVE_AFTER_SECS", default_value_t = 7 * 24 * 3600)]
     pub archive_after_secs: u64,
+    /// Seconds the ids of commands between actors (reservations, deliveries, timer firings)
+    /// are remembered for dedupe: at least this, at most twice it. A client's document ids
+    /// (receipts, adjustments) are remembered for good.
+    #[arg(long, env = "KEEL_DEDUPE_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
+    pub dedupe_retention_secs: u64,
     /// For fault tests only: abort the process at this point of every checkpoint of the store.
     #[arg(long, env = "KEEL_CRASH_AT", value_enum, hide = true)]
     pub crash_at: Option<CrashAt>,
@@ -153,6 +158,8 @@ impl Config {
             CrashAt::Archiving => None,
         });
         options.crash_mid_archive = matches!(self.crash_at, Some(CrashAt::Archiving));
+        options.dedupe_retention =
+            std::time::Duration::from_secs(self.dedupe_retention_secs.max(1));
         options.archive_after = (self.archive_after_secs > 0)
             .then(|| std::time::Duration::from_secs(self.archive_after_secs));
         if let Some(path) = &self.clock_file {

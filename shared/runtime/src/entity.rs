@@ -161,7 +161,7 @@ impl<E: Entity> Durable<E> {
             ..Parts::default()
         };
         Ok(Executed {
-            outbox: self.write(w.store, parts)?,
+            outbox: self.write(w, parts)?,
             published,
             reply: serde_json::Value::Null,
             replayed: false,
@@ -186,7 +186,7 @@ impl<E: Entity> Durable<E> {
             .map(|_| serde_json::to_value(command))
             .transpose()?;
         if let (Some(id), Some(json)) = (command_id, &command_json) {
-            if let Some(raw) = store.dedupe(id)? {
+            if let Some(raw) = store.dedupe(id, w.at)? {
                 return replay(id, &raw, json);
             }
         }
@@ -255,11 +255,11 @@ impl<E: Entity> Durable<E> {
             rows: state.rows(&events),
             timers: changed_timers(timers_before, state.timers()),
         };
-        let outbox = match self.write(store, parts) {
+        let outbox = match self.write(w, parts) {
             Err(Error::AlreadyHandled(id)) => {
                 // The same document id reached another entity first (e.g. one receipt id
                 // posted for two SKUs): answer as that first handling did.
-                let raw = store.dedupe(&id)?.unwrap_or_default();
+                let raw = store.dedupe(&id, w.at)?.unwrap_or_default();
                 return replay(&id, &raw, &serde_json::to_value(command)?);
             }
             other => other?,
@@ -273,7 +273,8 @@ impl<E: Entity> Durable<E> {
     }
 
     /// Commits the (already updated) state with `parts`; on failure the state is reloaded.
-    fn write(&mut self, store: &Store, parts: Parts) -> Result<Vec<(u64, OutboxEntry)>, Error> {
+    fn write(&mut self, w: &Writing, parts: Parts) -> Result<Vec<(u64, OutboxEntry)>, Error> {
+        let store = w.store;
         let Parts {
             handled,
             outbox,
@@ -284,6 +285,7 @@ impl<E: Entity> Durable<E> {
         } = parts;
         let result = self.commit(store, |state| {
             Ok(Commit {
+                at: w.at,
                 state: state.encode()?,
                 handled,
                 outbox: outbox
@@ -411,8 +413,9 @@ pub(crate) fn recorded_reply(
     store: &Store,
     id: &str,
     command: &serde_json::Value,
+    now: u64,
 ) -> Result<Option<serde_json::Value>, Error> {
-    match store.dedupe(id)? {
+    match store.dedupe(id, now)? {
         Some(raw) => Ok(Some(replay(id, &raw, command)?.reply)),
         None => Ok(None),
     }

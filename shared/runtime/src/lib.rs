@@ -16,6 +16,7 @@ mod consumer;
 mod directory;
 mod entity;
 mod error;
+mod forget;
 mod holds;
 pub mod keys;
 pub mod metrics;
@@ -72,6 +73,8 @@ pub struct NodeOptions {
     pub archive_after: Option<Duration>,
     /// For fault tests: abort the process half-way through an archive sweep.
     pub crash_mid_archive: bool,
+    /// How long ids of commands between actors are remembered (at least; at most twice it).
+    pub dedupe_retention: Duration,
 }
 
 impl NodeOptions {
@@ -88,6 +91,7 @@ impl NodeOptions {
             clock: Arc::new(SystemClock),
             archive_after: Some(Duration::from_secs(7 * 24 * 3600)),
             crash_mid_archive: false,
+            dedupe_retention: keel_store::Options::default().dedupe_retention,
         }
     }
 }
@@ -136,6 +140,8 @@ pub struct NodeStats {
     pub timers_failed: u64,
     /// Closed orders moved to the archive.
     pub orders_archived: u64,
+    /// Ids of commands between actors forgotten after their retention.
+    pub dedupe_expired: u64,
     /// The bus' own counters (NATS reconnects, slow consumers, JetStream publishes).
     pub bus: Vec<keel_bus::Counter>,
 }
@@ -163,6 +169,7 @@ pub struct Node {
     timers: std::sync::OnceLock<Arc<TimerStats>>,
     archive: Option<archive::Policy>,
     archived: std::sync::OnceLock<Arc<ArchiveStats>>,
+    forgotten: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Node {
@@ -175,6 +182,7 @@ impl Node {
             cache_capacity: options.cache_capacity,
             replica: options.replica.clone(),
             checkpoint: options.checkpoint,
+            dedupe_retention: options.dedupe_retention,
         };
         let store = keel_store::Store::open(&options.data_dir, &store_options)?;
         let catalog = Catalog::load(store.clone())?;
@@ -217,6 +225,7 @@ impl Node {
                 crash_mid_sweep: options.crash_mid_archive,
             }),
             archived: std::sync::OnceLock::new(),
+            forgotten: std::sync::OnceLock::new(),
         })
     }
 
@@ -390,6 +399,7 @@ impl Node {
         }
         // After recovery: a timer due while the node was down fires now.
         self.timers.get_or_init(|| timers::start(&self.router));
+        self.forgotten.get_or_init(|| forget::start(&self.router));
         if let Some(policy) = self.archive {
             self.archived
                 .get_or_init(|| archive::start(&self.router, policy));
@@ -499,6 +509,10 @@ impl Node {
                 .archived
                 .get()
                 .map_or(0, |a| a.archived.load(Ordering::Relaxed)),
+            dedupe_expired: self
+                .forgotten
+                .get()
+                .map_or(0, |f| f.load(Ordering::Relaxed)),
             bus: self.router.bus.counters(),
         }
     }

@@ -45,6 +45,8 @@ pub const TIMERS_FIRED: &str = "keel_timers_fired_total";
 pub const TIMERS_FAILED: &str = "keel_timers_failed_total";
 /// Closed orders moved to the archive.
 pub const ORDERS_ARCHIVED: &str = "keel_orders_archived_total";
+/// Ids of commands between actors forgotten after their retention.
+pub const DEDUPE_EXPIRED: &str = "keel_store_dedupe_expired_total";
 
 /// Renders `stats` as Prometheus text.
 pub fn render(stats: &NodeStats) -> String {
@@ -154,6 +156,12 @@ pub fn render(stats: &NodeStats) -> String {
         "counter",
         "Closed (delivered or cancelled) orders moved to the archive.",
         &[("", stats.orders_archived)],
+    );
+    metric(
+        DEDUPE_EXPIRED,
+        "counter",
+        "Ids of commands between actors forgotten after their retention (--dedupe-retention-secs).",
+        &[("", stats.dedupe_expired)],
     );
     out.push_str(&render_counters(&stats.bus));
     out

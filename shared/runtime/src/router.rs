@@ -271,7 +271,8 @@ impl Router {
         // here; a command to another node's gets a message id of its own instead, so that the
         // target answers a repeat from its record.
         if here {
-            match crate::entity::recorded_reply(&self.store, command_id, &command) {
+            let now = self.clock.now_ms();
+            match crate::entity::recorded_reply(&self.store, command_id, &command, now) {
                 Ok(None) => {}
                 recorded => {
                     self.pending.lock().remove(command_id);

@@ -1,3 +1,4 @@
+use crate::dedupe::Retention;
 use crate::log::Log;
 use crate::record::{self, Write};
 use crate::{keyspace, Error, Versioned};
@@ -26,6 +27,9 @@ pub struct Commit {
     pub rows: Vec<(String, Option<Vec<u8>>)>,
     /// Timers of this entity to set or cancel.
     pub timers: Vec<TimerChange>,
+    /// When the decision was taken (ms since the Unix epoch by the node's clock): the
+    /// retention of its command ids counts from then.
+    pub at: u64,
 }
 
 /// Setting (or cancelling) an entity's timer: it is due at `due`, milliseconds since the Unix
@@ -61,6 +65,7 @@ impl Commit {
         log: &Log,
         partition: u32,
         stripes: &Stripes,
+        retention: &Retention,
         outbox_ids: impl FnOnce(usize) -> Result<Vec<u64>, Error>,
         replicate: Option<impl FnOnce(&[u8]) -> Result<(), Error>>,
     ) -> Result<Vec<u64>, Error> {
@@ -68,9 +73,15 @@ impl Commit {
         let dedupe_keys: Vec<Vec<u8>> = self
             .handled
             .iter()
+            .map(|(command, _)| retention.key(command, self.at))
+            .collect();
+        // Striped by the id itself, whichever bucket it lands in.
+        let ids: Vec<Vec<u8>> = self
+            .handled
+            .iter()
             .map(|(command, _)| keyspace::dedupe(command))
             .collect();
-        let _held = stripes.lock(std::iter::once(&state_key).chain(&dedupe_keys));
+        let _held = stripes.lock(std::iter::once(&state_key).chain(&ids));
         let found = log
             .get(&state_key)?
             .map_or(0, |raw| split_version(&raw).version);
@@ -81,9 +92,11 @@ impl Commit {
                 found,
             });
         }
-        for ((command, _), key) in self.handled.iter().zip(&dedupe_keys) {
-            if log.get(key)?.is_some() {
-                return Err(Error::AlreadyHandled(command.clone()));
+        for (command, _) in &self.handled {
+            for key in retention.candidates(command, self.at) {
+                if log.get(&key)?.is_some() {
+                    return Err(Error::AlreadyHandled(command.clone()));
+                }
             }
         }
         let ids = outbox_ids(self.outbox.len())?;

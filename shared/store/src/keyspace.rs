@@ -11,6 +11,7 @@ const CATALOG: &[u8] = b"c:";
 const LOG: &[u8] = b"L:";
 const TIMER: &[u8] = b"t:";
 const ARCHIVE: &[u8] = b"a:";
+const EXPIRING_DEDUPE: &[u8] = b"x:";
 /// The pre-log store's per-commit journal (a data directory it left may still hold records).
 const LEGACY_JOURNAL: &[u8] = b"j:";
 
@@ -32,9 +33,26 @@ pub(crate) fn archive(key: &str) -> Vec<u8> {
     join(ARCHIVE, &[key.as_bytes()])
 }
 
-/// A handled command id.
+/// A handled command id kept for good (a client's document id; every id, before buckets).
 pub(crate) fn dedupe(command_id: &str) -> Vec<u8> {
     join(DEDUPE, &[command_id.as_bytes()])
+}
+
+/// A handled command id in its retention bucket (see `dedupe.rs`): buckets first, so that
+/// the old ones are dropped by one range.
+pub(crate) fn expiring_dedupe(bucket: u64, command_id: &str) -> Vec<u8> {
+    join(
+        EXPIRING_DEDUPE,
+        &[&bucket.to_be_bytes(), command_id.as_bytes()],
+    )
+}
+
+/// Every expiring dedupe key of a bucket below `bucket`: from, to (exclusive).
+pub(crate) fn expiring_dedupe_below(bucket: u64) -> (Vec<u8>, Vec<u8>) {
+    (
+        EXPIRING_DEDUPE.to_vec(),
+        join(EXPIRING_DEDUPE, &[&bucket.to_be_bytes()]),
+    )
 }
 
 /// All outbox entries (ids are big-endian, so they scan oldest first).

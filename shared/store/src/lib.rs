@@ -17,6 +17,7 @@
 //! The store speaks bytes and keys; what the bytes mean is the runtime's business.
 
 mod commit;
+mod dedupe;
 mod error;
 mod keyspace;
 mod log;
@@ -44,6 +45,9 @@ pub struct Options {
     pub replica: Option<Arc<dyn Replica>>,
     /// When the log is checkpointed.
     pub checkpoint: CheckpointPolicy,
+    /// How long ids of commands between actors are remembered: at least this, at most twice
+    /// it (a client's document id is remembered for good; see [`Store::expire_dedupe`]).
+    pub dedupe_retention: std::time::Duration,
 }
 
 impl Default for Options {
@@ -52,6 +56,7 @@ impl Default for Options {
             cache_capacity: 64 * 1024 * 1024,
             replica: None,
             checkpoint: CheckpointPolicy::default(),
+            dedupe_retention: std::time::Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -77,6 +82,7 @@ pub struct Store {
     replica: Option<Arc<dyn Replica>>,
     /// Outbox ids start above every id already in the store (see [`keyspace::outbox`]).
     outbox_floor: Arc<AtomicU64>,
+    retention: dedupe::Retention,
 }
 
 impl Store {
@@ -97,6 +103,7 @@ impl Store {
             stripes: Arc::new(Stripes::new()),
             replica: options.replica.clone(),
             outbox_floor: Arc::new(AtomicU64::new(0)),
+            retention: dedupe::Retention::new(options.dedupe_retention),
         };
         store.raise_outbox_floor()?;
         Ok(store)
@@ -181,12 +188,31 @@ impl Store {
             })
     }
 
-    /// The record stored for a handled command id, if it was handled.
-    pub fn dedupe(&self, command_id: &str) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self
-            .log
-            .get(&keyspace::dedupe(command_id))?
-            .map(|v| v.to_vec()))
+    /// The record stored for a handled command id, if it was handled and is still
+    /// remembered at `now` (ms since the Unix epoch by the node's clock).
+    pub fn dedupe(&self, command_id: &str, now: u64) -> Result<Option<Vec<u8>>, Error> {
+        for key in self.retention.candidates(command_id, now) {
+            if let Some(record) = self.log.get(&key)? {
+                return Ok(Some(record.to_vec()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Forgets the ids of commands between actors that are no longer remembered at `now`,
+    /// up to `limit` of them; answers how many. Not replicated: a node that restores them
+    /// from a changelog forgets them again.
+    pub fn expire_dedupe(&self, now: u64, limit: usize) -> Result<usize, Error> {
+        let (from, to) = keyspace::expiring_dedupe_below(self.retention.oldest_kept(now));
+        let mut writes = Vec::new();
+        for item in self.log.range(&from, Some(&to)).take(limit) {
+            writes.push((item?.0.to_vec(), None));
+        }
+        let n = writes.len();
+        if n > 0 {
+            self.log.append(CATALOG_PARTITION, writes);
+        }
+        Ok(n)
     }
 
     /// Appends one actor's decision to its partition's log (all or nothing, readable at once,
@@ -204,6 +230,7 @@ impl Store {
             &self.log,
             partition,
             &self.stripes,
+            &self.retention,
             |n| self.outbox_ids(partition, n),
             replicate,
         )

@@ -207,7 +207,7 @@ proptest! {
                 prop_assert_eq!(loaded.version, *version);
                 prop_assert_eq!(loaded.bytes, format!("{entity}@{version}").into_bytes());
                 let handled = format!("{entity}@{version}");
-                prop_assert!(store.dedupe(&handled).unwrap().is_some());
+                prop_assert!(store.dedupe(&handled, 0).unwrap().is_some());
             }
             let stored: BTreeMap<u64, Vec<u8>> = store.outbox().map(Result::unwrap).collect();
             prop_assert_eq!(&stored, &outbox);

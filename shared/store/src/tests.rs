@@ -33,7 +33,7 @@ fn a_commit_writes_state_dedupe_outbox_and_ledger_together() {
     assert!(ids[0] < ids[1]);
     let loaded = store.load("s/A@east").unwrap().unwrap();
     assert_eq!((loaded.version, loaded.bytes.as_slice()), (1, &b"{}"[..]));
-    assert_eq!(store.dedupe("receipt:r1").unwrap(), Some(b"ok".to_vec()));
+    assert_eq!(store.dedupe("receipt:r1", 0).unwrap(), Some(b"ok".to_vec()));
     let outbox: Vec<_> = store.outbox().map(Result::unwrap).collect();
     assert_eq!(
         outbox,
@@ -155,7 +155,10 @@ async fn rounds_no_checkpoint_wrote_are_replayed_when_the_store_opens() {
     let reopened = reopen(dir.path(), &never_checkpointing());
     let state = reopened.load("o/1").unwrap().unwrap();
     assert_eq!((state.version, state.bytes.as_slice()), (2, &b"after"[..]));
-    assert_eq!(reopened.dedupe("cmd-1").unwrap(), Some(b"reply".to_vec()));
+    assert_eq!(
+        reopened.dedupe("cmd-1", 0).unwrap(),
+        Some(b"reply".to_vec())
+    );
     assert_eq!(reopened.ledger("o/1", 0).count(), 1);
     assert_eq!(
         reopened.outbox().count(),
@@ -260,7 +263,10 @@ fn a_legacy_journal_record_a_crash_left_is_finished_when_the_store_opens() {
     }
     let reopened = reopen(dir.path(), &Options::default());
     assert_eq!(reopened.load("o/1").unwrap().unwrap().version, 1);
-    assert_eq!(reopened.dedupe("cmd-1").unwrap(), Some(b"reply".to_vec()));
+    assert_eq!(
+        reopened.dedupe("cmd-1", 0).unwrap(),
+        Some(b"reply".to_vec())
+    );
 }
 
 #[test]
@@ -348,7 +354,10 @@ async fn a_store_rebuilt_from_its_replica_has_the_same_state() {
         store.load("s/A@east").unwrap()
     );
     assert_eq!(rebuilt.load("o/2").unwrap(), store.load("o/2").unwrap());
-    assert_eq!(rebuilt.dedupe("receipt:r1").unwrap(), Some(b"ok".to_vec()));
+    assert_eq!(
+        rebuilt.dedupe("receipt:r1", 0).unwrap(),
+        Some(b"ok".to_vec())
+    );
     let outbox: Vec<_> = rebuilt.outbox().map(Result::unwrap).collect();
     assert_eq!(
         outbox,
@@ -513,4 +522,43 @@ fn archiving_moves_a_state_out_of_the_live_keys_in_one_record() {
         (1, &b"closed"[..])
     );
     assert!(store.load_archived("o/2").unwrap().is_none());
+}
+
+#[test]
+fn ids_between_actors_expire_by_bucket_while_document_ids_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        dedupe_retention: std::time::Duration::from_secs(10),
+        ..Options::default()
+    };
+    let store = Store::open(dir.path(), &options).unwrap();
+    let mut c = commit("s/A@east", 0, "{}");
+    c.at = 15_000;
+    c.handled = vec![
+        ("o/1#a1.0".into(), b"granted".to_vec()),
+        ("receipt:r1".into(), b"received".to_vec()),
+    ];
+    store.commit(&c).unwrap();
+    // A repeat within the retention is refused as handled, whichever bucket it falls in.
+    let mut again = commit("s/A@east", 1, "{}");
+    again.at = 24_000;
+    again.handled = vec![("o/1#a1.0".into(), b"twice".to_vec())];
+    assert!(matches!(
+        store.commit(&again),
+        Err(Error::AlreadyHandled(_))
+    ));
+    assert_eq!(
+        store.expire_dedupe(29_999, 100).unwrap(),
+        0,
+        "still looked up"
+    );
+    assert!(store.dedupe("o/1#a1.0", 29_999).unwrap().is_some());
+    assert_eq!(store.expire_dedupe(30_000, 100).unwrap(), 1);
+    assert_eq!(store.dedupe("o/1#a1.0", 30_000).unwrap(), None);
+    assert_eq!(
+        store.dedupe("receipt:r1", u64::MAX).unwrap(),
+        Some(b"received".to_vec()),
+        "a client's document id is kept for good"
+    );
+    assert_eq!(store.expire_dedupe(u64::MAX, 100).unwrap(), 0);
 }
