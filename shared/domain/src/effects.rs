@@ -192,7 +192,7 @@ pub fn of_hold_event(hold: &HoldId, event: &HoldEvent) -> Vec<Effect> {
             },
         ),
         HoldEvent::GrantsReturned { granted } => (granted, "hold ended while placed"),
-        HoldEvent::Swept { returned } => (returned, "hold converted: not taken by its order"),
+        HoldEvent::Swept { returned } => (returned, "hold swept: units nobody took"),
         _ => return Vec::new(),
     };
     lines

@@ -23,6 +23,11 @@ pub const MAX_HOLD_TTL_SECS: u64 = 86_400;
 /// The name of a hold's expiry timer.
 pub const EXPIRY_TIMER: &str = "expire";
 
+/// How long after its expiry a hold that ended while still being placed gives its plan back
+/// once more: a unit kept aside for it after it ended (its placement's request overtook by
+/// the give-back, and the placement never finished) is returned then.
+pub const LATE_SWEEP_MS: u64 = 60_000;
+
 /// A validated hold request. Placing the same id again must carry an equal request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoldRequest {
@@ -106,9 +111,13 @@ pub struct Hold {
     pub granted: Vec<PlannedLine>,
     /// The order that took the hold's units.
     pub order: Option<OrderId>,
-    /// A converted hold's leftovers were given back at its expiry.
+    /// A converted hold's leftovers (or, for a hold that ended while placed, its whole plan)
+    /// were given back at its sweep.
     #[serde(default)]
     pub swept: bool,
+    /// It was released or expired while still being placed.
+    #[serde(default)]
+    pub ended_while_placing: bool,
 }
 
 /// A command to a hold.
@@ -196,14 +205,20 @@ impl Hold {
     }
 
     /// The timers this state wants: the expiry of an open hold, or of a converted one whose
-    /// leftovers are still to be swept (due time, name).
+    /// leftovers are still to be swept; the late sweep of one that ended while placed (due
+    /// time, name).
     pub fn timers(&self) -> Vec<(u64, &'static str)> {
-        let sweep = self.status == HoldStatus::Converted && !self.swept;
-        if self.status.is_open() || sweep {
+        if self.status.is_open() || (self.status == HoldStatus::Converted && !self.swept) {
             vec![(self.expires_at, EXPIRY_TIMER)]
+        } else if self.ended_while_placing && !self.swept {
+            vec![(self.late_sweep_at(), EXPIRY_TIMER)]
         } else {
             Vec::new()
         }
+    }
+
+    fn late_sweep_at(&self) -> u64 {
+        self.expires_at.saturating_add(LATE_SWEEP_MS)
     }
 
     /// Decides a command against the current state. Refusals change nothing.
@@ -259,6 +274,13 @@ impl Hold {
             HoldCommand::Expire { .. } if self.status == HoldStatus::Converted && !self.swept => {
                 vec![HoldEvent::Swept {
                     returned: self.granted.clone(),
+                }]
+            }
+            HoldCommand::Expire { at }
+                if self.ended_while_placing && !self.swept && *at >= self.late_sweep_at() =>
+            {
+                vec![HoldEvent::Swept {
+                    returned: self.plan.clone(),
                 }]
             }
             HoldCommand::Expire { .. } => Vec::new(),
@@ -335,7 +357,10 @@ impl Hold {
                 self.status = HoldStatus::Active;
                 self.granted = granted.iter().filter(|g| g.quantity > 0).cloned().collect();
             }
-            HoldEvent::Ended { status, .. } => self.status = *status,
+            HoldEvent::Ended { status, .. } => {
+                self.ended_while_placing = self.status == HoldStatus::Placing;
+                self.status = *status;
+            }
             HoldEvent::GrantsReturned { .. } => {}
             HoldEvent::Converted { order } => {
                 self.status = HoldStatus::Converted;

@@ -1,41 +1,54 @@
 //! Model-based property test of Keel's orchestration, plus end-to-end scenarios.
 //!
-//! A pure simulation ([`sim::World`]) wires orders, SKU-locations and warehouse nodes together
-//! the way the runtime does (stock effects at once, every other effect through per-target FIFO
-//! queues drained at random moments). Random sequences of operations — place (with the full
-//! reservation saga, optionally disturbed between planning and reserving), cancel, receive,
-//! adjust, confirm warehouse steps, deliver queued effects — must keep these invariants after
-//! every operation:
+//! A pure simulation ([`sim::World`]) wires orders, cart holds, SKU-locations and warehouse
+//! nodes together the way the runtime does (stock effects of orders at once, every other effect
+//! — a hold's returned units included — through per-actor FIFO queues drained at random
+//! moments), and drives the reservation saga through the domain's own `saga::step`. Random
+//! sequences of operations — place (with the full reservation saga, optionally disturbed or
+//! interrupted by a restart between planning and reserving), cancel, receive, adjust, confirm
+//! warehouse steps, place / release / expire cart holds (placements that are released midway or
+//! stop before activating), place orders on holds (valid ones, mismatched or ended ones that
+//! must be refused, and conversions whose order is never written, or written by a retry),
+//! deliver queued effects — must keep these invariants after every operation:
 //!
-//! 1. no oversell: `allocated ≤ on_hand` at every SKU-location, and no grant (reservation or
-//!    backorder allocation) ever exceeds what was available to promise;
-//! 2. conservation: every ledger folds to its position, with sequence numbers `0..n`;
-//! 3. reservations add up to `allocated`, and only orders (or the test's own holds) hold them;
+//! 1. no oversell: `allocated + held ≤ on_hand` at every SKU-location, and no grant
+//!    (reservation, backorder allocation, units kept for a hold) ever exceeds what was
+//!    available to promise;
+//! 2. conservation: every ledger folds to its position (`on_hand`, `allocated` and `held`),
+//!    with sequence numbers `0..n`;
+//! 3. reservations add up to `allocated`, and only orders (or the test's outsiders) hold them;
+//!    holds add up to `held`, and only holds of the world that are open, or converted and not
+//!    yet swept (or whose returned units are still on their way), keep units;
 //! 4. agreement: for each order with no undelivered effect (all of them once drained) every
 //!    SKU-location holds exactly `order.reserved_at(sku, location)` for it and queues exactly
 //!    what it waits for; a live order's lines are allocated + backordered in full; a cancelled
 //!    order holds nothing and waits nowhere; each idle warehouse node mirrors the fulfillments
-//!    at its location;
+//!    at its location; each hold with nothing on its way keeps exactly what its state says
+//!    (its grants while active, nothing once over or taken by its order); an order on a hold is
+//!    the one the hold went to, and gets exactly what the hold kept;
 //! 5. stock flows: on hand = received + accepted adjustments − shipped (as the orders count
-//!    shipments), per SKU-location and in total.
+//!    shipments), per SKU-location and in total;
+//! 6. once every hold's time is up and every effect delivered, nothing is held anywhere.
 //!
 //! The orchestration never sends a command its target refuses, and acknowledgements redelivered
-//! on the new state are no-ops. Client commands get exactly the answer an oracle predicts.
-//! The property runs 1024 cases (`PROPTEST_CASES` overrides) and also asserts that the cases
-//! reached every interesting path (compensation, backorder fills, late fills returned by a
-//! cancelled order, shipments, refusals). A variant runs with safety stock at the SKU-locations
-//! (it caught backorder fills handing out safety stock).
+//! on the new state are no-ops. Client commands get exactly the answer an oracle predicts, and
+//! refusals change nothing. The property runs 1024 cases (`PROPTEST_CASES` overrides) and also
+//! asserts that the cases reached every interesting path (compensation, recovery after a
+//! restart, backorder fills, late fills returned by a cancelled order, shipments, refusals,
+//! holds expired, released, converted, refused and swept). A variant runs with safety stock at
+//! the SKU-locations (it caught backorder fills handing out safety stock).
 
 mod sim;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use keel_domain::order::{FulfillmentStatus, OrderEvent, OrderStatus};
-use keel_domain::{ErrorCode, OrderId};
+use keel_domain::hold::{HoldEvent, HoldStatus};
+use keel_domain::order::{FulfillmentStatus, OrderEvent, OrderStatus, RequestedLine};
+use keel_domain::{ErrorCode, HoldId, OrderId, SkuId};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
-use sim::{Interference, Target, World, REGIONS};
+use sim::{HoldPlacement, Interference, Target, World, REGIONS};
 
 /// Regions an order may ship to: those of the locations, and one with no location.
 const SHIP_TO: [&str; 4] = ["east", "west", "central", "north"];
@@ -91,6 +104,38 @@ enum Op {
         queue: usize,
         count: usize,
     },
+    PlaceHold {
+        lines: Vec<(usize, u64)>,
+        ship_to: usize,
+        ttl_secs: u64,
+        placement: HoldPlacement,
+    },
+    ReleaseHold {
+        hold: usize,
+    },
+    ExpireHold {
+        hold: usize,
+        /// The timer fires a moment before the hold's time is up (must change nothing).
+        early: bool,
+    },
+    /// An order on a cart hold: `hold` `None` names a hold never placed, else it picks one
+    /// (among the active ones if `active` and there are any); `lines` are used unless
+    /// `same_lines` (then the hold's own lines are ordered).
+    PlaceOnHold {
+        hold: Option<usize>,
+        active: bool,
+        same_lines: bool,
+        lines: Vec<(usize, u64)>,
+        ship_to: usize,
+        interference: Vec<Option<Interference>>,
+        /// The conversion is committed but the order never written.
+        abandon: bool,
+    },
+    /// A retried placement of an abandoned order on a hold.
+    RetryAbandoned {
+        order: usize,
+        interference: Vec<Option<Interference>>,
+    },
 }
 
 /// Worlds of 2–3 locations and 2–4 SKUs, with up to 5 initial units per SKU-location and
@@ -115,11 +160,12 @@ fn interference() -> impl Strategy<Value = Option<Interference>> {
     prop_oneof![
         2 => Just(None),
         1 => (0..3usize, quantity.clone())
-            .prop_map(|(line, quantity)| Some(Interference::Hold { line, quantity })),
+            .prop_map(|(line, quantity)| Some(Interference::Outsider { line, quantity })),
         1 => (0..3usize, quantity.clone())
             .prop_map(|(line, quantity)| Some(Interference::WriteOff { line, quantity })),
         1 => (0..3usize, quantity)
             .prop_map(|(line, quantity)| Some(Interference::Receive { line, quantity })),
+        1 => (0..4usize).prop_map(|line| Some(Interference::Crash { line })),
     ]
 }
 
@@ -159,6 +205,50 @@ fn op() -> impl Strategy<Value = Op> {
             Op::Confirm { order, fulfillment, step }
         }),
         3 => (0..4usize, 1..=4usize).prop_map(|(queue, count)| Op::Drain { queue, count }),
+        2 => (
+            prop::collection::vec((0..4usize, 1..=5u64), 1..=3),
+            0..SHIP_TO.len(),
+            1..=3600u64,
+            prop::sample::select(vec![
+                HoldPlacement::Whole,
+                HoldPlacement::Whole,
+                HoldPlacement::Whole,
+                HoldPlacement::ReleasedMidway,
+                HoldPlacement::Crashed,
+            ]),
+        )
+            .prop_map(|(lines, ship_to, ttl_secs, placement)| Op::PlaceHold {
+                lines,
+                ship_to,
+                ttl_secs,
+                placement,
+            }),
+        1 => (0..8usize).prop_map(|hold| Op::ReleaseHold { hold }),
+        1 => (0..8usize, prop::bool::weighted(0.2))
+            .prop_map(|(hold, early)| Op::ExpireHold { hold, early }),
+        3 => (
+            (prop::option::weighted(0.9, 0..8usize), prop::bool::ANY),
+            prop::bool::weighted(0.75),
+            prop::collection::vec((0..4usize, 1..=5u64), 1..=3),
+            0..SHIP_TO.len(),
+            prop::collection::vec(interference(), 0..=2),
+            prop::bool::weighted(0.15),
+        )
+            .prop_map(
+                |((hold, active), same_lines, lines, ship_to, interference, abandon)| {
+                    Op::PlaceOnHold {
+                        hold,
+                        active,
+                        same_lines,
+                    lines,
+                    ship_to,
+                        interference,
+                        abandon,
+                    }
+                },
+            ),
+        1 => (0..4usize, prop::collection::vec(interference(), 0..=1))
+            .prop_map(|(order, interference)| Op::RetryAbandoned { order, interference }),
     ]
 }
 
@@ -189,13 +279,7 @@ fn run(w: &mut World, op: &Op) -> Result<(), String> {
             ship_to,
             interference,
         } => {
-            let mut skus = Vec::new();
-            for (s, q) in lines {
-                let sku = w.sku(*s);
-                if !skus.iter().any(|(k, _)| k == &sku) {
-                    skus.push((sku, *q));
-                }
-            }
+            let skus = order_lines(w, lines);
             w.place(&skus, SHIP_TO[*ship_to], interference);
             Ok(())
         }
@@ -225,6 +309,312 @@ fn run(w: &mut World, op: &Op) -> Result<(), String> {
         Op::Drain { queue, count } => {
             w.drain(*queue, *count);
             Ok(())
+        }
+        Op::PlaceHold {
+            lines,
+            ship_to,
+            ttl_secs,
+            placement,
+        } => place_hold(w, lines, SHIP_TO[*ship_to], *ttl_secs, *placement),
+        Op::ReleaseHold { hold } => match w.pick_hold(*hold) {
+            Some(id) => release_hold(w, &id),
+            None => Ok(()),
+        },
+        Op::ExpireHold { hold, early } => match w.pick_hold(*hold) {
+            Some(id) => expire_hold(w, &id, *early),
+            None => Ok(()),
+        },
+        Op::PlaceOnHold {
+            hold,
+            active,
+            same_lines,
+            lines,
+            ship_to,
+            interference,
+            abandon,
+        } => {
+            let hold = match hold {
+                None => HoldId::parse("h-never").unwrap(),
+                Some(i) => match pick_hold(w, *i, *active) {
+                    Some(id) => id,
+                    None => return Ok(()),
+                },
+            };
+            let own = w.holds.get(&hold).and_then(|h| h.request.clone());
+            let skus = match own {
+                Some(request) if *same_lines => request
+                    .lines
+                    .iter()
+                    .map(|l| (l.sku.clone(), l.quantity))
+                    .collect(),
+                _ => order_lines(w, lines),
+            };
+            let on = OnHold {
+                hold: &hold,
+                lines: &skus,
+                region: SHIP_TO[*ship_to],
+                interference,
+                abandon: *abandon,
+            };
+            place_on_hold(w, &on)
+        }
+        Op::RetryAbandoned {
+            order,
+            interference,
+        } => retry_abandoned(w, *order, interference),
+    }
+}
+
+/// The `i`-th hold, among the active ones if `active` and there are any.
+fn pick_hold(w: &World, i: usize, active: bool) -> Option<HoldId> {
+    let open: Vec<&HoldId> = w
+        .holds
+        .iter()
+        .filter(|(_, h)| h.status == HoldStatus::Active)
+        .map(|(id, _)| id)
+        .collect();
+    if active && !open.is_empty() {
+        return Some(open[i % open.len()].clone());
+    }
+    w.pick_hold(i)
+}
+
+/// The distinct SKUs of generated lines, first quantity wins.
+fn order_lines(w: &World, lines: &[(usize, u64)]) -> Vec<(SkuId, u64)> {
+    let mut skus: Vec<(SkuId, u64)> = Vec::new();
+    for (s, q) in lines {
+        let sku = w.sku(*s);
+        if !skus.iter().any(|(k, _)| k == &sku) {
+            skus.push((sku, *q));
+        }
+    }
+    skus
+}
+
+/// A placed hold is active with at most its plan granted (line by line), or — released
+/// midway — released, or — stopped before activating — still placing.
+fn place_hold(
+    w: &mut World,
+    lines: &[(usize, u64)],
+    region: &str,
+    ttl_secs: u64,
+    placement: HoldPlacement,
+) -> Result<(), String> {
+    let skus = order_lines(w, lines);
+    let id = w.place_hold(&skus, region, ttl_secs, placement);
+    let hold = w.hold(&id);
+    let status = match placement {
+        HoldPlacement::Whole => HoldStatus::Active,
+        HoldPlacement::ReleasedMidway => HoldStatus::Released,
+        HoldPlacement::Crashed => HoldStatus::Placing,
+    };
+    let within_plan = hold.granted.iter().all(|g| {
+        hold.plan
+            .iter()
+            .any(|p| p.sku == g.sku && p.location == g.location && g.quantity <= p.quantity)
+    });
+    expect(
+        hold.status == status && within_plan && hold.granted.iter().all(|g| g.quantity > 0),
+        &format!("hold {id} placed ({placement:?}) as {hold:?}"),
+    )
+}
+
+/// A release ends an open hold, is a no-op on an ended one, and is refused (changing nothing)
+/// for a hold that went to an order.
+fn release_hold(w: &mut World, id: &HoldId) -> Result<(), String> {
+    let before = w.hold(id).clone();
+    let result = w.release_hold(id);
+    let ok = match (&result, before.status) {
+        (Ok(events), HoldStatus::Placing | HoldStatus::Active) => matches!(
+            events[..],
+            [HoldEvent::Ended {
+                status: HoldStatus::Released,
+                ..
+            }]
+        ),
+        (Ok(events), HoldStatus::Released | HoldStatus::Expired) => events.is_empty(),
+        (Err(e), HoldStatus::Converted) => {
+            w.count("hold release refused");
+            e.code() == ErrorCode::InvalidTransition && *w.hold(id) == before
+        }
+        _ => false,
+    };
+    expect(
+        ok,
+        &format!("release {id} from {:?}: {result:?}", before.status),
+    )
+}
+
+/// An expiry ends an open hold, sweeps a converted one (or one that ended while placed) once,
+/// and changes nothing before the hold's time is up or after it is over.
+fn expire_hold(w: &mut World, id: &HoldId, early: bool) -> Result<(), String> {
+    let before = w.hold(id).clone();
+    let result = w.expire_hold(id, early);
+    let ok = match &result {
+        Err(_) => false,
+        Ok(events) if early => {
+            w.count("early expiry ignored");
+            events.is_empty() && *w.hold(id) == before
+        }
+        Ok(events) if before.status.is_open() => matches!(
+            events[..],
+            [HoldEvent::Ended {
+                status: HoldStatus::Expired,
+                ..
+            }]
+        ),
+        Ok(events) if before.status == HoldStatus::Converted && !before.swept => {
+            matches!(events[..], [HoldEvent::Swept { .. }])
+        }
+        Ok(events) if before.ended_while_placing && !before.swept => {
+            w.count("late sweep of a hold that ended while placed");
+            matches!(events[..], [HoldEvent::Swept { .. }])
+        }
+        Ok(events) => events.is_empty(),
+    };
+    expect(
+        ok,
+        &format!("expire {id} (early: {early}) from {before:?}: {result:?}"),
+    )
+}
+
+/// An order placed on a hold.
+struct OnHold<'a> {
+    hold: &'a HoldId,
+    lines: &'a [(SkuId, u64)],
+    region: &'a str,
+    interference: &'a [Option<Interference>],
+    abandon: bool,
+}
+
+/// A conversion is refused exactly as the hold's state predicts (unknown hold, other lines,
+/// still placing, ended or taken), writing no order and changing nothing; an accepted one
+/// writes an order that gets exactly what the hold kept (unless it is abandoned).
+fn place_on_hold(w: &mut World, on: &OnHold) -> Result<(), String> {
+    let predicted = w
+        .holds
+        .get(on.hold)
+        .map_or(Err(ErrorCode::UnknownHold), |h| {
+            let mut theirs: Vec<RequestedLine> = on
+                .lines
+                .iter()
+                .map(|(sku, quantity)| RequestedLine {
+                    sku: sku.clone(),
+                    quantity: *quantity,
+                })
+                .collect();
+            let mut ours = h
+                .request
+                .as_ref()
+                .map(|r| r.lines.clone())
+                .unwrap_or_default();
+            theirs.sort_by(|a, b| a.sku.cmp(&b.sku));
+            ours.sort_by(|a, b| a.sku.cmp(&b.sku));
+            match h.status {
+                _ if theirs != ours => Err(ErrorCode::HoldMismatch),
+                HoldStatus::Active => Ok(()),
+                HoldStatus::Placing => Err(ErrorCode::InvalidTransition),
+                _ => Err(ErrorCode::HoldExpired),
+            }
+        });
+    let before = Snapshot::of(w);
+    let kept = kept_for(w, on.hold);
+    let result = w.place_on_hold(on.lines, on.region, on.hold, on.interference, on.abandon);
+    match (&result, predicted) {
+        (Ok(id), Ok(())) if on.abandon => expect(
+            !w.orders.contains_key(id) && w.hold(on.hold).order.as_ref() == Some(id),
+            &format!("abandoned {id} on {} must not be written", on.hold),
+        ),
+        (Ok(id), Ok(())) => took_what_was_kept(w, id, on.hold, &kept),
+        (Err(e), Err(code)) => {
+            w.count(match code {
+                ErrorCode::HoldMismatch => "conversion refused: other lines",
+                ErrorCode::HoldExpired => "conversion refused: hold over",
+                ErrorCode::InvalidTransition => "conversion refused: still placing",
+                _ => "conversion refused: unknown hold",
+            });
+            expect(
+                e.code() == code && Snapshot::of(w) == before,
+                &format!(
+                    "order on {} refused with {e}; must be {code:?}, change nothing",
+                    on.hold
+                ),
+            )
+        }
+        (result, predicted) => Err(format!(
+            "unexpected answer: order on {}: {result:?}, predicted {predicted:?}",
+            on.hold
+        )),
+    }
+}
+
+/// A retried placement of an abandoned order is answered by its hold as before, and the order
+/// gets whatever the hold still kept (nothing once it was swept).
+fn retry_abandoned(
+    w: &mut World,
+    pick: usize,
+    interference: &[Option<Interference>],
+) -> Result<(), String> {
+    let Some(request) =
+        (!w.abandoned.is_empty()).then(|| w.abandoned[pick % w.abandoned.len()].clone())
+    else {
+        return Ok(());
+    };
+    let hold = request.hold.clone().expect("on a hold");
+    if w.hold(&hold).swept {
+        w.count("abandoned order retried after the sweep");
+    }
+    let kept = kept_for(w, &hold);
+    match w.retry_abandoned(pick, interference) {
+        Some(Ok(id)) if id == request.id => took_what_was_kept(w, &id, &hold, &kept),
+        other => Err(format!(
+            "unexpected answer: retry of {}: {other:?}",
+            request.id
+        )),
+    }
+}
+
+/// What each SKU-location keeps for `hold`.
+fn kept_for(w: &World, hold: &HoldId) -> Vec<u64> {
+    w.stock.values().map(|s| s.state.held_for(hold)).collect()
+}
+
+/// The order on `hold` was written, its allocation is done, it reserved exactly what the
+/// SKU-locations `kept` for the hold, and they keep nothing for it any more.
+fn took_what_was_kept(w: &World, id: &OrderId, hold: &HoldId, kept: &[u64]) -> Result<(), String> {
+    let Some(order) = w.orders.get(id) else {
+        return Err(format!("unexpected answer: {id} on {hold} was not written"));
+    };
+    let reserved: Vec<u64> = w
+        .stock
+        .keys()
+        .map(|(sku, loc)| order.reserved_at(sku, loc))
+        .collect();
+    expect(
+        order.fulfillments.len() <= w.locations.len()
+            && reserved == kept
+            && kept_for(w, hold).iter().all(|q| *q == 0)
+            && w.hold(hold).order.as_ref() == Some(id),
+        &format!("{id} on {hold} reserved {reserved:?}, the hold kept {kept:?}: {order:?}"),
+    )
+}
+
+/// What a refused client command must leave unchanged.
+#[derive(PartialEq)]
+struct Snapshot {
+    orders: usize,
+    abandoned: usize,
+    holds: Vec<keel_domain::hold::Hold>,
+    stock: Vec<keel_domain::inventory::SkuLocation>,
+}
+
+impl Snapshot {
+    fn of(w: &World) -> Snapshot {
+        Snapshot {
+            orders: w.orders.len(),
+            abandoned: w.abandoned.len(),
+            holds: w.holds.values().cloned().collect(),
+            stock: w.stock.values().map(|s| s.state.clone()).collect(),
         }
     }
 }
@@ -256,12 +646,13 @@ fn cancel(w: &mut World, id: &OrderId) -> Result<(), String> {
     }
 }
 
-/// An adjustment is refused exactly when it would cut into allocated stock, changing nothing.
+/// An adjustment is refused exactly when it would cut into allocated or held stock, changing
+/// nothing.
 fn adjust(w: &mut World, sku: usize, location: usize, delta: i64) -> Result<(), String> {
     let (sku, loc) = (w.sku(sku), w.location(location));
     let before = w.sku_location(&sku, &loc).clone();
     let short = i128::from(before.position.on_hand) + i128::from(delta)
-        < i128::from(before.position.allocated);
+        < i128::from(before.position.allocated) + i128::from(before.position.held);
     match w.adjust(&sku, &loc, delta) {
         Ok(_) => expect(!short, &format!("adjust {delta} accepted at {before:?}")),
         Err(e) => {
@@ -339,13 +730,21 @@ fn run_case(setup: &Setup, ops: &[Op]) -> Result<BTreeMap<&'static str, u64>, St
     }
     w.settle_and_check()
         .map_err(|e| format!("after draining every queue: {e}"))?;
+    // Every hold's time runs out: nothing may stay held.
+    w.expire_all_holds();
+    let over = w.holds.values().all(|h| h.timers().is_empty());
+    w.settle_and_check()
+        .and_then(|()| expect(over, "every hold is over once expired"))
+        .map_err(|e| format!("after every hold expired: {e}"))?;
     Ok(w.stats)
 }
 
 /// Paths the generated cases must reach, so a generator change cannot silently hollow the test
 /// out.
-const MUST_REACH: [&str; 11] = [
+const MUST_REACH: [&str; 30] = [
     "allocation retried",
+    "allocation interrupted",
+    "allocation recovered",
     "interference",
     "backorder queued",
     "backorder allocated",
@@ -356,6 +755,23 @@ const MUST_REACH: [&str; 11] = [
     "cancel refused",
     "adjust refused",
     "confirm refused",
+    "hold placed",
+    "hold placement interrupted",
+    "late hold grants returned",
+    "hold released",
+    "hold release refused",
+    "hold expired",
+    "early expiry ignored",
+    "orders placed on a hold",
+    "hold conversion repeated",
+    "conversion refused: other lines",
+    "conversion refused: hold over",
+    "conversion refused: still placing",
+    "conversion refused: unknown hold",
+    "abandoned order retried",
+    "converted hold swept",
+    "held units returned",
+    "late sweep of a hold that ended while placed",
 ];
 
 /// Runs `cases` random cases over worlds from `setup`; panics with the shrunk failing case.
@@ -583,5 +999,79 @@ fn a_short_reservation_is_compensated_and_replanned() {
             ("reservation".into(), 1),
             ("compensation".into(), -1)
         ]
+    );
+}
+
+#[test]
+fn an_order_on_a_hold_takes_its_units_and_backorders_what_the_hold_lacked() {
+    let mut w = World::new(&[1, 2], 2);
+    let (east, a, b) = (w.location(0), w.sku(0), w.sku(1));
+    w.receive(&a, &east, 3);
+    let lines = [(a.clone(), 2), (b.clone(), 1)];
+    let h = w.place_hold(&lines, "east", 60, HoldPlacement::Whole);
+    w.check().unwrap();
+    let s = w.sku_location(&a, &east);
+    assert_eq!((s.position.held, s.position.available()), (2, 1));
+    let other = w.place(&[(a.clone(), 2)], "east", &[]);
+    assert_eq!(
+        w.order(&other).allocated(&a),
+        1,
+        "held units are not for others"
+    );
+
+    let o = w.place_on_hold(&lines, "east", &h, &[], false).unwrap();
+    w.settle_and_check().unwrap();
+    let order = w.order(&o);
+    assert_eq!((order.allocated(&a), order.backordered(&b)), (2, 1));
+    let s = w.sku_location(&a, &east);
+    assert_eq!((s.position.held, s.reserved_for(&o)), (0, 2));
+    assert_eq!(w.hold(&h).status, HoldStatus::Converted);
+
+    let before = w.sku_location(&a, &east).clone();
+    let again = w.place_on_hold(&lines, "east", &h, &[], false).unwrap_err();
+    assert_eq!(again.code(), ErrorCode::HoldExpired, "the hold went to {o}");
+    assert_eq!(*w.sku_location(&a, &east), before);
+    w.expire_all_holds();
+    w.settle_and_check().unwrap();
+    assert_eq!(w.stats.get("converted hold found empty"), Some(&1));
+    assert_eq!(buckets(&w, 0, 0), (3, 3));
+}
+
+#[test]
+fn an_abandoned_conversion_is_swept_back_at_expiry_to_a_waiting_backorder() {
+    let mut w = World::new(&[1], 1);
+    let (east, a) = (w.location(0), w.sku(0));
+    w.receive(&a, &east, 2);
+    let lines = [(a.clone(), 2)];
+    let h = w.place_hold(&lines, "east", 60, HoldPlacement::Whole);
+    let lost = w.place_on_hold(&lines, "east", &h, &[], true).unwrap();
+    assert!(!w.orders.contains_key(&lost), "the order was never written");
+    let refused = w.release_hold(&h).unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::InvalidTransition);
+    let waiting = w.place(&[(a.clone(), 2)], "east", &[]);
+    w.settle_and_check().unwrap();
+    assert_eq!(w.order(&waiting).backordered(&a), 2);
+
+    w.expire_hold(&h, false).unwrap();
+    assert!(
+        w.pending(&Target::Hold(h.clone())),
+        "the units go back through the relay"
+    );
+    assert_eq!(w.sku_location(&a, &east).held_for(&h), 2);
+    w.check().unwrap();
+    w.settle_and_check().unwrap();
+    assert_eq!(
+        w.order(&waiting).allocated(&a),
+        2,
+        "the swept units filled the backorder"
+    );
+    let movements: Vec<_> = w.stock[&(a, east)]
+        .ledger
+        .iter()
+        .map(|e| format!("{:?}", e.movement))
+        .collect();
+    assert_eq!(
+        movements,
+        ["Receipt", "Hold", "HoldRelease", "BackorderAllocation"]
     );
 }

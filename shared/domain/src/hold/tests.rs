@@ -40,6 +40,18 @@ fn active() -> Hold {
     hold
 }
 
+/// A hold placed at 0 ms for 60 s with a plan of 2 A, not yet activated.
+fn placing() -> Hold {
+    let mut hold = Hold::default();
+    let place = HoldCommand::Place {
+        request: request(60),
+        plan: vec![line("A", 2)],
+        at: 0,
+    };
+    run(&mut hold, place).unwrap();
+    hold
+}
+
 fn convert(order: &str, channel: &str, lines: &[(&str, u64)]) -> HoldCommand {
     HoldCommand::Convert {
         order: OrderId::parse(order).unwrap(),
@@ -152,13 +164,7 @@ fn conversion_checks_channel_and_lines_and_is_idempotent_for_its_order() {
 
 #[test]
 fn an_ended_hold_cannot_be_converted_and_late_grants_go_straight_back() {
-    let mut hold = Hold::default();
-    let place = HoldCommand::Place {
-        request: request(60),
-        plan: vec![line("A", 2)],
-        at: 0,
-    };
-    run(&mut hold, place).unwrap();
+    let mut hold = placing();
     let ended = run(&mut hold, HoldCommand::Release).unwrap();
     assert_eq!(
         ended,
@@ -212,4 +218,30 @@ fn a_converted_hold_gives_back_at_expiry_whatever_its_order_did_not_take() {
     assert!(run(&mut hold, HoldCommand::Expire { at: 70_000 })
         .unwrap()
         .is_empty());
+}
+
+#[test]
+fn a_hold_that_ended_while_placed_gives_its_plan_back_once_more_after_its_expiry() {
+    let mut hold = placing();
+    run(&mut hold, HoldCommand::Release).unwrap();
+    // The placement never finishes: a unit kept after the give-back would stay held, so a
+    // late sweep gives the plan back again (a give-back never exceeds what the hold keeps).
+    let due = 60_000 + LATE_SWEEP_MS;
+    assert_eq!(hold.timers(), vec![(due, EXPIRY_TIMER)]);
+    assert!(run(&mut hold, HoldCommand::Expire { at: 60_000 })
+        .unwrap()
+        .is_empty());
+    let swept = run(&mut hold, HoldCommand::Expire { at: due }).unwrap();
+    assert_eq!(
+        swept,
+        vec![HoldEvent::Swept {
+            returned: vec![line("A", 2)]
+        }]
+    );
+    assert_eq!(hold.status, HoldStatus::Released);
+    assert!(hold.timers().is_empty());
+    // A hold that ended after it was active has nothing to sweep.
+    let mut active = active();
+    run(&mut active, HoldCommand::Release).unwrap();
+    assert!(active.timers().is_empty());
 }

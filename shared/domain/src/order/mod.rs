@@ -1,8 +1,10 @@
 //! Orders: the request a channel captured, its fulfillments (one per sourcing location and
-//! backorder fill), its backorders, and the status every channel and node shares.
+//! backorder fill), its backorders, the status every channel and node shares, and the
+//! reservation saga's next step ([`saga::step`]).
 
 mod aggregate;
 mod request;
+pub mod saga;
 mod status;
 
 pub use aggregate::{
@@ -11,4 +13,5 @@ pub use aggregate::{
 };
 pub(crate) use request::parse_lines;
 pub use request::{OrderRequest, RequestedLine, ShipTo, MAX_ORDER_LINES};
+pub use saga::{ReleaseReason, SagaAction, SagaOutcome};
 pub use status::{FulfillmentStatus, OrderStatus};

@@ -3,10 +3,14 @@
 //!
 //! It wires the domain's state machines together exactly as the runtime does. Every command is
 //! `decide` + `apply` on its actor; every applied event yields effects through
-//! [`keel_domain::effects`]; an effect to a SKU-location is carried out at once (the order
-//! actor awaits its SKU-locations), every other effect waits in a FIFO queue per target actor
-//! until the test drains it. The reservation saga of a new order (plan → write the plan ahead →
-//! reserve → settle → compensate and retry, or complete) runs as the order actor runs it.
+//! [`keel_domain::effects`]; an effect of an order or a SKU-location to a SKU-location is
+//! carried out at once (the order actor awaits its SKU-locations), every other effect waits in
+//! a FIFO queue per target actor until the test drains it. A cart hold's effects (the units it
+//! gives back) wait in the hold's own queue, as the runtime's relay delivers a hold's outbox
+//! later. The reservation saga of a new order (plan → write the plan ahead → reserve → settle →
+//! compensate and retry, or complete) is driven through [`keel_domain::order::saga::step`],
+//! the very function the order actor drives; an order on a cart hold converts the hold first and
+//! then runs the saga's single conversion attempt.
 //!
 //! Rules that must never break while effects are delivered (an effect refused by its target, a
 //! grant beyond what is available to promise, a redelivered acknowledgement that is not a
@@ -18,15 +22,19 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Debug;
 
 use keel_domain::catalog::{Channel, Location};
-use keel_domain::effects::{of_order_event, of_stock_event, of_warehouse_event, Effect};
+use keel_domain::effects::{
+    of_hold_event, of_order_event, of_stock_event, of_warehouse_event, Effect,
+};
+use keel_domain::hold::{Hold, HoldCommand, HoldEvent, HoldRequest, HoldStatus};
 use keel_domain::inventory::{fold, LedgerEntry, SkuLocation, StockCommand, StockEvent};
+use keel_domain::order::saga::{self, ReleaseReason, SagaAction, SagaOutcome};
 use keel_domain::order::{
     Allocation, Fulfillment, FulfillmentStatus, Order, OrderCommand, OrderEvent, OrderRequest,
     OrderStatus, PlannedLine, MAX_ALLOCATION_ATTEMPTS,
 };
-use keel_domain::sourcing::{self, Settlement};
+use keel_domain::sourcing;
 use keel_domain::warehouse::{StatusCounts, WarehouseCommand, WarehouseNode};
-use keel_domain::{DocumentId, Error, FulfillmentId, LocationId, OrderId, SkuId};
+use keel_domain::{DocumentId, Error, FulfillmentId, HoldId, LocationId, OrderId, SkuId};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The regions of the world's locations, in location order; orders may also ship elsewhere.
@@ -47,18 +55,39 @@ pub struct Stock {
 pub enum Target {
     Order(OrderId),
     Warehouse(LocationId),
+    /// A cart hold: commands for it, and the effects of its events (the units it gives back),
+    /// which the runtime's relay delivers from its outbox some time after they were decided.
+    Hold(HoldId),
 }
 
 /// Something that happens to a planned SKU-location between planning and reserving, so that
 /// the reservation comes back short (or not) and the saga must compensate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interference {
-    /// Someone else reserves `quantity` at the `line`-th planned SKU-location.
-    Hold { line: usize, quantity: u64 },
+    /// Someone else (an outsider, not an order of this world) reserves `quantity` at the
+    /// `line`-th planned SKU-location.
+    Outsider { line: usize, quantity: u64 },
     /// A negative adjustment (damage write-off) of `quantity` there; may be refused.
     WriteOff { line: usize, quantity: u64 },
     /// A receipt of `quantity` there.
     Receive { line: usize, quantity: u64 },
+    /// The order's node restarts once the first `line` lines (modulo the plan's length + 1)
+    /// are reserved: the saga resumes from the stored order (`SagaOutcome::Interrupted`).
+    Crash { line: usize },
+}
+
+/// How a cart hold's placement goes (the runtime writes the hold, has its SKU-locations keep
+/// units aside, then activates it with what they granted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldPlacement {
+    /// Without incident.
+    Whole,
+    /// The client releases the hold while its units are being kept aside: the grants that
+    /// arrive afterwards go straight back.
+    ReleasedMidway,
+    /// The placing node stops after the SKU-locations kept their units, before activating the
+    /// hold: it stays `placing` until it is released or expires.
+    Crashed,
 }
 
 /// The whole world: catalog, actors, undelivered effects and a model of the stock flows.
@@ -78,8 +107,20 @@ pub struct World {
     pub at: u64,
     /// Model: units received plus net accepted adjustments, per SKU-location.
     pub inflow: BTreeMap<(SkuId, LocationId), i64>,
-    /// Reservation holders that are not orders of this world (see [`Interference::Hold`]).
-    pub holds: BTreeSet<OrderId>,
+    /// Reservation holders that are not orders of this world (see [`Interference::Outsider`]).
+    pub outsiders: BTreeSet<OrderId>,
+    /// The cart hold actors.
+    pub holds: BTreeMap<HoldId, Hold>,
+    /// Hold ids in placement order (the tests pick holds by index).
+    pub hold_ids: Vec<HoldId>,
+    /// Orders whose hold conversion was committed but which were never written (the placing
+    /// node stopped in between); a retried placement may still write them.
+    pub abandoned: Vec<OrderRequest>,
+    /// What each saga command answered, by the command id the runtime gives it: a repeated
+    /// command is answered from here, as the SKU-location actors dedupe by command id.
+    replies: BTreeMap<String, u64>,
+    /// Orders named so far (written or abandoned).
+    named: usize,
     /// Broken delivery rules, in the order they happened.
     pub violations: Vec<String>,
     /// How often each interesting path ran, to prove the generators reach them.
@@ -126,7 +167,12 @@ impl World {
             queues: BTreeMap::new(),
             at: 0,
             inflow: BTreeMap::new(),
-            holds: BTreeSet::new(),
+            outsiders: BTreeSet::new(),
+            holds: BTreeMap::new(),
+            hold_ids: Vec::new(),
+            abandoned: Vec::new(),
+            replies: BTreeMap::new(),
+            named: 0,
             violations: Vec::new(),
             stats: BTreeMap::new(),
             documents: 0,
@@ -146,6 +192,16 @@ impl World {
     /// The `i`-th placed order (modulo their number), if any was placed.
     pub fn pick_order(&self, i: usize) -> Option<OrderId> {
         (!self.placed.is_empty()).then(|| self.placed[i % self.placed.len()].clone())
+    }
+
+    /// The `i`-th placed hold (modulo their number), if any was placed.
+    pub fn pick_hold(&self, i: usize) -> Option<HoldId> {
+        (!self.hold_ids.is_empty()).then(|| self.hold_ids[i % self.hold_ids.len()].clone())
+    }
+
+    /// The hold with this id.
+    pub fn hold(&self, id: &HoldId) -> &Hold {
+        &self.holds[id]
     }
 
     /// The state of one SKU-location.
@@ -224,6 +280,7 @@ impl World {
                 StockEvent::BackorderQueued { .. } => self.count("backorder queued"),
                 StockEvent::BackorderAllocated { .. } => self.count("backorder allocated"),
                 StockEvent::Shipped { .. } => self.count("units shipped"),
+                StockEvent::HoldReleased { .. } => self.count("held units returned"),
                 _ => {}
             }
             for effect in of_stock_event(sku, location, event) {
@@ -263,15 +320,61 @@ impl World {
         }
     }
 
+    /// Runs a command on a cart hold: decide, apply, then queue the effects of its events in
+    /// the hold's own queue (its outbox, delivered later). A refused command leaves no trace,
+    /// not even a hold that was never placed.
+    pub fn hold_command(
+        &mut self,
+        id: &HoldId,
+        command: HoldCommand,
+    ) -> Result<Vec<HoldEvent>, Error> {
+        self.tick();
+        let mut hold = self.holds.get(id).cloned().unwrap_or_default();
+        let events = hold.decide(&command)?;
+        events.iter().for_each(|e| hold.apply(e));
+        if events.is_empty() {
+            return Ok(events);
+        }
+        let returns_units = self.stock.values().any(|s| s.state.held_for(id) > 0);
+        self.holds.insert(id.clone(), hold);
+        for event in &events {
+            match event {
+                HoldEvent::Placed { .. } => self.count("hold placed"),
+                HoldEvent::Activated { .. } => self.count("hold activated"),
+                HoldEvent::Ended {
+                    status: HoldStatus::Expired,
+                    ..
+                } => self.count("hold expired"),
+                HoldEvent::Ended { .. } => self.count("hold released"),
+                HoldEvent::GrantsReturned { .. } => self.count("late hold grants returned"),
+                HoldEvent::Converted { .. } => self.count("hold converted"),
+                HoldEvent::Swept { .. } if returns_units => self.count("converted hold swept"),
+                HoldEvent::Swept { .. } => self.count("converted hold found empty"),
+            }
+            for effect in of_hold_event(id, event) {
+                if !matches!(
+                    effect,
+                    Effect::Stock {
+                        command: StockCommand::ReleaseHold { .. },
+                        ..
+                    }
+                ) {
+                    self.violation(format!("hold {id} owes an unexpected {effect:?}"));
+                }
+                let queue = self.queues.entry(Target::Hold(id.clone())).or_default();
+                queue.push_back(effect);
+            }
+        }
+        Ok(events)
+    }
+
     /// Stock effects are carried out at once; the others wait in their target's queue.
     fn route(&mut self, effect: Effect) {
         let target = match &effect {
             Effect::Stock { .. } => return self.deliver(effect),
             Effect::Order { order, .. } => Target::Order(order.clone()),
             Effect::Warehouse { location, .. } => Target::Warehouse(location.clone()),
-            Effect::Hold { .. } => {
-                return self.violation(format!("{effect:?}: this world has no cart holds"))
-            }
+            Effect::Hold { hold, .. } => Target::Hold(hold.clone()),
         };
         self.queues.entry(target).or_default().push_back(effect);
     }
@@ -315,8 +418,10 @@ impl World {
                     }
                 }
             }
-            Effect::Hold { .. } => {
-                self.violation(format!("{effect:?}: this world has no cart holds"));
+            Effect::Hold { hold, command } => {
+                if let Err(e) = self.hold_command(&hold, command.clone()) {
+                    self.violation(format!("hold {hold} refused {command:?}: {e}"));
+                }
             }
             Effect::Warehouse { location, command } => {
                 self.warehouse_command(&location, &command);
@@ -447,58 +552,203 @@ impl World {
         region: &str,
         interference: &[Option<Interference>],
     ) -> OrderId {
-        let id = format!("o-{}", self.placed.len() + 1);
+        let request = self.order_request(lines, region);
+        let id = request.id.clone();
+        self.named += 1;
+        let created_at = self.tick();
+        self.orders
+            .insert(id.clone(), Order::place(request, created_at));
+        self.placed.push(id.clone());
+        self.count("orders placed");
+        // The runtime writes the first plan with the order: the same as planning at once.
+        self.run_saga(&id, SagaAction::Plan, interference);
+        id
+    }
+
+    /// Places an order for `lines` shipping to `region` on the units of `hold`: the hold
+    /// converts first (a refusal writes no order and changes nothing), then the order is written
+    /// with what the hold got as its first plan and the saga's single attempt converts the held
+    /// units. With `abandon`, the placing node stops right after the conversion: no order is
+    /// written (see [`World::retry_abandoned`]); the hold's expiry sweeps its units back.
+    pub fn place_on_hold(
+        &mut self,
+        lines: &[(SkuId, u64)],
+        region: &str,
+        hold: &HoldId,
+        interference: &[Option<Interference>],
+        abandon: bool,
+    ) -> Result<OrderId, Error> {
+        let request = self
+            .order_request(lines, region)
+            .on_hold(hold.as_str())
+            .expect("a valid hold id");
+        let id = request.id.clone();
+        self.convert_and_write(request, interference, abandon)?;
+        self.named += 1;
+        Ok(id)
+    }
+
+    /// Retries the placement of the `i`-th abandoned order (modulo their number), as a client
+    /// retries a request that got no answer: the hold answers its conversion as before, and
+    /// the order is written now. `None` if no order was abandoned.
+    pub fn retry_abandoned(
+        &mut self,
+        i: usize,
+        interference: &[Option<Interference>],
+    ) -> Option<Result<OrderId, Error>> {
+        if self.abandoned.is_empty() {
+            return None;
+        }
+        let request = self.abandoned.remove(i % self.abandoned.len());
+        let id = request.id.clone();
+        self.count("abandoned order retried");
+        Some(
+            self.convert_and_write(request, interference, false)
+                .map(|()| id),
+        )
+    }
+
+    fn convert_and_write(
+        &mut self,
+        request: OrderRequest,
+        interference: &[Option<Interference>],
+        abandon: bool,
+    ) -> Result<(), Error> {
+        let hold = request.hold.clone().expect("an order on a hold");
+        let convert = HoldCommand::Convert {
+            order: request.id.clone(),
+            channel: request.channel.clone(),
+            lines: request.lines.clone(),
+        };
+        if let Err(e) = self.hold_command(&hold, convert) {
+            self.count("conversion refused");
+            return Err(e);
+        }
+        if abandon {
+            self.count("conversion abandoned");
+            self.abandoned.push(request);
+            return Ok(());
+        }
+        let id = request.id.clone();
+        let plan = self.holds[&hold].granted.clone();
+        let created_at = self.tick();
+        self.orders
+            .insert(id.clone(), Order::place(request, created_at));
+        self.placed.push(id.clone());
+        self.count("orders placed on a hold");
+        let start = OrderCommand::StartAllocation { plan };
+        let result = self.order_command(&id, start.clone());
+        self.must(&start, result);
+        let first = saga::step(&self.orders[&id], &self.wait_at(&id), SagaOutcome::Planned);
+        self.run_saga(&id, first, interference);
+        Ok(())
+    }
+
+    /// A validated request for the next order's id.
+    fn order_request(&self, lines: &[(SkuId, u64)], region: &str) -> OrderRequest {
+        let id = format!("o-{}", self.named + 1);
         let raw: Vec<(&str, i64)> = lines
             .iter()
             .map(|(sku, q)| (sku.as_str(), i64::try_from(*q).unwrap()))
             .collect();
-        let request = OrderRequest::new(&id, CHANNEL, &raw, region).expect("a valid request");
-        let id = request.id.clone();
-        let created_at = self.tick();
-        self.orders
-            .insert(id.clone(), Order::place(request.clone(), created_at));
-        self.placed.push(id.clone());
-        self.count("orders placed");
+        OrderRequest::new(&id, CHANNEL, &raw, region).expect("a valid request")
+    }
 
-        let candidates = self.candidates();
-        let wait_at = sourcing::backorder_location(&candidates, region)
+    /// Where the order's unfilled units wait.
+    fn wait_at(&self, order: &OrderId) -> LocationId {
+        let region = &self.orders[order].request.ship_to.region;
+        sourcing::backorder_location(&self.candidates(), region)
             .expect("the channel has locations")
-            .clone();
-        for _ in 0..=MAX_ALLOCATION_ATTEMPTS {
-            let plan = sourcing::plan(&request.lines, &candidates, region, |sku, loc| {
-                self.sku_location(sku, loc).position.available()
-            });
-            let start = OrderCommand::StartAllocation {
-                plan: plan.lines.clone(),
-            };
-            let result = self.order_command(&id, start.clone());
-            self.must(&start, result);
-            let Allocation::InProgress { attempt, .. } = self.orders[&id].allocation else {
-                self.violation(format!("order {id} left allocation before completing it"));
-                return id;
-            };
-            let disturbance = usize::try_from(attempt - 1)
-                .ok()
-                .and_then(|i| interference.get(i).copied().flatten());
-            if let Some(disturbance) = disturbance {
-                self.interfere(disturbance, &plan.lines);
-            }
-            let granted: Vec<PlannedLine> = plan
-                .lines
-                .iter()
-                .map(|p| PlannedLine {
-                    quantity: self.reserve(&id, p),
-                    ..p.clone()
-                })
-                .collect();
-            match sourcing::settle(&request.lines, &plan.lines, granted, attempt, &wait_at) {
-                Settlement::Retry { compensate } => {
-                    self.count("allocation retried");
-                    for line in compensate {
-                        self.release(&id, &line, "compensation");
+            .clone()
+    }
+
+    /// Drives the order's reservation saga from `action` until [`saga::step`] says it is done,
+    /// carrying each action out as the order actor does. `interference[n]` disturbs attempt
+    /// `n + 1` once, between its planning and its reservations.
+    fn run_saga(
+        &mut self,
+        id: &OrderId,
+        mut action: SagaAction,
+        interference: &[Option<Interference>],
+    ) {
+        let wait_at = self.wait_at(id);
+        let attempts = MAX_ALLOCATION_ATTEMPTS as usize + interference.len();
+        // Plan, reserve, release per attempt, a repeated conversion, completion, done.
+        let bound = 3 * attempts + 3;
+        let mut disturbed = 0;
+        for _ in 0..bound {
+            let outcome = match action {
+                SagaAction::Done => return,
+                SagaAction::Plan => {
+                    let request = self.orders[id].request.clone();
+                    let region = &request.ship_to.region;
+                    let plan =
+                        sourcing::plan(&request.lines, &self.candidates(), region, |sku, loc| {
+                            self.sku_location(sku, loc).position.available()
+                        });
+                    let start = OrderCommand::StartAllocation { plan: plan.lines };
+                    let result = self.order_command(id, start.clone());
+                    self.must(&start, result);
+                    SagaOutcome::Planned
+                }
+                SagaAction::Reserve {
+                    attempt,
+                    plan,
+                    hold,
+                } => {
+                    let mut crash = None;
+                    if attempt > disturbed {
+                        disturbed = attempt;
+                        let index = usize::try_from(attempt - 1).unwrap();
+                        match interference.get(index).copied().flatten() {
+                            Some(Interference::Crash { line }) => {
+                                crash = Some(line % (plan.len() + 1));
+                            }
+                            Some(other) => self.interfere(other, &plan),
+                            None => {}
+                        }
+                    } else if hold.is_some() {
+                        self.count("hold conversion repeated");
+                    }
+                    let reserved = crash.unwrap_or(plan.len());
+                    let granted: Vec<PlannedLine> = plan
+                        .iter()
+                        .enumerate()
+                        .take(reserved)
+                        .map(|(i, line)| PlannedLine {
+                            quantity: self.reserve(id, attempt, i, line, hold.as_ref()),
+                            ..line.clone()
+                        })
+                        .collect();
+                    if crash.is_some() {
+                        self.count("allocation interrupted");
+                        SagaOutcome::Interrupted
+                    } else {
+                        SagaOutcome::Reserved(granted)
                     }
                 }
-                Settlement::Complete {
+                SagaAction::Release {
+                    attempt,
+                    lines,
+                    why,
+                } => {
+                    let (tag, reason) = match why {
+                        ReleaseReason::Compensation => {
+                            self.count("allocation retried");
+                            ("c", "compensation")
+                        }
+                        ReleaseReason::Recovery => {
+                            self.count("allocation recovered");
+                            ("r", "recovery")
+                        }
+                    };
+                    for (i, line) in lines.iter().enumerate() {
+                        let command_id = format!("{id}#a{attempt}.{tag}{i}");
+                        self.release(id, &command_id, line, reason);
+                    }
+                    SagaOutcome::Released
+                }
+                SagaAction::Complete {
                     granted,
                     backorders,
                 } => {
@@ -506,57 +756,203 @@ impl World {
                         granted,
                         backorders,
                     };
-                    let result = self.order_command(&id, complete.clone());
+                    let result = self.order_command(id, complete.clone());
                     self.must(&complete, result);
-                    return id;
+                    SagaOutcome::Completed
                 }
-            }
+            };
+            action = saga::step(&self.orders[id], &wait_at, outcome);
         }
         self.violation(format!(
-            "order {id}: the saga did not settle within its attempts"
+            "order {id}: the saga did not settle within {bound} steps ({:?})",
+            self.orders[id].allocation
         ));
-        id
     }
 
-    /// The saga's reservation of one planned line; returns the units granted.
-    fn reserve(&mut self, order: &OrderId, line: &PlannedLine) -> u64 {
-        let command = StockCommand::Reserve {
-            order: order.clone(),
-            quantity: line.quantity,
+    /// The saga's reservation of one planned line (or conversion of what `hold` keeps there)
+    /// under the runtime's command id; returns the units granted. A repeated command id is
+    /// answered as the first time, as the SKU-location actor dedupes it.
+    fn reserve(
+        &mut self,
+        order: &OrderId,
+        attempt: u32,
+        i: usize,
+        line: &PlannedLine,
+        hold: Option<&HoldId>,
+    ) -> u64 {
+        let command_id = format!("{order}#a{attempt}.{i}");
+        if let Some(granted) = self.replies.get(&command_id) {
+            return *granted;
+        }
+        let command = match hold {
+            Some(hold) => StockCommand::ConvertHold {
+                hold: hold.clone(),
+                order: order.clone(),
+                quantity: line.quantity,
+            },
+            None => StockCommand::Reserve {
+                order: order.clone(),
+                quantity: line.quantity,
+            },
         };
         let result = self.stock_command(&line.sku, &line.location, command.clone());
-        self.must(&command, result)
+        let granted = self
+            .must(&command, result)
             .iter()
             .map(|e| match e {
-                StockEvent::Reserved { quantity, .. } => *quantity,
+                StockEvent::Reserved { quantity, .. }
+                | StockEvent::HoldConverted { quantity, .. } => *quantity,
                 _ => 0,
             })
-            .sum()
+            .sum();
+        self.replies.insert(command_id, granted);
+        granted
     }
 
-    fn release(&mut self, order: &OrderId, line: &PlannedLine, reason: &str) {
+    /// The saga's release of one line, under the runtime's command id (done once).
+    fn release(&mut self, order: &OrderId, command_id: &str, line: &PlannedLine, reason: &str) {
+        if self.replies.contains_key(command_id) {
+            return;
+        }
         let command = StockCommand::Release {
             order: order.clone(),
             quantity: line.quantity,
             reason: reason.into(),
         };
         let result = self.stock_command(&line.sku, &line.location, command.clone());
-        self.must(&command, result);
+        let released = self
+            .must(&command, result)
+            .iter()
+            .map(|e| match e {
+                StockEvent::Released { quantity, .. } => *quantity,
+                _ => 0,
+            })
+            .sum();
+        self.replies.insert(command_id.to_owned(), released);
+    }
+
+    /// Places a cart hold on `lines` for `ttl_secs`, as the runtime does: plan from what the
+    /// channel's locations can promise, write the hold with its plan, have each planned
+    /// SKU-location keep what it can aside, then activate the hold with what they granted —
+    /// unless `placement` says otherwise.
+    pub fn place_hold(
+        &mut self,
+        lines: &[(SkuId, u64)],
+        region: &str,
+        ttl_secs: u64,
+        placement: HoldPlacement,
+    ) -> HoldId {
+        let id = format!("h-{}", self.hold_ids.len() + 1);
+        let raw: Vec<(&str, i64)> = lines
+            .iter()
+            .map(|(sku, q)| (sku.as_str(), i64::try_from(*q).unwrap()))
+            .collect();
+        let ttl = i64::try_from(ttl_secs).unwrap();
+        let request = HoldRequest::new(&id, CHANNEL, &raw, region, ttl).expect("a valid hold");
+        let id = request.id.clone();
+        let plan = sourcing::plan(&request.lines, &self.candidates(), region, |sku, loc| {
+            self.sku_location(sku, loc).position.available()
+        });
+        // The clock's time when the command runs (`hold_command` ticks once).
+        let at = self.at + 1;
+        let place = HoldCommand::Place {
+            request,
+            plan: plan.lines,
+            at,
+        };
+        let result = self.hold_command(&id, place.clone());
+        self.must(&place, result);
+        self.hold_ids.push(id.clone());
+        if placement == HoldPlacement::ReleasedMidway {
+            let result = self.hold_command(&id, HoldCommand::Release);
+            self.must(HoldCommand::Release, result);
+        }
+        let planned = self.holds[&id].plan.clone();
+        let granted: Vec<PlannedLine> = planned
+            .iter()
+            .map(|line| {
+                let command = StockCommand::Hold {
+                    hold: id.clone(),
+                    quantity: line.quantity,
+                };
+                let result = self.stock_command(&line.sku, &line.location, command.clone());
+                let quantity = self
+                    .must(&command, result)
+                    .iter()
+                    .map(|e| match e {
+                        StockEvent::Held { quantity, .. } => *quantity,
+                        _ => 0,
+                    })
+                    .sum();
+                PlannedLine {
+                    quantity,
+                    ..line.clone()
+                }
+            })
+            .collect();
+        if placement == HoldPlacement::Crashed {
+            self.count("hold placement interrupted");
+            return id;
+        }
+        let activate = HoldCommand::Activate { granted };
+        let result = self.hold_command(&id, activate.clone());
+        self.must(&activate, result);
+        id
+    }
+
+    /// A client releases a hold.
+    pub fn release_hold(&mut self, hold: &HoldId) -> Result<Vec<HoldEvent>, Error> {
+        self.hold_command(hold, HoldCommand::Release)
+    }
+
+    /// A hold's expiry timer fires: at its due time (the expiry, or the late sweep of a hold
+    /// that ended while placed), or (`early`) a moment before it, as a timer of a previous
+    /// due time might.
+    pub fn expire_hold(&mut self, hold: &HoldId, early: bool) -> Result<Vec<HoldEvent>, Error> {
+        let due = self.holds.get(hold).map_or(self.at, |h| {
+            h.timers().first().map_or(h.expires_at, |(due, _)| *due)
+        });
+        let at = if early { due.saturating_sub(1) } else { due };
+        self.hold_command(hold, HoldCommand::Expire { at })
+    }
+
+    /// Fires the expiry timer of every hold that still wants one (what the clock reaching
+    /// the end of every hold's time does).
+    /// A hold may want a second timer (a late sweep after it expired while placed), so
+    /// this fires timers until none is left (at most three rounds).
+    pub fn expire_all_holds(&mut self) {
+        for _ in 0..3 {
+            let due: Vec<HoldId> = self
+                .holds
+                .iter()
+                .filter(|(_, h)| !h.timers().is_empty())
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in due {
+                let result = self.expire_hold(&id, false);
+                self.must(("expire", &id), result);
+            }
+        }
     }
 
     fn interfere(&mut self, interference: Interference, plan: &[PlannedLine]) {
-        let (Interference::Hold { line, quantity }
+        let (Interference::Outsider { line, quantity }
         | Interference::WriteOff { line, quantity }
-        | Interference::Receive { line, quantity }) = interference;
+        | Interference::Receive { line, quantity }) = interference
+        else {
+            // A crash is the saga driver's business (see `run_saga`).
+            return;
+        };
         let Some(target) = (!plan.is_empty()).then(|| plan[line % plan.len()].clone()) else {
             return;
         };
         self.count("interference");
         let (sku, location) = (&target.sku, &target.location);
         match interference {
-            Interference::Hold { .. } => {
-                let holder = OrderId::parse(&format!("hold-{}", self.holds.len() + 1)).unwrap();
-                self.holds.insert(holder.clone());
+            Interference::Outsider { .. } => {
+                let n = self.outsiders.len() + 1;
+                let holder = OrderId::parse(&format!("outsider-{n}")).unwrap();
+                self.outsiders.insert(holder.clone());
                 let command = StockCommand::Reserve {
                     order: holder,
                     quantity,
@@ -569,6 +965,7 @@ impl World {
                 let _ = self.adjust(sku, location, delta);
             }
             Interference::Receive { .. } => self.receive(sku, location, quantity),
+            Interference::Crash { .. } => {}
         }
     }
 
@@ -582,6 +979,11 @@ impl World {
         for ((sku, loc), stock) in &self.stock {
             for p in self.stock_problems(stock) {
                 problems.push(format!("{sku}@{loc}: {p}"));
+            }
+        }
+        for (id, hold) in &self.holds {
+            for p in self.hold_problems(id, hold) {
+                problems.push(format!("hold {id}: {p}"));
             }
         }
         problems.extend(self.model_problems());
@@ -601,12 +1003,27 @@ impl World {
     }
 
     /// Delivers everything, then checks the invariants for every actor, that every
-    /// fulfillment was acknowledged, and that every state survives its JSON round trip.
+    /// fulfillment was acknowledged, that nothing is held once every hold is over, and that
+    /// every state survives its JSON round trip.
     pub fn settle_and_check(&mut self) -> Result<(), String> {
         self.drain_all();
         let mut problems = Vec::new();
         if let Err(e) = self.check() {
             problems.push(e);
+        }
+        if self.holds.values().all(|h| h.timers().is_empty()) {
+            for ((sku, loc), stock) in &self.stock {
+                let s = &stock.state;
+                if s.position.held > 0 || !s.holds.is_empty() {
+                    problems.push(format!(
+                        "{sku}@{loc}: every hold is over, yet {} held for {:?}",
+                        s.position.held, s.holds
+                    ));
+                }
+            }
+        }
+        for (id, hold) in &self.holds {
+            problems.extend(round_trip_problem(&format!("hold {id}"), hold));
         }
         for (id, order) in &self.orders {
             for f in order.fulfillments.iter().filter(|f| !f.accepted) {
@@ -655,8 +1072,26 @@ impl World {
             ));
         }
         for (holder, q) in &s.reservations {
-            if *q == 0 || !(self.orders.contains_key(holder) || self.holds.contains(holder)) {
+            if *q == 0 || !(self.orders.contains_key(holder) || self.outsiders.contains(holder)) {
                 problems.push(format!("reservation {holder}: {q}"));
+            }
+        }
+        let held: u64 = s.holds.values().sum();
+        if held != p.held {
+            problems.push(format!(
+                "holds {:?} add up to {held}, held is {}",
+                s.holds, p.held
+            ));
+        }
+        for (holder, q) in &s.holds {
+            let keeps = self.holds.get(holder).is_some_and(|h| {
+                h.status.is_open()
+                    || (h.status == HoldStatus::Converted && !h.swept)
+                    || self.pending(&Target::Hold(holder.clone()))
+            });
+            if *q == 0 || !keeps {
+                let status = self.holds.get(holder).map(|h| (h.status, h.swept));
+                problems.push(format!("held {q} for hold {holder} ({status:?})"));
             }
         }
         let mut waiting = BTreeSet::new();
@@ -726,6 +1161,12 @@ impl World {
                 problems.push(format!("cancelled but still waits at {sku}@{loc}"));
             }
         }
+        if let Some(hold) = &order.request.hold {
+            let taken = self.holds.get(hold).and_then(|h| h.order.as_ref());
+            if taken != Some(id) {
+                problems.push(format!("placed on hold {hold}, which went to {taken:?}"));
+            }
+        }
         let status = order.status();
         let nothing_shipped = !order.fulfillments.iter().any(|f| f.status.has_shipped());
         if order.cancelled && nothing_shipped && status != OrderStatus::Cancelled {
@@ -787,6 +1228,65 @@ impl World {
         problems
     }
 
+    /// One hold, and — when nothing it gave back is still on its way — its agreement with the
+    /// SKU-locations: an active hold keeps exactly what it was granted, a placing one at most
+    /// its plan, a converted one whose order is written nothing (the order took it all) and one
+    /// whose order never got written everything until the sweep; an ended or swept one nothing.
+    fn hold_problems(&self, id: &HoldId, hold: &Hold) -> Vec<String> {
+        let mut problems = Vec::new();
+        if hold.request.is_none() {
+            problems.push(format!("stored without a request: {hold:?}"));
+        }
+        if hold.status == HoldStatus::Converted && hold.order.is_none() {
+            problems.push("converted to no order".into());
+        }
+        if let Some(order) = hold.order.as_ref().and_then(|o| self.orders.get(o)) {
+            if order.request.hold.as_ref() != Some(id) {
+                problems.push(format!(
+                    "converted to {}, not placed on it",
+                    order.request.id
+                ));
+            }
+        }
+        if self.pending(&Target::Hold(id.clone())) {
+            return problems;
+        }
+        let sum = |lines: &[PlannedLine], sku: &SkuId, loc: &LocationId| -> u64 {
+            lines
+                .iter()
+                .filter(|l| &l.sku == sku && &l.location == loc)
+                .map(|l| l.quantity)
+                .sum()
+        };
+        let written = hold
+            .order
+            .as_ref()
+            .is_some_and(|o| self.orders.contains_key(o));
+        for ((sku, loc), stock) in &self.stock {
+            let have = stock.state.held_for(id);
+            let (least, most) = match hold.status {
+                HoldStatus::Placing => (0, sum(&hold.plan, sku, loc)),
+                HoldStatus::Active => {
+                    let granted = sum(&hold.granted, sku, loc);
+                    (granted, granted)
+                }
+                HoldStatus::Converted if !hold.swept && !written => {
+                    let granted = sum(&hold.granted, sku, loc);
+                    (granted, granted)
+                }
+                _ => (0, 0),
+            };
+            if !(least..=most).contains(&have) {
+                problems.push(format!(
+                    "{sku}@{loc} keeps {have} for it, {:?} (swept: {}, order written: \
+                     {written}) means {least}..={most}",
+                    hold.status, hold.swept
+                ));
+            }
+        }
+        problems
+    }
+
     /// A node with no undelivered effects knows exactly the orders' fulfillments at its
     /// location: the open ones with their status, and counts by status of all of them.
     fn node_problems(&self, loc: &LocationId, node: &WarehouseNode) -> Vec<String> {
@@ -829,12 +1329,23 @@ impl World {
     }
 }
 
-/// A grant (reservation or backorder allocation) must fit what is available to promise, and a
-/// backorder allocation must go to an order waiting for at least that much.
+/// A grant (reservation, backorder allocation, units kept for a hold) must fit what is
+/// available to promise, and a backorder allocation must go to an order waiting for at least
+/// that much.
 fn grant_problem(state: &SkuLocation, event: &StockEvent) -> Option<String> {
     let (order, quantity, backorder) = match event {
         StockEvent::Reserved { order, quantity } => (order, *quantity, false),
         StockEvent::BackorderAllocated { order, quantity } => (order, *quantity, true),
+        StockEvent::Held { hold, quantity } => {
+            let available = state.position.available();
+            return (*quantity > available).then(|| {
+                format!(
+                    "kept {quantity} aside for hold {hold} with {available} available to \
+                     promise (position {:?})",
+                    state.position
+                )
+            });
+        }
         _ => return None,
     };
     let available = state.position.available();

@@ -152,7 +152,7 @@ pub struct HoldLine {
     /// Units requested.
     pub quantity: u64,
     /// Units kept aside (less than `quantity` when stock was short; 0 once released or
-    /// expired; for a converted hold, the units its order took).
+    /// expired; for a converted hold, what it had kept for its order).
     pub held: u64,
 }
 

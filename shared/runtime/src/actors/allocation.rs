@@ -1,12 +1,14 @@
 //! The order's side of the work: placing, the reservation saga, and executing commands.
 //!
-//! Saga: read what the channel's locations can promise (the node's availability hint) → plan
-//! (pure sourcing policy) → write the plan ahead (the first one with the order itself) →
-//! reserve each planned line at its SKU-location (which grants what is really
-//! available: the only place a reservation is decided) → settle: all granted, or compensate the
-//! partial grants and re-plan, at most `MAX_ALLOCATION_ATTEMPTS` times, then keep what was
-//! granted and backorder the rest. A crash mid-saga leaves the plan and an "allocating" marker
-//! in the store; recovery releases the plan's grants and runs the saga again.
+//! The saga's steps are decided by the pure `keel_domain::order::saga::step` (which the
+//! domain's simulation drives too); this module does them: read what the channel's locations
+//! can promise (the node's availability hint) → plan (pure sourcing policy) → write the plan
+//! ahead (the first one with the order itself) → reserve each planned line at its SKU-location
+//! (which grants what is really available: the only place a reservation is decided) → settle:
+//! all granted, or compensate the partial grants and re-plan, at most
+//! `MAX_ALLOCATION_ATTEMPTS` times, then keep what was granted and backorder the rest. A crash
+//! mid-saga leaves the plan and an "allocating" marker in the store; recovery releases the
+//! plan's grants and runs the saga again.
 //!
 //! An order placed on a cart hold first converts the hold (which refuses a hold that ended,
 //! belongs to another channel or holds other lines, changing nothing), and its one attempt's
@@ -22,11 +24,11 @@ use keel_domain::catalog::Location;
 use keel_domain::effects::Effect;
 use keel_domain::hold::{Hold, HoldCommand};
 use keel_domain::inventory::{SkuLocation, StockCommand};
+use keel_domain::order::saga::{self, ReleaseReason, SagaAction, SagaOutcome};
 use keel_domain::order::{
     Allocation, Order, OrderCommand, OrderRequest, PlannedLine, RequestedLine,
-    MAX_ALLOCATION_ATTEMPTS,
 };
-use keel_domain::sourcing::{self, Settlement};
+use keel_domain::sourcing;
 use keel_domain::{HoldId, LocationId, SkuId};
 use std::collections::HashMap;
 
@@ -73,29 +75,18 @@ pub(crate) async fn place(
     }
     let created = d.create(&router.writing(), placed)?;
     router.deliver_from_order(created).await;
-    allocate(router, d, &locations, true).await?;
+    drive(router, d, &locations, SagaOutcome::Planned).await?;
     Ok((state(d)?.clone(), true))
 }
 
-/// Finishes an interrupted allocation: releases what its last plan may hold, then allocates.
+/// Finishes an interrupted allocation (the saga decides how: see `keel_domain::order::saga`).
 pub(crate) async fn resume(router: &Router, d: &mut Durable<Order>) -> Result<(), Error> {
     let order = state(d)?;
-    let Allocation::InProgress { attempt, plan } = &order.allocation else {
+    if !matches!(order.allocation, Allocation::InProgress { .. }) {
         return Ok(());
-    };
-    let locations = router.catalog.order_locations(&order.request)?;
-    if converting(order, *attempt).is_some() {
-        // The conversions are repeated under their ids: each is done once, whatever happened.
-        return allocate(router, d, &locations, true).await;
     }
-    let prefix = format!("{}#a{attempt}.r", d.key);
-    release(router, d, &prefix, &plan.clone()).await?;
-    allocate(router, d, &locations, false).await
-}
-
-/// The hold whose units `attempt` converts: an order placed on a hold tries once, with them.
-fn converting(order: &Order, attempt: u32) -> Option<&HoldId> {
-    order.request.hold.as_ref().filter(|_| attempt == 1)
+    let locations = router.catalog.order_locations(&order.request)?;
+    drive(router, d, &locations, SagaOutcome::Interrupted).await
 }
 
 /// Converts the order's hold (wherever it is served) and answers what it holds, as the
@@ -138,13 +129,12 @@ pub(crate) async fn next_plan(
     Ok(plan.lines)
 }
 
-/// Runs the saga's attempts until the order is allocated (or backordered). `started`: the
-/// current attempt's plan is already written.
-async fn allocate(
+/// Does what the saga asks, from `outcome` on, until the order is allocated (or backordered).
+async fn drive(
     router: &Router,
     d: &mut Durable<Order>,
     locations: &[Location],
-    mut started: bool,
+    mut outcome: SagaOutcome,
 ) -> Result<(), Error> {
     let order = state(d)?;
     let (lines, region) = (
@@ -155,31 +145,30 @@ async fn allocate(
         .cloned()
         .ok_or_else(|| Error::Internal("a channel without locations".into()))?;
     loop {
-        if !started {
-            let plan = next_plan(router, &lines, &region, locations).await?;
-            run(router, d, None, OrderCommand::StartAllocation { plan }).await?;
-        }
-        started = false;
-        let order = state(d)?;
-        let Allocation::InProgress { attempt, plan } = &order.allocation else {
-            return Ok(());
-        };
-        let (attempt, plan) = (*attempt, plan.clone());
-        let hold = converting(order, attempt).cloned();
-        let granted = reserve(router, d, attempt, &plan, hold.as_ref()).await?;
-        // Units a hold lacked are backordered, never sourced anew: the hold was the order's
-        // one attempt.
-        let last = if hold.is_some() {
-            MAX_ALLOCATION_ATTEMPTS
-        } else {
-            attempt
-        };
-        match sourcing::settle(&lines, &plan, granted, last, &wait_at) {
-            Settlement::Retry { compensate } => {
-                let prefix = format!("{}#a{attempt}.c", d.key);
-                release(router, d, &prefix, &compensate).await?;
+        outcome = match saga::step(state(d)?, &wait_at, outcome) {
+            SagaAction::Plan => {
+                let plan = next_plan(router, &lines, &region, locations).await?;
+                run(router, d, None, OrderCommand::StartAllocation { plan }).await?;
+                SagaOutcome::Planned
             }
-            Settlement::Complete {
+            SagaAction::Reserve {
+                attempt,
+                plan,
+                hold,
+            } => SagaOutcome::Reserved(reserve(router, d, attempt, &plan, hold.as_ref()).await?),
+            SagaAction::Release {
+                attempt,
+                lines,
+                why,
+            } => {
+                let tag = match why {
+                    ReleaseReason::Compensation => "c",
+                    ReleaseReason::Recovery => "r",
+                };
+                release(router, d, &format!("{}#a{attempt}.{tag}", d.key), &lines).await?;
+                SagaOutcome::Released
+            }
+            SagaAction::Complete {
                 granted,
                 backorders,
             } => {
@@ -188,8 +177,9 @@ async fn allocate(
                     backorders,
                 };
                 run(router, d, None, complete).await?;
-                return Ok(());
+                SagaOutcome::Completed
             }
+            SagaAction::Done => return Ok(()),
         }
     }
 }
