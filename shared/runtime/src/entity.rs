@@ -20,7 +20,7 @@ pub(crate) trait Entity:
     const KIND: &'static str;
     /// What names the entity (it is not part of the stored state).
     type Id: Clone + Send + Unpin + 'static;
-    type Command: Serialize + Clone + Send + 'static;
+    type Command: Serialize + Clone + Send + Unpin + 'static;
     type Event: Serialize;
 
     /// Decides `command` (pure).
@@ -84,15 +84,21 @@ pub(crate) struct Writing<'a> {
     pub at: u64,
 }
 
-/// What executing a command produced.
-pub(crate) struct Executed {
+/// One command's answer within a batch.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub reply: serde_json::Value,
+    /// The command id had been handled before: this is the recorded reply.
+    pub replayed: bool,
+}
+
+/// What a batch of commands owes others.
+#[derive(Default)]
+pub(crate) struct Batch {
     /// Committed messages, with their outbox ids.
     pub outbox: Vec<(u64, OutboxEntry)>,
     /// Publications for a bus that is not durable: not stored, delivered after the outbox.
     pub published: Vec<OutboxEntry>,
-    pub reply: serde_json::Value,
-    /// The command id had been handled before: this is the recorded reply.
-    pub replayed: bool,
 }
 
 /// An entity loaded from the store with the version its state was read at.
@@ -139,7 +145,7 @@ impl<E: Entity> Durable<E> {
     }
 
     /// Creates the entity with `state` (e.g. a placed order) and no events.
-    pub(crate) fn create(&mut self, w: &Writing, state: E) -> Result<Executed, Error> {
+    pub(crate) fn create(&mut self, w: &Writing, state: E) -> Result<Batch, Error> {
         let (mut outbox, mut published) = (Vec::new(), Vec::new());
         let publications = state.publications(&self.id, &[]);
         route_publications(
@@ -160,15 +166,14 @@ impl<E: Entity> Durable<E> {
             timers,
             ..Parts::default()
         };
-        Ok(Executed {
+        Ok(Batch {
             outbox: self.write(w, parts)?,
             published,
-            reply: serde_json::Value::Null,
-            replayed: false,
         })
     }
 
-    /// Executes `command` against the state (or `initial` when the entity is new).
+    /// Executes `command` against the state (or `initial` when the entity is new); answers
+    /// what it owes others (a refusal is the error).
     ///
     /// `command_id` makes the command idempotent: a repeat answers the recorded reply, a
     /// different command under the same id is a conflict. Publications go to the outbox when
@@ -178,52 +183,96 @@ impl<E: Entity> Durable<E> {
         w: &Writing,
         command_id: Option<&str>,
         command: &E::Command,
-        initial: impl FnOnce() -> E,
-    ) -> Result<Executed, Error> {
+        initial: impl Fn() -> E,
+    ) -> Result<Batch, Error> {
+        let (mut answers, batch) = self.execute_all(w, &[(command_id, command)], &initial)?;
+        answers
+            .pop()
+            .unwrap_or_else(|| Err(Error::Internal("a batch of one without its answer".into())))?;
+        Ok(batch)
+    }
+
+    /// Executes `requests` in order against the state (or `initial` when the entity is new)
+    /// and writes all they decided as one record: a hot entity with many commands waiting
+    /// decides them in one pass and writes its state, its rows and its publication once.
+    /// Answers each request (a refused one changes nothing), and what the batch owes others.
+    pub(crate) fn execute_all(
+        &mut self,
+        w: &Writing,
+        requests: &[(Option<&str>, &E::Command)],
+        initial: &dyn Fn() -> E,
+    ) -> Result<(Vec<Result<Answer, Error>>, Batch), Error> {
         let store = w.store;
-        // Only an identified command needs its JSON: to recognise a replay, and to record it.
-        let command_json = command_id
-            .map(|_| serde_json::to_value(command))
-            .transpose()?;
-        if let (Some(id), Some(json)) = (command_id, &command_json) {
-            if let Some(raw) = store.dedupe(id, w.at)? {
-                return replay(id, &raw, json);
-            }
-        }
         // Decide on the live state and apply in place (no copy of a large state per command);
         // if the commit fails the state is reloaded from the store.
         let marks_before = self.state.as_ref().map(|s| s.marks(&self.id));
         let timers_before = self.state.as_ref().map(Entity::timers);
-        let state = self.state.get_or_insert_with(initial);
-        let events = state.decide(command)?;
-        let at = w.at;
-        let mut ledger = Vec::new();
-        let mut effects = Vec::new();
-        for event in &events {
-            if let Some(entry) = state.apply(event, at) {
-                ledger.push((entry.seq, serde_json::to_vec(&entry)?));
+        let mut answers: Vec<Result<Answer, Error>> = Vec::with_capacity(requests.len());
+        let (mut handled, mut ledger, mut effects, mut events) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (i, (command_id, command)) in requests.iter().enumerate() {
+            // Only an identified command needs its JSON: to recognise a replay, and to record it.
+            let command_json = command_id
+                .map(|_| serde_json::to_value(command))
+                .transpose()?;
+            if let (Some(id), Some(json)) = (command_id, &command_json) {
+                let earlier = requests[..i]
+                    .iter()
+                    .position(|(other, _)| other == command_id);
+                let recorded = match earlier {
+                    // The same id twice in one batch: the second is a repeat of the first.
+                    Some(j) => Some(serde_json::to_vec(&Handled {
+                        command: serde_json::to_value(requests[j].1)?,
+                        reply: match &answers[j] {
+                            Ok(answer) => answer.reply.clone(),
+                            Err(e) => {
+                                answers.push(Err(e.clone()));
+                                continue;
+                            }
+                        },
+                    })?),
+                    None => store.dedupe(id, w.at)?,
+                };
+                if let Some(raw) = recorded {
+                    answers.push(replay(id, &raw, json));
+                    continue;
+                }
             }
-            effects.extend(state.effects(&self.id, event));
-        }
-        let answer = state.reply(&events);
-        let handled = match (command_id, command_json) {
-            (Some(id), Some(command)) => vec![(
-                id.to_owned(),
-                serde_json::to_vec(&Handled {
+            let state = self.state.get_or_insert_with(initial);
+            let decided = match state.decide(command) {
+                Ok(decided) => decided,
+                Err(refusal) => {
+                    answers.push(Err(refusal.into()));
+                    continue;
+                }
+            };
+            for event in &decided {
+                if let Some(entry) = state.apply(event, w.at) {
+                    ledger.push((entry.seq, serde_json::to_vec(&entry)?));
+                }
+                effects.extend(state.effects(&self.id, event));
+            }
+            let reply = state.reply(&decided);
+            if let (Some(id), Some(command)) = (command_id, command_json) {
+                let record = Handled {
                     command,
-                    reply: answer.clone(),
-                })?,
-            )],
-            _ if events.is_empty() => {
-                // Nothing to record: a no-op without an id leaves the store untouched.
-                return Ok(Executed {
-                    outbox: Vec::new(),
-                    published: Vec::new(),
-                    reply: answer,
-                    replayed: false,
-                });
+                    reply: reply.clone(),
+                };
+                handled.push(((*id).to_owned(), serde_json::to_vec(&record)?));
             }
-            _ => Vec::new(),
+            answers.push(Ok(Answer {
+                reply,
+                replayed: false,
+            }));
+            events.extend(decided);
+        }
+        let Some(state) = self
+            .state
+            .as_ref()
+            .filter(|_| !handled.is_empty() || !events.is_empty())
+        else {
+            // Nothing to record: no-ops without ids (and refusals) leave the store untouched.
+            return Ok((answers, Batch::default()));
         };
         let version = self.version + 1;
         let trace = keel_telemetry::traceparent(&tracing::Span::current());
@@ -255,21 +304,30 @@ impl<E: Entity> Durable<E> {
             rows: state.rows(&events),
             timers: changed_timers(timers_before, state.timers()),
         };
-        let outbox = match self.write(w, parts) {
-            Err(Error::AlreadyHandled(id)) => {
+        match self.write(w, parts) {
+            Ok(outbox) => Ok((answers, Batch { outbox, published })),
+            Err(Error::AlreadyHandled(id)) if requests.len() == 1 => {
                 // The same document id reached another entity first (e.g. one receipt id
                 // posted for two SKUs): answer as that first handling did.
                 let raw = store.dedupe(&id, w.at)?.unwrap_or_default();
-                return replay(&id, &raw, &serde_json::to_value(command)?);
+                let answer = replay(&id, &raw, &serde_json::to_value(requests[0].1)?);
+                Ok((vec![answer], Batch::default()))
             }
-            other => other?,
-        };
-        Ok(Executed {
-            outbox,
-            published,
-            reply: answer,
-            replayed: false,
-        })
+            Err(Error::AlreadyHandled(_)) => {
+                // The state was reloaded: decide the batch again one by one, so that only the
+                // command whose id was handled elsewhere is answered from that record.
+                let mut answers = Vec::with_capacity(requests.len());
+                let mut batch = Batch::default();
+                for request in requests {
+                    let (mut one, owed) = self.execute_all(w, &[*request], initial)?;
+                    answers.append(&mut one);
+                    batch.outbox.extend(owed.outbox);
+                    batch.published.extend(owed.published);
+                }
+                Ok((answers, batch))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Commits the (already updated) state with `parts`; on failure the state is reloaded.
@@ -421,7 +479,7 @@ pub(crate) fn recorded_reply(
     }
 }
 
-fn replay(id: &str, raw: &[u8], command: &serde_json::Value) -> Result<Executed, Error> {
+fn replay(id: &str, raw: &[u8], command: &serde_json::Value) -> Result<Answer, Error> {
     let handled: Handled = serde_json::from_slice(raw)?;
     if &handled.command != command {
         return Err(keel_domain::Error::Conflict(format!(
@@ -430,9 +488,7 @@ fn replay(id: &str, raw: &[u8], command: &serde_json::Value) -> Result<Executed,
         ))
         .into());
     }
-    Ok(Executed {
-        outbox: Vec::new(),
-        published: Vec::new(),
+    Ok(Answer {
         reply: handled.reply,
         replayed: true,
     })
@@ -440,7 +496,64 @@ fn replay(id: &str, raw: &[u8], command: &serde_json::Value) -> Result<Executed,
 
 #[cfg(test)]
 mod tests {
-    use super::{changed_marks, changed_timers};
+    use super::{changed_marks, changed_timers, Durable, Writing};
+    use keel_domain::inventory::{SkuLocation, StockCommand};
+    use keel_domain::{DocumentId, LocationId, OrderId, SkuId};
+
+    #[test]
+    fn a_batch_is_decided_in_order_and_written_as_one_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = keel_store::Store::open(dir.path(), &keel_store::Options::default()).unwrap();
+        let id = (SkuId::parse("A").unwrap(), LocationId::parse("L").unwrap());
+        let mut d = Durable::<SkuLocation>::load(&store, id, "s/A@L".into()).unwrap();
+        let w = Writing {
+            store: &store,
+            durable_events: true,
+            at: 1,
+        };
+        let receipt = StockCommand::Receive {
+            receipt: DocumentId::parse("r1").unwrap(),
+            quantity: 3,
+        };
+        let reserve = |order: &str| StockCommand::Reserve {
+            order: OrderId::parse(order).unwrap(),
+            quantity: 2,
+        };
+        let ship = StockCommand::Ship {
+            order: OrderId::parse("o9").unwrap(),
+            fulfillment: keel_domain::FulfillmentId::new(&OrderId::parse("o9").unwrap(), 1),
+            quantity: 1,
+        };
+        let (a, b) = (reserve("o1"), reserve("o2"));
+        let requests = [
+            (Some("receipt:r1"), &receipt),
+            (Some("o1#a1.0"), &a),
+            (Some("o1#a1.0"), &a),
+            (Some("o2#a1.0"), &b),
+            (None, &ship),
+        ];
+        let (answers, batch) = d.execute_all(&w, &requests, &SkuLocation::default).unwrap();
+        let granted: Vec<Option<u64>> = answers
+            .iter()
+            .map(|a| {
+                a.as_ref()
+                    .ok()
+                    .map(|a| a.reply["granted"].as_u64().unwrap())
+            })
+            .collect();
+        assert_eq!(granted, [Some(0), Some(2), Some(2), Some(1), None]);
+        assert!(
+            answers[2].as_ref().unwrap().replayed,
+            "a repeat within the batch"
+        );
+        assert!(answers[4].is_err(), "a refusal is answered alone");
+        assert_eq!(d.version, 1, "one record for the whole batch");
+        assert_eq!(store.load("s/A@L").unwrap().unwrap().version, 1);
+        assert_eq!(batch.outbox.len(), 1, "one position event for the batch");
+        assert!(store.dedupe("o2#a1.0", 1).unwrap().is_some());
+        let position = d.state.as_ref().unwrap().position;
+        assert_eq!((position.on_hand, position.allocated), (3, 3));
+    }
 
     #[test]
     fn timers_a_state_stops_wanting_are_cancelled_and_new_ones_set() {

@@ -420,7 +420,7 @@ impl Router {
     /// Has the SKU-location commands of an order's decision applied now, waiting for them
     /// (SKU-locations never wait on anyone, so an order may wait on them), and queues the rest
     /// for the relay.
-    pub(crate) async fn deliver_from_order(&self, executed: crate::entity::Executed) {
+    pub(crate) async fn deliver_from_order(&self, executed: crate::entity::Batch) {
         let outbox = executed.outbox;
         let mut later = Vec::new();
         let mut entries = outbox.into_iter();
