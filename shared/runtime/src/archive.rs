@@ -75,7 +75,8 @@ async fn sweep(router: Arc<Router>, policy: Policy, stats: Arc<ArchiveStats>) {
     }
 }
 
-/// Orders that closed at or before `cutoff`, oldest first, at most [`BATCH`].
+/// Orders of the partitions this node serves that closed at or before `cutoff`, oldest
+/// first, at most [`BATCH`].
 fn due(router: &Router, cutoff: u64) -> Vec<OrderId> {
     let mut due = Vec::new();
     for item in router.store.scan_states(crate::keys::ARCHIVE_DUE_PREFIX) {
@@ -92,7 +93,13 @@ fn due(router: &Router, cutoff: u64) -> Vec<OrderId> {
         };
         match (closed_at.parse::<u64>(), OrderId::parse(id)) {
             (Ok(closed_at), _) if closed_at > cutoff => break,
-            (Ok(_), Ok(id)) => due.push(id),
+            (Ok(_), Ok(id)) => {
+                // Orders of partitions served elsewhere are their owner's to archive.
+                let partition = router.partitions.of(&crate::keys::order(&id));
+                if router.partitions.serves(partition) {
+                    due.push(id);
+                }
+            }
             _ => tracing::warn!(%marker, "an archive marker that does not parse"),
         }
         if due.len() == BATCH {

@@ -57,6 +57,9 @@ async fn fire_due(
                 .ok()
         })
         .filter(|t| !in_flight.lock().contains(t))
+        // Timers of partitions served elsewhere stay for their owner; they must not use up
+        // the batch.
+        .filter(|t| router.partitions.serves(router.partitions.of(&t.entity)))
         .take(BATCH)
         .collect();
     for timer in due {
