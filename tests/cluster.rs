@@ -12,6 +12,8 @@
 //!   written through either node is readable through both; SIGTERM on the first hands its
 //!   half back to the second, which then holds all 128. Node loss, fencing and scaling
 //!   1 → 3 → 1 under load are in `cluster_faults.rs`.
+//! * Cart holds over two nodes: conversions across nodes, and expiry timers that fire on the
+//!   node a leaving node's partitions moved to.
 
 #[path = "fixtures/mod.rs"]
 mod fixtures;
@@ -297,4 +299,105 @@ fn partitions_spread_over_the_nodes_and_come_back_at_a_graceful_leave() {
         let position = b.position(sku, "east");
         assert_eq!(fixtures::int(&position, "on_hand"), 5, "{position}");
     }
+}
+
+/// Cart holds in a cluster: a hold and the order placed on it live on partitions of different
+/// nodes (the conversion crosses nodes), and the expiry timers of the holds of a node that
+/// leaves fire on the node that takes its partitions over (restored from the changelog).
+#[test]
+fn holds_convert_across_nodes_and_expire_where_their_partition_moved() {
+    let clock_dir = fixtures::temp_dir();
+    let clock = fixtures::TestClock::in_dir(clock_dir.path());
+    let args = clock.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut a = Keel::start_on(fixtures::Transport::Nats, fixtures::temp_dir(), &args);
+    eventually("node a holds every partition", || holds(&a, 128, |_| true));
+    let b = Keel::start_beside(&a.nats().url(), &args);
+    eventually("node b holds half the partitions", || {
+        holds(&b, 64, |_| true)
+    });
+    eventually("node a keeps the other half", || holds(&a, 64, |_| true));
+    // Which node serves an entity's partition, from node a's /status (its held partitions).
+    let on_a: std::collections::HashSet<u64> = status(&a)["epochs"]
+        .as_object()
+        .map(|epochs| epochs.keys().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default();
+    let partitioning = keel_cluster::Partitioning::new(128);
+    let served_by_a = |key: &str| on_a.contains(&u64::from(partitioning.of(key)));
+    let net = fixtures::Network::two_dcs(&a, "ch");
+    a.create_sku("ch-A");
+    a.receive("ch-r1", "ch-A", &net.east, 40);
+
+    // Sixteen holds through node a (their partitions spread over both nodes), each kept 2.
+    let ids: Vec<String> = (0..16).map(|n| format!("ch-h{n}")).collect();
+    for id in &ids {
+        let body = fixtures::hold_body(id, &net.channel, &[("ch-A", 2)], "east", 60);
+        let (code, hold) = a.post("/v1/holds", &body);
+        assert_eq!(code, 201, "{hold}");
+    }
+    // Orders on the first eight through node b: some of them convert a hold another node
+    // serves.
+    for id in &ids[..8] {
+        let mut order = fixtures::order_body(id, &net.channel, &[("ch-A", 2)], "east");
+        order["hold"] = serde_json::json!(id);
+        let (code, placed) = b.post("/v1/orders", &order);
+        assert_eq!(code, 201, "{placed}");
+        let line = &fixtures::list(&placed, "lines")[0];
+        assert_eq!(fixtures::int(line, "allocated"), 2, "{placed}");
+    }
+    let position = b.position("ch-A", &net.east);
+    assert_eq!(
+        (
+            fixtures::int(&position, "allocated"),
+            fixtures::int(&position, "held")
+        ),
+        (16, 16),
+        "{position}"
+    );
+    let crossing = ids[..8]
+        .iter()
+        .filter(|id| served_by_a(&format!("h/{id}")) != served_by_a(&format!("o/{id}")))
+        .count();
+    assert!(crossing > 0, "no conversion crossed nodes: pick other ids");
+    let moving = ids[8..]
+        .iter()
+        .filter(|id| served_by_a(&format!("h/{id}")))
+        .count();
+    assert!(
+        moving > 0,
+        "no expiring hold lives on node a: pick other ids"
+    );
+
+    // Node a leaves; node b takes its partitions (and their timers) over, then time passes.
+    let (_, clean) = a.terminate();
+    assert!(clean, "node a exited with an error on SIGTERM");
+    eventually("node b holds every partition", || holds(&b, 128, |_| true));
+    clock.advance(61);
+    for id in &ids[8..] {
+        eventually(&format!("hold {id} expired on node b"), || {
+            let (_, hold) = b.get(&format!("/v1/holds/{id}"));
+            if hold["status"] == "expired" {
+                Ok(())
+            } else {
+                Err(hold.to_string())
+            }
+        });
+    }
+    let position = eventually("the expired holds' units are back", || {
+        let p = b.position("ch-A", &net.east);
+        if fixtures::int(&p, "held") == 0 {
+            Ok(p)
+        } else {
+            Err(p.to_string())
+        }
+    });
+    assert_eq!(
+        (
+            fixtures::int(&position, "on_hand"),
+            fixtures::int(&position, "allocated"),
+            fixtures::int(&position, "available")
+        ),
+        (40, 16, 24),
+        "{position}"
+    );
 }
