@@ -124,7 +124,7 @@ impl<E: Hosted> Passivating for EntityActor<E> {
 }
 
 impl<E: Hosted> Handler<Traced<Exec<E::Command>>> for EntityActor<E> {
-    type Result = ResponseFuture<Result<ExecReply, Error>>;
+    type Result = ResponseActFuture<Self, Result<ExecReply, Error>>;
 
     fn handle(
         &mut self,
@@ -143,11 +143,13 @@ impl<E: Hosted> Handler<Traced<Exec<E::Command>>> for EntityActor<E> {
             parent,
             answer,
         });
-        Box::pin(async move {
+        // Polled by the actor's own task (no task of its own): answered within the same
+        // wake-up as the decision.
+        Box::pin(fut::wrap_future(async move {
             answered
                 .await
                 .unwrap_or_else(|_| Err(Error::Unavailable("the actor stopped".into())))
-        })
+        }))
     }
 }
 
