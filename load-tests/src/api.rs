@@ -149,7 +149,10 @@ pub struct Position {
     pub on_hand: i64,
     /// Units reserved for released, not yet shipped fulfillments.
     pub allocated: i64,
-    /// `max(0, on_hand − allocated − safety_stock)`.
+    /// Units kept aside for cart holds (0 from a node without holds).
+    #[serde(default)]
+    pub held: i64,
+    /// `max(0, on_hand − allocated − held − safety_stock)`.
     pub available: i64,
     /// Units in transit.
     #[serde(default)]
@@ -211,6 +214,9 @@ pub struct LedgerEntry {
     pub on_hand_delta: i64,
     /// Change of `allocated`.
     pub allocated_delta: i64,
+    /// Change of `held` (0 from a node without holds).
+    #[serde(default)]
+    pub held_delta: i64,
 }
 
 /// The JSON error body every non-2xx reply carries.
@@ -264,6 +270,9 @@ pub const LEDGER_MOVEMENTS: &[&str] = &[
     "backorder_allocation",
     "release",
     "shipment",
+    "hold",
+    "hold_release",
+    "hold_conversion",
 ];
 
 /// A warehouse confirmation step (`POST /v1/fulfillments/{id}/{step}`), in contract order.

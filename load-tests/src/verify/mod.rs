@@ -23,8 +23,8 @@ pub const MAX_VIOLATIONS: usize = 1000;
 /// What the checks are, in words (reported with the counts).
 pub const CHECKS: &[&str] = &[
     "position: no bucket negative",
-    "position: allocated <= on_hand",
-    "position: available == max(0, on_hand - allocated - safety_stock)",
+    "position: allocated + held <= on_hand",
+    "position: available == max(0, on_hand - allocated - held - safety_stock)",
     "position: on_hand == acknowledged receipts - acknowledged shipments (a range when some writes stayed ambiguous)",
     "position: reservations add up to allocated; every reservation/backorder is positive and belongs to an order this run placed",
     "position: the backorder queue head never waits while available >= its quantity",

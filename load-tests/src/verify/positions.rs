@@ -18,6 +18,7 @@ pub(super) fn check_position(
     for (name, value) in [
         ("on_hand", p.on_hand),
         ("allocated", p.allocated),
+        ("held", p.held),
         ("available", p.available),
         ("in_transit", p.in_transit),
         ("quarantined", p.quarantined),
@@ -29,20 +30,20 @@ pub(super) fn check_position(
         }
     }
 
-    // No oversell: every reserved unit must physically be there.
-    if p.allocated > p.on_hand {
+    // No oversell: every reserved or held unit must physically be there.
+    if p.allocated + p.held > p.on_hand {
         v.add(format_args!(
-            "{at}: allocated {} > on_hand {}",
-            p.allocated, p.on_hand
+            "{at}: allocated {} + held {} > on_hand {}",
+            p.allocated, p.held, p.on_hand
         ));
     }
 
     // The contract's formula for `available`.
-    let available = (p.on_hand - p.allocated - p.safety_stock).max(0);
+    let available = (p.on_hand - p.allocated - p.held - p.safety_stock).max(0);
     if p.available != available {
         v.add(format_args!(
-            "{at}: available {} != max(0, on_hand {} - allocated {} - safety_stock {}) = {available}",
-            p.available, p.on_hand, p.allocated, p.safety_stock
+            "{at}: available {} != max(0, on_hand {} - allocated {} - held {} - safety_stock {}) = {available}",
+            p.available, p.on_hand, p.allocated, p.held, p.safety_stock
         ));
     }
 
@@ -123,11 +124,13 @@ pub(super) fn check_ledger(
     v: &mut Verification,
 ) {
     let at = format_args!("{}@{}", e.sku, e.location).to_string();
-    let (mut on_hand, mut allocated, mut received, mut shipped) = (0i64, 0i64, 0i64, 0i64);
+    let (mut on_hand, mut allocated, mut held) = (0i64, 0i64, 0i64);
+    let (mut received, mut shipped) = (0i64, 0i64);
     let mut last_seq = None;
     for entry in &ledger.entries {
         on_hand += entry.on_hand_delta;
         allocated += entry.allocated_delta;
+        held += entry.held_delta;
         match entry.movement.as_str() {
             "receipt" => received += entry.on_hand_delta,
             "shipment" => shipped -= entry.on_hand_delta,
@@ -149,10 +152,10 @@ pub(super) fn check_ledger(
         last_seq = Some(entry.seq);
     }
     v.verified.ledger_entries += ledger.entries.len();
-    if (on_hand, allocated) != (p.on_hand, p.allocated) {
+    if (on_hand, allocated, held) != (p.on_hand, p.allocated, p.held) {
         v.add(format_args!(
-            "{at}: ledger sums to on_hand {on_hand} / allocated {allocated}, position says {} / {}",
-            p.on_hand, p.allocated
+            "{at}: ledger sums to on_hand {on_hand} / allocated {allocated} / held {held}, position says {} / {} / {}",
+            p.on_hand, p.allocated, p.held
         ));
     }
     // A 2xx means durable: every acknowledged receipt/shipment is in the ledger, and nothing

@@ -12,6 +12,7 @@ fn position(on_hand: i64, allocated: i64) -> Position {
         location: L.into(),
         on_hand,
         allocated,
+        held: 0,
         available: (on_hand - allocated).max(0),
         in_transit: 0,
         quarantined: 0,
@@ -30,6 +31,7 @@ fn entry(seq: u64, movement: &str, on_hand_delta: i64, allocated_delta: i64) -> 
         movement: movement.into(),
         on_hand_delta,
         allocated_delta,
+        held_delta: 0,
     }
 }
 
@@ -187,9 +189,18 @@ fn oversell_and_negative_buckets() {
     let p = position_mut(&mut obs);
     p.allocated = 8;
     p.available = -1;
-    assert_one(&exp, &obs, "allocated 8 > on_hand 7");
+    assert_one(&exp, &obs, "allocated 8 + held 0 > on_hand 7");
     assert_one(&exp, &obs, "available is negative");
     assert_one(&exp, &obs, "reservations add up to 7, allocated is 8");
+}
+
+#[test]
+fn held_units_count_against_on_hand_and_available() {
+    let (exp, mut obs) = world();
+    let p = position_mut(&mut obs);
+    p.held = 1;
+    assert_one(&exp, &obs, "allocated 7 + held 1 > on_hand 7");
+    assert_one(&exp, &obs, "held 0, position says 7 / 7 / 1");
 }
 
 #[test]
