@@ -221,20 +221,20 @@ impl<E: Entity> Durable<E> {
                     .position(|(other, _)| other == command_id);
                 let recorded = match earlier {
                     // The same id twice in one batch: the second is a repeat of the first.
-                    Some(j) => Some(serde_json::to_vec(&Handled {
-                        command: serde_json::to_value(requests[j].1)?,
-                        reply: match &answers[j] {
-                            Ok(answer) => answer.reply.clone(),
-                            Err(e) => {
-                                answers.push(Err(e.clone()));
-                                continue;
-                            }
-                        },
-                    })?),
-                    None => store.dedupe(id, w.at)?,
+                    Some(j) => match &answers[j] {
+                        Ok(first) => Some(Handled {
+                            command: serde_json::to_value(requests[j].1)?,
+                            reply: first.reply.clone(),
+                        }),
+                        Err(e) => {
+                            answers.push(Err(e.clone()));
+                            continue;
+                        }
+                    },
+                    None => recorded(store, id, w.at)?,
                 };
-                if let Some(raw) = recorded {
-                    answers.push(replay(id, &raw, json));
+                if let Some(handled) = recorded {
+                    answers.push(replay(id, handled, json));
                     continue;
                 }
             }
@@ -309,8 +309,10 @@ impl<E: Entity> Durable<E> {
             Err(Error::AlreadyHandled(id)) if requests.len() == 1 => {
                 // The same document id reached another entity first (e.g. one receipt id
                 // posted for two SKUs): answer as that first handling did.
-                let raw = store.dedupe(&id, w.at)?.unwrap_or_default();
-                let answer = replay(&id, &raw, &serde_json::to_value(requests[0].1)?);
+                let answer = match recorded(store, &id, w.at)? {
+                    Some(handled) => replay(&id, handled, &serde_json::to_value(requests[0].1)?),
+                    None => Err(Error::Internal(format!("{id} is handled but not recorded"))),
+                };
                 Ok((vec![answer], Batch::default()))
             }
             Err(Error::AlreadyHandled(_)) => {
@@ -473,14 +475,23 @@ pub(crate) fn recorded_reply(
     command: &serde_json::Value,
     now: u64,
 ) -> Result<Option<serde_json::Value>, Error> {
-    match store.dedupe(id, now)? {
-        Some(raw) => Ok(Some(replay(id, &raw, command)?.reply)),
+    match recorded(store, id, now)? {
+        Some(handled) => Ok(Some(replay(id, handled, command)?.reply)),
         None => Ok(None),
     }
 }
 
-fn replay(id: &str, raw: &[u8], command: &serde_json::Value) -> Result<Answer, Error> {
-    let handled: Handled = serde_json::from_slice(raw)?;
+/// The record kept for the command `id`, if it is remembered at `now`.
+fn recorded(store: &Store, id: &str, now: u64) -> Result<Option<Handled>, Error> {
+    match store.dedupe(id, now)? {
+        Some(raw) => Ok(Some(serde_json::from_slice(&raw)?)),
+        None => Ok(None),
+    }
+}
+
+/// The recorded answer to a repeat of `command`; another command under the same id is a
+/// conflict.
+fn replay(id: &str, handled: Handled, command: &serde_json::Value) -> Result<Answer, Error> {
     if &handled.command != command {
         return Err(keel_domain::Error::Conflict(format!(
             "{} was already used for a different request",

@@ -4,6 +4,7 @@
 //! from its timer (`timers.rs`).
 
 use crate::actors::{allocation, Exec};
+use crate::entity::Durable;
 use crate::router::Router;
 use crate::Error;
 use futures::future::try_join_all;
@@ -38,12 +39,10 @@ pub(crate) async fn release(router: &Router, id: &HoldId) -> Result<Hold, Error>
 
 /// The stored hold `id`.
 pub(crate) fn stored(router: &Router, id: &HoldId) -> Result<Hold, Error> {
-    let unknown = || Error::from(keel_domain::Error::UnknownHold(id.to_string()));
-    let stored = router
-        .store
-        .load(&crate::keys::hold(id))?
-        .ok_or_else(unknown)?;
-    Ok(serde_json::from_slice(&stored.bytes)?)
+    let key = crate::keys::hold(id);
+    Durable::<Hold>::load(&router.store, id.clone(), key)?
+        .state
+        .ok_or_else(|| keel_domain::Error::UnknownHold(id.to_string()).into())
 }
 
 /// Asks each planned line's SKU-location to keep its units aside, under ids derived from the
