@@ -25,8 +25,12 @@ use std::time::{Duration, Instant};
 
 use fixtures::nats::NatsServer;
 use fixtures::writes::{run_clients, verify, Outcome, World, Write};
-use fixtures::{eventually, Keel};
+use fixtures::{eventually, eventually_within, Keel};
 use serde_json::Value;
+
+/// How long partitions may take to spread or move between nodes: a bounded round of moves at
+/// a time, under load, with every node and nats-server on the same two cores.
+const REBALANCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Short leases keep takeovers quick (renewed every second).
 const LEASE_SECS: &str = "3";
@@ -113,7 +117,7 @@ fn a_lost_node_and_its_disk_are_replaced_by_the_others_with_nothing_lost() {
     let url = nats.url();
     let mut a = node(&url, "a");
     let (b, c) = (node(&url, "b"), node(&url, "c"));
-    let spread = eventually("three nodes share the partitions", || {
+    let spread = eventually_within(REBALANCE, "three nodes share the partitions", || {
         spread_evenly(&[&a, &b, &c])
     });
     eprintln!("node loss: spread before {spread:?}");
@@ -124,7 +128,7 @@ fn a_lost_node_and_its_disk_are_replaced_by_the_others_with_nothing_lost() {
     let outcomes = run_clients(&apis, &world, (0..8, 40), &[80], true, |_| {
         a.lose_with_disk();
         let lost = Instant::now();
-        let spread = eventually("nodes b and c hold every partition", || {
+        let spread = eventually_within(REBALANCE, "nodes b and c hold every partition", || {
             spread_evenly(&[&b, &c])
         });
         took = lost.elapsed();
@@ -146,7 +150,7 @@ fn a_paused_owner_is_fenced_out_and_changes_nothing() {
     let url = nats.url();
     let mut a = node(&url, "a");
     let b = node(&url, "b");
-    eventually("two nodes share the partitions", || {
+    eventually_within(REBALANCE, "two nodes share the partitions", || {
         spread_evenly(&[&a, &b])
     });
     let world = World::create(&a);
@@ -250,9 +254,10 @@ fn scaling_from_one_node_to_three_and_back_loses_nothing() {
             0 => {
                 let started = Instant::now();
                 joined.extend([node(&url, "b"), node(&url, "c")]);
-                let spread = eventually("three nodes share the partitions", || {
-                    spread_evenly(&[&a, &joined[0], &joined[1]])
-                });
+                let spread =
+                    eventually_within(REBALANCE, "three nodes share the partitions", || {
+                        spread_evenly(&[&a, &joined[0], &joined[1]])
+                    });
                 eprintln!(
                     "scale 1 → 3: spread {spread:?} after {:?}",
                     started.elapsed()
@@ -262,7 +267,10 @@ fn scaling_from_one_node_to_three_and_back_loses_nothing() {
                 let mut leaving = joined.pop().expect("a joined node");
                 let took = leave(&mut leaving);
                 let left: Vec<&Keel> = std::iter::once(&a).chain(&joined).collect();
-                let spread = eventually("the others hold every partition", || spread_evenly(&left));
+                let spread =
+                    eventually_within(REBALANCE, "the others hold every partition", || {
+                        spread_evenly(&left)
+                    });
                 eprintln!(
                     "scale down to {}: the leave took {took:?}, spread {spread:?}",
                     left.len()
