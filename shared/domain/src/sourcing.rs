@@ -5,7 +5,7 @@
 //! backordered.
 
 use crate::catalog::Location;
-use crate::order::{PlannedLine, RequestedLine, WaitingLine, MAX_ALLOCATION_ATTEMPTS};
+use crate::order::{PlannedLine, RequestedLine};
 use crate::{LocationId, SkuId};
 
 /// Above this many candidate locations the minimal-split search is greedy, not exhaustive.
@@ -60,59 +60,6 @@ pub fn plan(
         None => preferred.clone(),
     };
     fill(lines, &chosen, &atp)
-}
-
-/// What the reservation saga does once a plan's reservations have answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Settlement {
-    /// Someone took stock between planning and reserving: give back `compensate` and re-plan.
-    Retry { compensate: Vec<PlannedLine> },
-    /// Final: keep `granted`, wait for the rest at the backorder location.
-    Complete {
-        granted: Vec<PlannedLine>,
-        backorders: Vec<WaitingLine>,
-    },
-}
-
-/// Settles attempt `attempt` (from 1): all planned units granted, or out of attempts, completes;
-/// otherwise the partial grants are compensated and the saga tries the next plan.
-pub fn settle(
-    lines: &[RequestedLine],
-    planned: &[PlannedLine],
-    granted: Vec<PlannedLine>,
-    attempt: u32,
-    wait_at: &LocationId,
-) -> Settlement {
-    let granted: Vec<PlannedLine> = granted.into_iter().filter(|g| g.quantity > 0).collect();
-    let complete = planned.iter().all(|p| {
-        granted
-            .iter()
-            .any(|g| g.location == p.location && g.sku == p.sku && g.quantity == p.quantity)
-    });
-    if !complete && attempt < MAX_ALLOCATION_ATTEMPTS {
-        return Settlement::Retry {
-            compensate: granted,
-        };
-    }
-    let backorders = lines
-        .iter()
-        .filter_map(|line| {
-            let got: u64 = granted
-                .iter()
-                .filter(|g| g.sku == line.sku)
-                .map(|g| g.quantity)
-                .sum();
-            (got < line.quantity).then(|| WaitingLine {
-                sku: line.sku.clone(),
-                location: wait_at.clone(),
-                quantity: line.quantity - got,
-            })
-        })
-        .collect();
-    Settlement::Complete {
-        granted,
-        backorders,
-    }
 }
 
 /// The smallest set of locations that covers every line, best-ranked among equals.
@@ -308,46 +255,6 @@ mod tests {
         let planned: u64 = plan.lines.iter().map(|l| l.quantity).sum();
         assert_eq!(planned, 3);
         assert_eq!(plan.backordered, vec![line("A", 2)]);
-    }
-
-    #[test]
-    fn a_short_grant_is_compensated_until_the_last_attempt() {
-        let planned = vec![PlannedLine {
-            location: LocationId::parse("l1").unwrap(),
-            sku: SkuId::parse("A").unwrap(),
-            quantity: 3,
-        }];
-        let short = vec![PlannedLine {
-            quantity: 2,
-            ..planned[0].clone()
-        }];
-        let lines = [line("A", 3)];
-        let wait_at = LocationId::parse("l1").unwrap();
-        let first = settle(&lines, &planned, short.clone(), 1, &wait_at);
-        assert_eq!(
-            first,
-            Settlement::Retry {
-                compensate: short.clone()
-            }
-        );
-        let last = settle(
-            &lines,
-            &planned,
-            short.clone(),
-            MAX_ALLOCATION_ATTEMPTS,
-            &wait_at,
-        );
-        let Settlement::Complete {
-            granted,
-            backorders,
-        } = last
-        else {
-            panic!("the last attempt completes");
-        };
-        assert_eq!(granted, short);
-        assert_eq!(backorders[0].quantity, 1);
-        let full = settle(&lines, &planned, planned.clone(), 1, &wait_at);
-        assert!(matches!(full, Settlement::Complete { backorders, .. } if backorders.is_empty()));
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Hot {
             .node
             .stock_command(&self.sku, &self.location, id, command)
             .await;
-        assert_eq!(reply.expect("reserved")["granted"], 1);
+        assert_eq!(reply.expect("reserved").granted, 1);
     }
 }
 

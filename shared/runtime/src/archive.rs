@@ -6,7 +6,7 @@
 //! order not due yet: its cost follows what is due, not the history.
 
 use crate::actors::Archive;
-use crate::router::Router;
+use crate::actors::Hosts;
 use keel_domain::OrderId;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,26 +33,26 @@ pub(crate) struct Policy {
     pub crash_mid_sweep: bool,
 }
 
-/// Starts the archiver on the current arbiter; it ends when the router is gone.
-pub(crate) fn start(router: &Arc<Router>, policy: Policy) -> Arc<ArchiveStats> {
+/// Starts the archiver on the current arbiter; it ends with the node.
+pub(crate) fn start(hosts: &Arc<Hosts>, policy: Policy) -> Arc<ArchiveStats> {
     let stats = Arc::new(ArchiveStats::default());
     let sweep_stats = Arc::clone(&stats);
-    crate::periodic::every(router, TICK, move |router| {
-        sweep(router, policy, Arc::clone(&sweep_stats))
+    crate::periodic::every(hosts, TICK, move |hosts| {
+        sweep(hosts, policy, Arc::clone(&sweep_stats))
     });
     stats
 }
 
 /// Archives the orders due now (a batch of them).
-async fn sweep(router: Arc<Router>, policy: Policy, stats: Arc<ArchiveStats>) {
+async fn sweep(hosts: Arc<Hosts>, policy: Policy, stats: Arc<ArchiveStats>) {
     let after_ms = u64::try_from(policy.after.as_millis()).unwrap_or(u64::MAX);
-    let cutoff = router.clock.now_ms().saturating_sub(after_ms);
-    let due = due(&router, cutoff);
+    let cutoff = hosts.mesh.clock.now_ms().saturating_sub(after_ms);
+    let due = due(&hosts, cutoff);
     let half = due.len().div_ceil(2);
     for (n, id) in due.into_iter().enumerate() {
         if policy.crash_mid_sweep && n == half {
             // The first half on disk, the rest not yet archived: the mixed state to test.
-            let flushed = router.store.flush().await;
+            let flushed = hosts.mesh.store.flush().await;
             tracing::error!(
                 ?flushed,
                 "crash point reached: half-way through an archive sweep"
@@ -60,10 +60,10 @@ async fn sweep(router: Arc<Router>, policy: Policy, stats: Arc<ArchiveStats>) {
             std::process::abort();
         }
         let key = crate::keys::order(&id);
-        let Some(_work) = router.partitions.enter(router.partitions.of(&key)) else {
+        let Some(_work) = hosts.mesh.partitions.enter(hosts.mesh.partitions.of(&key)) else {
             continue;
         };
-        match router.ask(&router.orders, &key, Archive { cutoff }).await {
+        match hosts.orders.ask(&key, Archive { cutoff }).await {
             Ok(Ok(true)) => {
                 stats.archived.fetch_add(1, Ordering::Relaxed);
             }
@@ -77,9 +77,13 @@ async fn sweep(router: Arc<Router>, policy: Policy, stats: Arc<ArchiveStats>) {
 
 /// Orders of the partitions this node serves that closed at or before `cutoff`, oldest
 /// first, at most [`BATCH`].
-fn due(router: &Router, cutoff: u64) -> Vec<OrderId> {
+fn due(hosts: &Hosts, cutoff: u64) -> Vec<OrderId> {
     let mut due = Vec::new();
-    for item in router.store.scan_states(crate::keys::ARCHIVE_DUE_PREFIX) {
+    for item in hosts
+        .mesh
+        .store
+        .scan_states(crate::keys::ARCHIVE_DUE_PREFIX)
+    {
         let (marker, _) = match item {
             Ok(item) => item,
             Err(e) => {
@@ -95,8 +99,8 @@ fn due(router: &Router, cutoff: u64) -> Vec<OrderId> {
             (Ok(closed_at), _) if closed_at > cutoff => break,
             (Ok(_), Ok(id)) => {
                 // Orders of partitions served elsewhere are their owner's to archive.
-                let partition = router.partitions.of(&crate::keys::order(&id));
-                if router.partitions.serves(partition) {
+                let partition = hosts.mesh.partitions.of(&crate::keys::order(&id));
+                if hosts.mesh.partitions.serves(partition) {
                     due.push(id);
                 }
             }

@@ -49,25 +49,6 @@ impl Availability {
     }
 }
 
-/// Takes the hint of a SKU-location another node serves from its position event
-/// (`keel.v1.evt.inventory.…`); the actors of this node's own SKU-locations report theirs.
-pub(crate) fn observe_event(router: &crate::router::Router, payload: &[u8]) {
-    let Ok(position) = serde_json::from_slice::<keel_protocol::wire::replies::Position>(payload)
-    else {
-        return;
-    };
-    let (Ok(sku), Ok(location)) = (
-        keel_domain::SkuId::parse(&position.sku),
-        keel_domain::LocationId::parse(&position.location),
-    ) else {
-        return;
-    };
-    let key = crate::keys::sku_location(&sku, &location);
-    if !router.partitions.serves(router.partitions.of(&key)) {
-        router.availability.set(&key, position.available);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,35 +4,23 @@
 //! (see `consumer` for ordering and acknowledgement). A sender waiting for the outcome on
 //! another node gets it on its outcome subject once the effect is durable.
 
-use crate::actors::ExecReply;
 use crate::consumer;
+use crate::mesh::{Mesh, Outcome};
 use crate::outbox::OutboxEntry;
-use crate::router::Outcome;
-use crate::router::Router;
+use crate::replies::{Answer, Reply};
 use crate::Error;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use keel_bus::{Delivery, Headers, SharedBus};
 use keel_domain::ErrorCode;
 use keel_protocol::{COMMAND_DEAD_LETTERS, OUTCOME_TO_HEADER};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Counters of the durable consumers.
-#[derive(Debug, Default)]
-pub struct CommandStats {
-    /// Commands applied (or found already applied) and acknowledged.
-    pub consumed: AtomicU64,
-    /// Warehouse confirmations applied from `keel.v1.wms.*` and acknowledged.
-    pub wms_applied: AtomicU64,
-    /// Messages that could not be applied at all and were set aside on `keel.v1.dlq.*`.
-    pub dead_lettered: AtomicU64,
-}
-
 /// Applies one delivered command (a [`consumer::Settle`]).
 pub(crate) fn settle(
-    router: Arc<Router>,
+    mesh: Arc<Mesh>,
     bus: SharedBus,
     delivery: Delivery,
 ) -> BoxFuture<'static, ()> {
@@ -44,21 +32,21 @@ pub(crate) fn settle(
             }) => (command_id, effect),
             Ok(OutboxEntry::Publish { .. }) => {
                 let reason = "a publication, not a command";
-                return set_aside(&router, &bus, delivery, reason).await;
+                return set_aside(&mesh, &bus, delivery, reason).await;
             }
             Err(e) => {
-                return set_aside(&router, &bus, delivery, &format!("undecodable: {e}")).await
+                return set_aside(&mesh, &bus, delivery, &format!("undecodable: {e}")).await
             }
         };
-        let target = router.partitions.of(&crate::outbox::target_key(&effect));
-        let Some(_work) = router.partitions.enter(target) else {
+        let target = mesh.partitions.of(&crate::outbox::target_key(&effect));
+        let Some(_work) = mesh.partitions.enter(target) else {
             // Handed off: left unacknowledged for the node that serves the partition now.
             return;
         };
-        let stats = &router.relay().stats;
+        let stats = &mesh.relay.stats;
         let mut backoff = Duration::from_millis(5);
         let outcome = loop {
-            match router.deliver_local(&command_id, &effect).await {
+            match mesh.deliver_local(&command_id, &effect).await {
                 Ok(reply) => break Ok(reply),
                 Err(refusal) if refusal.is_refusal() => {
                     stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -83,13 +71,13 @@ pub(crate) fn settle(
         // write before that sender's own reply anyway (one flush covers every lane). A sender
         // on another node hears of it once it is durable.
         let outcome_to = delivery.message.headers.get(OUTCOME_TO_HEADER).cloned();
-        if !router.settled(&command_id, outcome.clone()) {
+        if !mesh.settled(&command_id, outcome.clone()) {
             if let Some(subject) = outcome_to {
-                answer_when_durable(&router, &bus, subject, &command_id, &outcome);
+                answer_when_durable(&mesh, &bus, subject, &command_id, &outcome);
             }
         }
-        consumer::acknowledge_when_durable(&router, delivery);
-        router.commands.consumed.fetch_add(1, Ordering::Relaxed);
+        consumer::acknowledge_when_durable(&mesh.store, delivery);
+        mesh.commands.consumed.fetch_add(1, Ordering::Relaxed);
     }
     .boxed()
 }
@@ -99,7 +87,7 @@ pub(crate) fn settle(
 pub(crate) struct OutcomeMessage {
     command_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    reply: Option<serde_json::Value>,
+    reply: Option<Reply>,
     #[serde(default)]
     replayed: bool,
     /// `(code, message)` when it failed or was refused.
@@ -126,7 +114,7 @@ impl OutcomeMessage {
     pub(crate) fn into_outcome(self) -> (String, Outcome) {
         let outcome = match (self.error, self.reply) {
             (Some((code, message)), _) => Err(Error::Remote { code, message }),
-            (None, Some(reply)) => Ok(Some(ExecReply {
+            (None, Some(reply)) => Ok(Some(Answer {
                 reply,
                 replayed: self.replayed,
             })),
@@ -139,16 +127,16 @@ impl OutcomeMessage {
 /// Sends `outcome` to `subject` once everything committed so far is durable (a sender may act
 /// on it only then: its own flush does not cover this node's writes).
 fn answer_when_durable(
-    router: &Arc<Router>,
+    mesh: &Arc<Mesh>,
     bus: &SharedBus,
     subject: String,
     command_id: &str,
     outcome: &Outcome,
 ) {
-    let (router, bus) = (Arc::clone(router), Arc::clone(bus));
+    let (mesh, bus) = (Arc::clone(mesh), Arc::clone(bus));
     let message = OutcomeMessage::new(command_id, outcome);
     actix_rt::spawn(async move {
-        if let Err(e) = router.store.flush().await {
+        if let Err(e) = mesh.store.flush().await {
             tracing::warn!(error = %e, "flush failed: the outcome is not sent (the sender times out and retries)");
             return;
         }
@@ -159,12 +147,18 @@ fn answer_when_durable(
     });
 }
 
-async fn set_aside(router: &Arc<Router>, bus: &SharedBus, delivery: Delivery, reason: &str) {
+async fn set_aside(mesh: &Arc<Mesh>, bus: &SharedBus, delivery: Delivery, reason: &str) {
     let code = ErrorCode::MalformedRequest;
-    if consumer::dead_letter(router, bus, delivery, COMMAND_DEAD_LETTERS, code, reason).await {
-        router
-            .commands
-            .dead_lettered
-            .fetch_add(1, Ordering::Relaxed);
+    if consumer::dead_letter(
+        &mesh.store,
+        bus,
+        delivery,
+        COMMAND_DEAD_LETTERS,
+        code,
+        reason,
+    )
+    .await
+    {
+        mesh.commands.dead_lettered.fetch_add(1, Ordering::Relaxed);
     }
 }

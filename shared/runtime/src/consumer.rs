@@ -4,7 +4,6 @@
 //! acknowledged only once its effect is on disk; a crash before that means a redelivery, which
 //! the receivers' command-id dedupe turns into a no-op.
 
-use crate::router::Router;
 use crate::shards::Shards;
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -13,13 +12,27 @@ use keel_domain::ErrorCode;
 use keel_protocol::{
     DEAD_LETTER_ERROR_HEADER, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SUBJECT_HEADER,
 };
+use keel_store::Store;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-/// How one delivery is applied (it acknowledges or dead-letters the delivery itself).
-pub(crate) type Settle = fn(Arc<Router>, SharedBus, Delivery) -> BoxFuture<'static, ()>;
+/// How one delivery is applied, given what it is applied to (it acknowledges or dead-letters
+/// the delivery itself).
+pub(crate) type Settle<T> = fn(Arc<T>, SharedBus, Delivery) -> BoxFuture<'static, ()>;
+
+/// Counters of the durable consumers.
+#[derive(Debug, Default)]
+pub struct CommandStats {
+    /// Commands applied (or found already applied) and acknowledged.
+    pub consumed: AtomicU64,
+    /// Warehouse confirmations applied from `keel.v1.wms.*` and acknowledged.
+    pub wms_applied: AtomicU64,
+    /// Messages that could not be applied at all and were set aside on `keel.v1.dlq.*`.
+    pub dead_lettered: AtomicU64,
+}
 
 /// Shards that settle deliveries, each one at a time, fed by any number of durable consumers
 /// (one per partition this node serves). The queues are not bounded here: JetStream bounds
@@ -32,15 +45,15 @@ pub(crate) struct Pool {
 impl Pool {
     /// Starts the shards on the given actor threads; each delivery runs in a span named
     /// `span_name`, a child of the trace context in its headers.
-    pub(crate) fn start(
-        router: &Weak<Router>,
+    pub(crate) fn start<T: Send + Sync + 'static>(
+        to: &Weak<T>,
         bus: &SharedBus,
         arbiters: &[actix::ArbiterHandle],
         span_name: &'static str,
-        settle: Settle,
+        settle: Settle<T>,
     ) -> Pool {
         let shards = Shards::start(arbiters, |queue| {
-            run_shard(router.clone(), Arc::clone(bus), queue, span_name, settle)
+            run_shard(to.clone(), Arc::clone(bus), queue, span_name, settle)
         });
         Pool { shards }
     }
@@ -73,20 +86,20 @@ pub(crate) fn feed(
     handle
 }
 
-async fn run_shard(
-    router: Weak<Router>,
+async fn run_shard<T>(
+    to: Weak<T>,
     bus: SharedBus,
     mut queue: mpsc::UnboundedReceiver<Delivery>,
     span_name: &'static str,
-    settle: Settle,
+    settle: Settle<T>,
 ) {
     while let Some(delivery) = queue.recv().await {
-        let Some(router) = router.upgrade() else {
+        let Some(to) = to.upgrade() else {
             return;
         };
         let span = tracing::info_span!("consume", otel.name = span_name, subject = %delivery.message.subject);
         keel_telemetry::set_parent_from(&span, &delivery.message.headers);
-        settle(router, Arc::clone(&bus), delivery)
+        settle(to, Arc::clone(&bus), delivery)
             .instrument(span)
             .await;
     }
@@ -100,11 +113,11 @@ async fn run_shard(
 /// a few hundred commands per second and made the p99 latency climb with clients). A flush
 /// covers every earlier write, so acknowledging out of order loses nothing; a crash before the
 /// acknowledgement means a redelivery, which the receiver's dedupe turns into a no-op.
-pub(crate) fn acknowledge_when_durable(router: &Arc<Router>, delivery: Delivery) {
-    let router = Arc::clone(router);
+pub(crate) fn acknowledge_when_durable(store: &Store, delivery: Delivery) {
+    let store = store.clone();
     actix_rt::spawn(async move {
         let mut backoff = Duration::from_millis(10);
-        while let Err(e) = router.store.flush().await {
+        while let Err(e) = store.flush().await {
             tracing::error!(error = %e, "flush failed; the message stays unacknowledged");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -121,7 +134,7 @@ pub(crate) fn acknowledge_when_durable(router: &Arc<Router>, delivery: Delivery)
 /// reason, then acknowledges it. Returns whether it was set aside (if the dead letter could
 /// not be published, the message stays unacknowledged and comes back).
 pub(crate) async fn dead_letter(
-    router: &Arc<Router>,
+    store: &Store,
     bus: &SharedBus,
     delivery: Delivery,
     subject: &str,
@@ -149,7 +162,7 @@ pub(crate) async fn dead_letter(
         .await
     {
         Ok(()) => {
-            acknowledge_when_durable(router, delivery);
+            acknowledge_when_durable(store, delivery);
             true
         }
         Err(e) => {

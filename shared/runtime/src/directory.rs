@@ -6,6 +6,8 @@
 //! passivation sees a closed mailbox and is re-sent to a fresh activation. Should two
 //! activations ever overlap, the store's version check lets only one of them write.
 
+use crate::traced::Traced;
+use crate::Error;
 use actix::prelude::*;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -16,6 +18,9 @@ use std::sync::Arc;
 pub(crate) type Factory<A> = Arc<dyn Fn(String) -> A + Send + Sync>;
 
 const SHARDS: usize = 64;
+
+/// How many times a message is re-sent to a fresh activation after a mailbox closed under it.
+const ACTIVATION_RETRIES: usize = 5;
 
 /// The live actors of one kind.
 pub(crate) struct Directory<A: Actor<Context = Context<A>>> {
@@ -57,6 +62,29 @@ impl<A: Actor<Context = Context<A>>> Directory<A> {
         });
         shard.insert(key.to_owned(), addr.clone());
         addr
+    }
+
+    /// Sends `msg` to the actor of `key`, re-activating it if its mailbox closed (passivation).
+    /// The actor's handler continues the current span's trace.
+    pub(crate) async fn ask<M>(&self, key: &str, msg: M) -> Result<M::Result, Error>
+    where
+        A: Handler<Traced<M>>,
+        M: Message + Clone + Send + 'static,
+        M::Result: Send,
+    {
+        let traced = Traced {
+            msg,
+            parent: tracing::Span::current(),
+        };
+        for _ in 0..ACTIVATION_RETRIES {
+            let addr = self.get(key);
+            match addr.send(traced.clone()).await {
+                Ok(result) => return Ok(result),
+                Err(MailboxError::Closed) => self.remove(key, &addr),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Unavailable(format!("{key} could not be activated")))
     }
 
     /// Forgets `addr` for `key` if it is still the registered one (passivation, dead mailbox).

@@ -5,6 +5,7 @@
 //! recorded the first time, so redelivery changes nothing twice.
 
 use crate::outbox::{OutboxEntry, Publication};
+use crate::replies::{Answer, Reply};
 use crate::Error;
 use keel_domain::effects::Effect;
 use keel_domain::inventory::LedgerEntry;
@@ -32,8 +33,8 @@ pub(crate) trait Entity:
     /// What subscribers hear about the state after `events` (none: the entity was created).
     fn publications(&self, id: &Self::Id, events: &[Self::Event]) -> Vec<Publication>;
     /// The answer to the command that produced `events`.
-    fn reply(&self, _events: &[Self::Event]) -> serde_json::Value {
-        serde_json::Value::Null
+    fn reply(&self, _events: &[Self::Event]) -> Reply {
+        Reply::Done
     }
     /// Marker keys this state sets or clears (written in the same commit).
     fn marks(&self, _id: &Self::Id) -> Vec<(String, bool)> {
@@ -72,7 +73,7 @@ pub(crate) trait Entity:
 #[derive(Serialize, Deserialize)]
 struct Handled {
     command: serde_json::Value,
-    reply: serde_json::Value,
+    reply: Reply,
 }
 
 /// Where and when a decision is written: the store, whether publications go through the
@@ -82,14 +83,6 @@ pub(crate) struct Writing<'a> {
     pub durable_events: bool,
     /// Milliseconds since the Unix epoch (ledger entries, orders closing).
     pub at: u64,
-}
-
-/// One command's answer within a batch.
-#[derive(Debug, Clone)]
-pub(crate) struct Answer {
-    pub reply: serde_json::Value,
-    /// The command id had been handled before: this is the recorded reply.
-    pub replayed: bool,
 }
 
 /// What a batch of commands owes others.
@@ -474,7 +467,7 @@ pub(crate) fn recorded_reply(
     id: &str,
     command: &serde_json::Value,
     now: u64,
-) -> Result<Option<serde_json::Value>, Error> {
+) -> Result<Option<Reply>, Error> {
     match recorded(store, id, now)? {
         Some(handled) => Ok(Some(replay(id, handled, command)?.reply)),
         None => Ok(None),
@@ -549,7 +542,7 @@ mod tests {
             .map(|a| {
                 a.as_ref()
                     .ok()
-                    .map(|a| a.reply["granted"].as_u64().unwrap())
+                    .map(|a| a.reply.clone().grant().unwrap().granted)
             })
             .collect();
         assert_eq!(granted, [Some(0), Some(2), Some(2), Some(1), None]);

@@ -6,7 +6,7 @@
 //! (a node that was down longer than the retention delivers its outbox after the restart), and
 //! their targets must still recognise the ones they applied.
 
-use crate::router::Router;
+use crate::mesh::Mesh;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,16 +17,16 @@ const TICK: Duration = Duration::from_secs(5);
 const BATCH: usize = 20_000;
 
 /// Starts the sweep on the current arbiter; answers its counter of forgotten ids.
-pub(crate) fn start(router: &Arc<Router>) -> Arc<AtomicU64> {
+pub(crate) fn start(mesh: &Arc<Mesh>) -> Arc<AtomicU64> {
     let forgotten = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&forgotten);
-    crate::periodic::every(router, TICK, move |router| {
+    crate::periodic::every(mesh, TICK, move |mesh| {
         let counter = Arc::clone(&counter);
         async move {
-            if router.store.outbox().next().is_some() {
+            if mesh.store.outbox().next().is_some() {
                 return;
             }
-            match router.store.expire_dedupe(router.clock.now_ms(), BATCH) {
+            match mesh.store.expire_dedupe(mesh.clock.now_ms(), BATCH) {
                 Ok(n) => {
                     counter.fetch_add(n as u64, Ordering::Relaxed);
                 }

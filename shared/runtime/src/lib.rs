@@ -17,31 +17,36 @@ mod directory;
 mod entity;
 mod error;
 mod forget;
+mod forward;
 mod holds;
 pub mod keys;
+mod mesh;
 pub mod metrics;
 mod outbox;
 mod partitions;
 mod periodic;
-mod router;
+mod relay;
+mod replies;
 mod shards;
 mod timers;
+mod traced;
 pub mod views;
 mod wms;
 
 pub use archive::ArchiveStats;
 pub use catalog::Catalog;
 pub use clock::{Clock, FileClock, ManualClock, SystemClock};
-pub use commands::CommandStats;
+pub use consumer::CommandStats;
 pub use error::Error;
-pub use outbox::RelayStats;
 pub use partitions::Sharding;
+pub use relay::RelayStats;
+pub use replies::Grant;
 pub use timers::TimerStats;
 
 use actix::prelude::*;
+use actors::Hosts;
 use keel_bus::SharedBus;
 use outbox::OutboxEntry;
-use router::Router;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -162,7 +167,7 @@ struct Pools {
 
 /// A running node.
 pub struct Node {
-    router: Arc<Router>,
+    hosts: Arc<Hosts>,
     arbiters: Vec<Arbiter>,
     pools: Pools,
     ready: Arc<AtomicBool>,
@@ -190,32 +195,37 @@ impl Node {
             .map(|_| Arbiter::new())
             .collect();
         let handles: Arc<[ArbiterHandle]> = arbiters.iter().map(Arbiter::handle).collect();
-        let router = Router::new(
+        let parts = mesh::Parts {
             store,
-            Arc::clone(&bus),
-            catalog,
-            Arc::clone(&handles),
-            options.idle_after,
-            options.cluster.clone(),
-            Arc::clone(&options.clock),
-        );
-        let pool = |span, settle| {
+            bus: Arc::clone(&bus),
+            clock: Arc::clone(&options.clock),
+            cluster: options.cluster.clone(),
+            arbiters: Arc::clone(&handles),
+        };
+        let hosts = Hosts::new(parts, catalog, options.idle_after);
+        let (mesh, hosts_weak) = (Arc::downgrade(&hosts.mesh), Arc::downgrade(&hosts));
+        let commands = |span| {
             Arc::new(consumer::Pool::start(
-                &Arc::downgrade(&router),
+                &mesh,
                 &bus,
                 &handles,
                 span,
-                settle,
+                commands::settle,
             ))
         };
-        let commands = commands::settle as consumer::Settle;
         let pools = Pools {
-            stock: pool("command.consume", commands),
-            others: pool("command.consume", commands),
-            wms: pool("wms.consume", wms::settle as consumer::Settle),
+            stock: commands("command.consume"),
+            others: commands("command.consume"),
+            wms: Arc::new(consumer::Pool::start(
+                &hosts_weak,
+                &bus,
+                &handles,
+                "wms.consume",
+                wms::settle,
+            )),
         };
         Ok(Node {
-            router,
+            hosts,
             arbiters,
             pools,
             ready: Arc::new(AtomicBool::new(false)),
@@ -233,7 +243,7 @@ impl Node {
     /// finishes the allocations a crash interrupted. In a cluster this is done partition by
     /// partition, as the node is given them ([`Node::serve_partition`]).
     pub async fn recover(&self) -> Result<Recovery, Error> {
-        if self.router.partitions.clustered() {
+        if self.hosts.mesh.partitions.clustered() {
             return Ok(Recovery::default());
         }
         self.serve_partition(0).await
@@ -248,9 +258,9 @@ impl Node {
     /// The bus' error when a consumer or a subscription cannot be made; the store's.
     pub async fn serve_partition(&self, partition: u32) -> Result<Recovery, Error> {
         use keel_protocol as p;
-        let router = &self.router;
-        let bus = Arc::clone(&router.bus);
-        if !router.partitions.add(partition) {
+        let hosts = &self.hosts;
+        let bus = Arc::clone(&hosts.mesh.bus);
+        if !hosts.mesh.partitions.add(partition) {
             // A second consumer would take the first one's messages over mid-stream.
             return Ok(Recovery::default());
         }
@@ -266,7 +276,7 @@ impl Node {
                 Arc::clone(if stock_command { &stock } else { &others })
             };
             let feed = consumer::feed(commands, pick, name);
-            router.partitions.feed(partition, feed);
+            hosts.mesh.partitions.feed(partition, feed);
         }
         if partition == WMS_PARTITION {
             // Warehouse messages: kept by JetStream on a durable bus, a plain subscription on
@@ -280,12 +290,12 @@ impl Node {
             };
             let pool = Arc::clone(&self.pools.wms);
             let feed = consumer::feed(wms, move |_| Arc::clone(&pool), p::WMS_CONSUMER.into());
-            router.partitions.feed(partition, feed);
+            hosts.mesh.partitions.feed(partition, feed);
         }
-        if router.partitions.clustered() {
+        if hosts.mesh.partitions.clustered() {
             let requests = api::subscribe_forwarded(&bus, partition).await?;
             let serving = api::serve(
-                Arc::clone(router),
+                Arc::clone(hosts),
                 Arc::clone(&bus),
                 requests,
                 api::Served::Forwarded(partition),
@@ -294,7 +304,7 @@ impl Node {
             self.arbiters[partition as usize % self.arbiters.len()].spawn(async move {
                 let _ = serving.await;
             });
-            router.partitions.feed(partition, handle);
+            hosts.mesh.partitions.feed(partition, handle);
         }
         let outbox_replayed = self.replay_outbox(partition).await?;
         let allocations_resumed = self.resume_allocations(partition)?;
@@ -309,43 +319,43 @@ impl Node {
     /// next owner changes their state). Answers whether the work in flight all finished. The
     /// caller then flushes and lets the partition go.
     pub async fn hand_off(&self, partition: u32) -> bool {
-        let finished = self.router.partitions.drain(partition).await;
-        let partitions = &self.router.partitions;
+        let finished = self.hosts.mesh.partitions.drain(partition).await;
+        let partitions = &self.hosts.mesh.partitions;
         let elsewhere = |key: &str| partitions.of(key) == partition;
-        self.router.orders.evict(elsewhere);
-        self.router.stock.evict(elsewhere);
-        self.router.warehouses.evict(elsewhere);
-        self.router.holds.evict(elsewhere);
+        self.hosts.orders.evict(elsewhere);
+        self.hosts.stock.evict(elsewhere);
+        self.hosts.warehouses.evict(elsewhere);
+        self.hosts.holds.evict(elsewhere);
         finished
     }
 
     /// The partitions this node serves.
     pub fn served_partitions(&self) -> Vec<u32> {
-        self.router.partitions.served()
+        self.hosts.mesh.partitions.served()
     }
 
     /// Runs the reservation sagas of `partition` that a crash or a hand-off interrupted, in
     /// the background (a saga may wait for partitions not served yet); answers how many.
     fn resume_allocations(&self, partition: u32) -> Result<usize, Error> {
-        let router = &self.router;
+        let hosts = &self.hosts;
         let mut orders = Vec::new();
-        for item in router.store.scan_states(keys::ALLOCATING_PREFIX) {
+        for item in hosts.mesh.store.scan_states(keys::ALLOCATING_PREFIX) {
             let (marker, _) = item?;
             let id =
                 keel_domain::OrderId::parse(marker.trim_start_matches(keys::ALLOCATING_PREFIX))?;
             let key = keys::order(&id);
-            if router.partitions.of(&key) == partition {
+            if hosts.mesh.partitions.of(&key) == partition {
                 orders.push(key);
             }
         }
         let resumed = orders.len();
         for key in orders {
-            let Some(work) = router.partitions.enter(partition) else {
+            let Some(work) = hosts.mesh.partitions.enter(partition) else {
                 break;
             };
-            let router = Arc::clone(router);
+            let hosts = Arc::clone(hosts);
             actix_rt::spawn(async move {
-                match router.ask(&router.orders, &key, actors::Resume).await {
+                match hosts.orders.ask(&key, actors::Resume).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) | Err(e) => {
                         tracing::warn!(order = %key, error = %e, "resuming an allocation failed; the next owner or restart resumes it");
@@ -361,12 +371,12 @@ impl Node {
     /// backlog must not be loaded into memory at once).
     async fn replay_outbox(&self, partition: u32) -> Result<usize, Error> {
         const BATCH: usize = 10_000;
-        let relay = self.router.relay();
+        let relay = &self.hosts.mesh.relay;
         let delivered = || relay.stats.delivered.load(Ordering::Relaxed);
         let start = delivered();
         let mut submitted = 0u64;
         let mut batch = Vec::with_capacity(BATCH);
-        let mut entries = self.router.store.outbox_of(partition).peekable();
+        let mut entries = self.hosts.mesh.store.outbox_of(partition).peekable();
         while let Some(item) = entries.next() {
             let (id, raw) = item?;
             batch.push((id, serde_json::from_slice::<OutboxEntry>(&raw)?));
@@ -389,20 +399,21 @@ impl Node {
     /// # Errors
     /// The bus' error when a subscription or a consumer cannot be made.
     pub async fn serve(&self, bus: &SharedBus) -> Result<(), Error> {
-        if self.router.outcome_subject.is_some() {
+        if self.hosts.mesh.outcome_subject.is_some() {
             self.follow_other_nodes(bus).await?;
         }
         for arbiter in &self.arbiters {
             let requests = api::subscribe(bus).await?;
-            let (router, bus) = (Arc::clone(&self.router), Arc::clone(bus));
-            arbiter.spawn(api::serve(router, bus, requests, api::Served::Api));
+            let (hosts, bus) = (Arc::clone(&self.hosts), Arc::clone(bus));
+            arbiter.spawn(api::serve(hosts, bus, requests, api::Served::Api));
         }
         // After recovery: a timer due while the node was down fires now.
-        self.timers.get_or_init(|| timers::start(&self.router));
-        self.forgotten.get_or_init(|| forget::start(&self.router));
+        self.timers.get_or_init(|| timers::start(&self.hosts));
+        self.forgotten
+            .get_or_init(|| forget::start(&self.hosts.mesh));
         if let Some(policy) = self.archive {
             self.archived
-                .get_or_init(|| archive::start(&self.router, policy));
+                .get_or_init(|| archive::start(&self.hosts, policy));
         }
         self.ready.store(true, Ordering::SeqCst);
         Ok(())
@@ -412,27 +423,27 @@ impl Node {
     /// the planning hint of the SKU-locations other nodes serve from their position events.
     async fn follow_other_nodes(&self, bus: &SharedBus) -> Result<(), Error> {
         use futures::StreamExt;
-        let Some(subject) = &self.router.outcome_subject else {
+        let Some(subject) = &self.hosts.mesh.outcome_subject else {
             return Ok(());
         };
         let mut outcomes = bus.subscribe(subject).await?;
-        let router = Arc::clone(&self.router);
+        let mesh = Arc::clone(&self.hosts.mesh);
         self.arbiters[0].spawn(async move {
             while let Some(message) = outcomes.next().await {
                 match serde_json::from_slice::<commands::OutcomeMessage>(&message.payload) {
                     Ok(outcome) => {
                         let (command_id, outcome) = outcome.into_outcome();
-                        router.settled(&command_id, outcome);
+                        mesh.settled(&command_id, outcome);
                     }
                     Err(e) => tracing::warn!(error = %e, "an outcome that does not decode"),
                 }
             }
         });
         let mut positions = bus.subscribe(keel_protocol::INVENTORY_EVENTS).await?;
-        let router = Arc::clone(&self.router);
+        let mesh = Arc::clone(&self.hosts.mesh);
         self.arbiters[0].spawn(async move {
             while let Some(message) = positions.next().await {
-                availability::observe_event(&router, &message.payload);
+                mesh.observe_position(&message.payload);
             }
         });
         Ok(())
@@ -444,59 +455,64 @@ impl Node {
     }
 
     /// Executes a command on one SKU-location actor (idempotent when `command_id` is given)
-    /// and answers its reply (`{"granted","position"}`). The decision is committed but not yet
-    /// flushed: call [`Node::flush`] before acknowledging it to a client.
+    /// and answers its grant. The decision is committed but not yet flushed: call
+    /// [`Node::flush`] before acknowledging it to a client.
     pub async fn stock_command(
         &self,
         sku: &keel_domain::SkuId,
         location: &keel_domain::LocationId,
         command_id: Option<String>,
         command: keel_domain::inventory::StockCommand,
-    ) -> Result<serde_json::Value, Error> {
+    ) -> Result<Grant, Error> {
         let executed = self
-            .router
+            .hosts
             .stock_exec(sku, location, command_id, command)
             .await?;
-        Ok(executed.reply)
+        executed.reply.grant()
     }
 
     /// Waits until everything committed so far is on disk (shares fsyncs with other callers).
     pub async fn flush(&self) -> Result<(), Error> {
-        Ok(self.router.store.flush().await?)
+        Ok(self.hosts.mesh.store.flush().await?)
     }
 
     /// The node's catalog.
     pub fn catalog(&self) -> &Catalog {
-        &self.router.catalog
+        &self.hosts.catalog
     }
 
     /// The node's store (a cluster node restores its partitions into it before it recovers).
     pub fn store(&self) -> &keel_store::Store {
-        &self.router.store
+        &self.hosts.mesh.store
     }
 
     /// Reads the catalog from the store again, after the store was restored from a replica.
     pub fn reload_catalog(&self) -> Result<(), Error> {
-        self.router.catalog.reload()
+        self.hosts.catalog.reload()
     }
 
     /// Current counters.
     pub fn stats(&self) -> NodeStats {
-        let relay = &self.router.relay().stats;
+        let relay = &self.hosts.mesh.relay.stats;
         NodeStats {
-            active_orders: self.router.orders.active(),
-            active_sku_locations: self.router.stock.active(),
-            active_warehouses: self.router.warehouses.active(),
-            store: self.router.store.log_stats(),
-            uncheckpointed_keys: self.router.store.uncheckpointed_keys(),
+            active_orders: self.hosts.orders.active(),
+            active_sku_locations: self.hosts.stock.active(),
+            active_warehouses: self.hosts.warehouses.active(),
+            store: self.hosts.mesh.store.log_stats(),
+            uncheckpointed_keys: self.hosts.mesh.store.uncheckpointed_keys(),
             outbox_delivered: relay.delivered.load(Ordering::Relaxed),
             outbox_pending: relay.pending(),
             outbox_retried: relay.retried.load(Ordering::Relaxed),
             outbox_refused: relay.refused.load(Ordering::Relaxed),
-            disk_bytes: self.router.store.size_on_disk().unwrap_or(0),
-            commands_consumed: self.router.commands.consumed.load(Ordering::Relaxed),
-            wms_applied: self.router.commands.wms_applied.load(Ordering::Relaxed),
-            dead_lettered: self.router.commands.dead_lettered.load(Ordering::Relaxed),
+            disk_bytes: self.hosts.mesh.store.size_on_disk().unwrap_or(0),
+            commands_consumed: self.hosts.mesh.commands.consumed.load(Ordering::Relaxed),
+            wms_applied: self.hosts.mesh.commands.wms_applied.load(Ordering::Relaxed),
+            dead_lettered: self
+                .hosts
+                .mesh
+                .commands
+                .dead_lettered
+                .load(Ordering::Relaxed),
             timers_fired: self
                 .timers
                 .get()
@@ -513,16 +529,16 @@ impl Node {
                 .forgotten
                 .get()
                 .map_or(0, |f| f.load(Ordering::Relaxed)),
-            bus: self.router.bus.counters(),
+            bus: self.hosts.mesh.bus.counters(),
         }
     }
 
     /// Stops taking work, flushes the store and stops the actor threads.
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.ready.store(false, Ordering::SeqCst);
-        self.router.store.flush().await?;
+        self.hosts.mesh.store.flush().await?;
         // With a replica the flush went there: the local copy too, so a restart may keep it.
-        self.router.store.sync().await?;
+        self.hosts.mesh.store.sync().await?;
         for arbiter in &self.arbiters {
             arbiter.stop();
         }

@@ -5,8 +5,8 @@
 //! also cancels the timer, so it takes effect once, and a timer that was due while the node
 //! was down, or before a takeover, fires as soon as the node serves its partition.
 
+use crate::actors::Hosts;
 use crate::actors::{Exec, Hosted};
-use crate::router::Router;
 use crate::Error;
 use keel_domain::hold::Hold;
 use keel_store::Timer;
@@ -31,25 +31,26 @@ pub struct TimerStats {
     pub failed: AtomicU64,
 }
 
-/// Starts the loop on the current arbiter; it ends when the router is gone.
-pub(crate) fn start(router: &Arc<Router>) -> Arc<TimerStats> {
+/// Starts the loop on the current arbiter; it ends with the node.
+pub(crate) fn start(hosts: &Arc<Hosts>) -> Arc<TimerStats> {
     let stats = Arc::new(TimerStats::default());
     let in_flight: Arc<Mutex<HashSet<Timer>>> = Arc::default();
     let loop_stats = Arc::clone(&stats);
-    crate::periodic::every(router, TICK, move |router| {
-        fire_due(router, Arc::clone(&loop_stats), Arc::clone(&in_flight))
+    crate::periodic::every(hosts, TICK, move |hosts| {
+        fire_due(hosts, Arc::clone(&loop_stats), Arc::clone(&in_flight))
     });
     stats
 }
 
 /// Fires the due timers of the partitions this node serves that are not in flight already.
 async fn fire_due(
-    router: Arc<Router>,
+    hosts: Arc<Hosts>,
     stats: Arc<TimerStats>,
     in_flight: Arc<Mutex<HashSet<Timer>>>,
 ) {
-    let now = router.clock.now_ms();
-    let due: Vec<Timer> = router
+    let now = hosts.mesh.clock.now_ms();
+    let due: Vec<Timer> = hosts
+        .mesh
         .store
         .due_timers(now)
         .filter_map(|t| {
@@ -59,22 +60,27 @@ async fn fire_due(
         .filter(|t| !in_flight.lock().contains(t))
         // Timers of partitions served elsewhere stay for their owner; they must not use up
         // the batch.
-        .filter(|t| router.partitions.serves(router.partitions.of(&t.entity)))
+        .filter(|t| {
+            hosts
+                .mesh
+                .partitions
+                .serves(hosts.mesh.partitions.of(&t.entity))
+        })
         .take(BATCH)
         .collect();
     for timer in due {
-        let partition = router.partitions.of(&timer.entity);
-        let Some(work) = router.partitions.enter(partition) else {
+        let partition = hosts.mesh.partitions.of(&timer.entity);
+        let Some(work) = hosts.mesh.partitions.enter(partition) else {
             continue;
         };
         in_flight.lock().insert(timer.clone());
-        let (router, stats, in_flight) = (
-            Arc::clone(&router),
+        let (hosts, stats, in_flight) = (
+            Arc::clone(&hosts),
             Arc::clone(&stats),
             Arc::clone(&in_flight),
         );
         actix_rt::spawn(async move {
-            match fire(&router, &timer).await {
+            match fire(&hosts, &timer).await {
                 Ok(()) => stats.fired.fetch_add(1, Ordering::Relaxed),
                 Err(e) => {
                     tracing::warn!(entity = %timer.entity, name = %timer.name, error = %e, "a timer did not fire; retried on a later tick");
@@ -88,11 +94,11 @@ async fn fire_due(
 }
 
 /// Fires one timer at its entity, by the kind its key names.
-async fn fire(router: &Router, timer: &Timer) -> Result<(), Error> {
+async fn fire(hosts: &Hosts, timer: &Timer) -> Result<(), Error> {
     let span = tracing::info_span!("timer.fire", entity = %timer.entity, name = %timer.name, due = timer.due);
     let fired = async {
         match timer.entity.split_once('/') {
-            Some(("h", _)) => fire_at::<Hold>(router, timer).await,
+            Some(("h", _)) => fire_at::<Hold>(hosts, timer).await,
             _ => Err(Error::Internal(format!(
                 "no entity kind handles the timers of {}",
                 timer.entity
@@ -102,15 +108,12 @@ async fn fire(router: &Router, timer: &Timer) -> Result<(), Error> {
     fired.instrument(span).await
 }
 
-async fn fire_at<E: Hosted>(router: &Router, timer: &Timer) -> Result<(), Error> {
+async fn fire_at<E: Hosted>(hosts: &Hosts, timer: &Timer) -> Result<(), Error> {
     let command = E::on_timer(&timer.name, timer.due)
         .ok_or_else(|| Error::Internal(format!("{} has no timer {}", timer.entity, timer.name)))?;
     let msg = Exec {
         command_id: Some(format!("{}!{}@{}", timer.entity, timer.name, timer.due)),
         command,
     };
-    router
-        .ask(E::directory(router), &timer.entity, msg)
-        .await?
-        .map(drop)
+    E::directory(hosts).ask(&timer.entity, msg).await?.map(drop)
 }

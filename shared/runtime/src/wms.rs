@@ -3,8 +3,8 @@
 //! order per location. A message that cannot be applied gets no reply to carry its error, so
 //! it is set aside on `keel.v1.dlq.wms.{location}` with its code and reason — never dropped.
 
+use crate::actors::Hosts;
 use crate::consumer;
-use crate::router::Router;
 use crate::Error;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -33,7 +33,7 @@ impl From<Error> for Refusal {
 
 /// Applies one warehouse message (a [`consumer::Settle`]).
 pub(crate) fn settle(
-    router: Arc<Router>,
+    hosts: Arc<Hosts>,
     bus: SharedBus,
     delivery: Delivery,
 ) -> BoxFuture<'static, ()> {
@@ -41,7 +41,7 @@ pub(crate) fn settle(
         let location = location_of(&delivery.message.subject);
         let mut backoff = Duration::from_millis(5);
         let refusal = loop {
-            match apply(&router, location, &delivery).await {
+            match apply(&hosts, location, &delivery).await {
                 Ok(()) => break None,
                 Err(Error::Unavailable(e)) => {
                     // The node is busy or restarting an actor: try again in place (later
@@ -55,13 +55,20 @@ pub(crate) fn settle(
         };
         match refusal {
             None => {
-                consumer::acknowledge_when_durable(&router, delivery);
-                router.commands.wms_applied.fetch_add(1, Ordering::Relaxed);
+                consumer::acknowledge_when_durable(&hosts.mesh.store, delivery);
+                hosts
+                    .mesh
+                    .commands
+                    .wms_applied
+                    .fetch_add(1, Ordering::Relaxed);
             }
             Some(Refusal { code, reason }) => {
                 let subject = wms_dead_letters(location.unwrap_or("unknown"));
-                if consumer::dead_letter(&router, &bus, delivery, &subject, code, &reason).await {
-                    router
+                if consumer::dead_letter(&hosts.mesh.store, &bus, delivery, &subject, code, &reason)
+                    .await
+                {
+                    hosts
+                        .mesh
                         .commands
                         .dead_lettered
                         .fetch_add(1, Ordering::Relaxed);
@@ -82,7 +89,7 @@ fn location_of(subject: &str) -> Option<&str> {
 }
 
 async fn apply(
-    router: &Arc<Router>,
+    hosts: &Arc<Hosts>,
     location: Option<&str>,
     delivery: &Delivery,
 ) -> Result<(), Error> {
@@ -104,7 +111,7 @@ async fn apply(
         .map_err(|e| malformed(format!("not a confirmation {{\"id\",\"step\"}}: {e}")))?;
     let by_id = serde_json::json!({ "id": confirmation.id }).to_string();
     let (_, fulfillment) =
-        crate::api::dispatch(router, subjects::FULFILLMENTS_GET, by_id.as_bytes()).await?;
+        crate::api::dispatch(hosts, subjects::FULFILLMENTS_GET, by_id.as_bytes()).await?;
     if fulfillment["location"] != location {
         return Err(Error::Domain(keel_domain::Error::UnknownFulfillment(
             format!(
@@ -113,7 +120,7 @@ async fn apply(
             ),
         )));
     }
-    crate::api::dispatch(router, subjects::FULFILLMENTS_CONFIRM, &message.payload).await?;
+    crate::api::dispatch(hosts, subjects::FULFILLMENTS_CONFIRM, &message.payload).await?;
     Ok(())
 }
 

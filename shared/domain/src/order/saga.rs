@@ -11,8 +11,7 @@
 //! lacked is backordered rather than sourced anew. A restart repeats those conversions (under
 //! the same command ids, so each is done once) instead of releasing them.
 
-use super::{Allocation, Order, PlannedLine, WaitingLine, MAX_ALLOCATION_ATTEMPTS};
-use crate::sourcing::{self, Settlement};
+use super::{Allocation, Order, PlannedLine, RequestedLine, WaitingLine, MAX_ALLOCATION_ATTEMPTS};
 use crate::{HoldId, LocationId};
 
 /// What the driver of an order's reservation saga reports back after doing the last action.
@@ -107,7 +106,7 @@ pub fn step(order: &Order, wait_at: &LocationId, outcome: SagaOutcome) -> SagaAc
             } else {
                 attempt
             };
-            match sourcing::settle(&order.request.lines, plan, granted, last, wait_at) {
+            match settle(&order.request.lines, plan, granted, last, wait_at) {
                 Settlement::Retry { compensate } => SagaAction::Release {
                     attempt,
                     lines: compensate,
@@ -140,6 +139,59 @@ fn reserve(attempt: u32, plan: &[PlannedLine], hold: Option<&HoldId>) -> SagaAct
         attempt,
         plan: plan.to_vec(),
         hold: hold.cloned(),
+    }
+}
+
+/// What the reservation saga does once a plan's reservations have answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Settlement {
+    /// Someone took stock between planning and reserving: give back `compensate` and re-plan.
+    Retry { compensate: Vec<PlannedLine> },
+    /// Final: keep `granted`, wait for the rest at the backorder location.
+    Complete {
+        granted: Vec<PlannedLine>,
+        backorders: Vec<WaitingLine>,
+    },
+}
+
+/// Settles attempt `attempt` (from 1): all planned units granted, or out of attempts, completes;
+/// otherwise the partial grants are compensated and the saga tries the next plan.
+fn settle(
+    lines: &[RequestedLine],
+    planned: &[PlannedLine],
+    granted: Vec<PlannedLine>,
+    attempt: u32,
+    wait_at: &LocationId,
+) -> Settlement {
+    let granted: Vec<PlannedLine> = granted.into_iter().filter(|g| g.quantity > 0).collect();
+    let complete = planned.iter().all(|p| {
+        granted
+            .iter()
+            .any(|g| g.location == p.location && g.sku == p.sku && g.quantity == p.quantity)
+    });
+    if !complete && attempt < MAX_ALLOCATION_ATTEMPTS {
+        return Settlement::Retry {
+            compensate: granted,
+        };
+    }
+    let backorders = lines
+        .iter()
+        .filter_map(|line| {
+            let got: u64 = granted
+                .iter()
+                .filter(|g| g.sku == line.sku)
+                .map(|g| g.quantity)
+                .sum();
+            (got < line.quantity).then(|| WaitingLine {
+                sku: line.sku.clone(),
+                location: wait_at.clone(),
+                quantity: line.quantity - got,
+            })
+        })
+        .collect();
+    Settlement::Complete {
+        granted,
+        backorders,
     }
 }
 

@@ -16,13 +16,13 @@
 //! reservation, and whatever the hold lacked is backordered. Recovery repeats the conversions
 //! under the same command ids instead of releasing them.
 
+use crate::actors::Hosts;
 use crate::entity::Durable;
-use crate::router::Router;
 use crate::Error;
 use futures::future::try_join_all;
 use keel_domain::catalog::Location;
 use keel_domain::effects::Effect;
-use keel_domain::hold::{Hold, HoldCommand};
+use keel_domain::hold::HoldCommand;
 use keel_domain::inventory::{SkuLocation, StockCommand};
 use keel_domain::order::saga::{self, ReleaseReason, SagaAction, SagaOutcome};
 use keel_domain::order::{
@@ -42,7 +42,7 @@ fn state(d: &Durable<Order>) -> Result<&Order, Error> {
 
 /// Places the order in `d`, or answers the stored one when the same request comes again.
 pub(crate) async fn place(
-    router: &Router,
+    hosts: &Hosts,
     d: &mut Durable<Order>,
     request: OrderRequest,
 ) -> Result<(Order, bool), Error> {
@@ -55,44 +55,44 @@ pub(crate) async fn place(
             .into());
         }
         // A retry of an order whose allocation was interrupted finishes it.
-        resume(router, d).await?;
+        resume(hosts, d).await?;
         return Ok((state(d)?.clone(), false));
     }
-    let locations = router.catalog.order_locations(&request)?;
+    let locations = hosts.catalog.order_locations(&request)?;
     let plan = match &request.hold {
-        Some(hold) => convert_hold(router, &d.key, &request, hold).await?,
+        Some(hold) => convert_hold(hosts, &d.key, &request, hold).await?,
         None => {
             let region = &request.ship_to.region;
-            next_plan(router, &request.lines, region, &locations).await?
+            next_plan(hosts, &request.lines, region, &locations).await?
         }
     };
-    let mut placed = Order::place(request, router.clock.now_ms());
+    let mut placed = Order::place(request, hosts.mesh.clock.now_ms());
     // The first plan goes into the order's first write (one commit fewer per order); a crash
     // after it is resumed like any interrupted allocation.
     let start = OrderCommand::StartAllocation { plan };
     for event in placed.decide(&start)? {
         placed.apply(&event);
     }
-    let created = d.create(&router.writing(), placed)?;
-    router.deliver_from_order(created).await;
-    drive(router, d, &locations, SagaOutcome::Planned).await?;
+    let created = d.create(&hosts.mesh.writing(), placed)?;
+    hosts.mesh.deliver_from_order(created).await;
+    drive(hosts, d, &locations, SagaOutcome::Planned).await?;
     Ok((state(d)?.clone(), true))
 }
 
 /// Finishes an interrupted allocation (the saga decides how: see `keel_domain::order::saga`).
-pub(crate) async fn resume(router: &Router, d: &mut Durable<Order>) -> Result<(), Error> {
+pub(crate) async fn resume(hosts: &Hosts, d: &mut Durable<Order>) -> Result<(), Error> {
     let order = state(d)?;
     if !matches!(order.allocation, Allocation::InProgress { .. }) {
         return Ok(());
     }
-    let locations = router.catalog.order_locations(&order.request)?;
-    drive(router, d, &locations, SagaOutcome::Interrupted).await
+    let locations = hosts.catalog.order_locations(&order.request)?;
+    drive(hosts, d, &locations, SagaOutcome::Interrupted).await
 }
 
 /// Converts the order's hold (wherever it is served) and answers what it holds, as the
 /// order's plan.
 async fn convert_hold(
-    router: &Router,
+    hosts: &Hosts,
     order_key: &str,
     request: &OrderRequest,
     hold: &HoldId,
@@ -106,23 +106,23 @@ async fn convert_hold(
         },
     };
     let id = format!("{order_key}#hold");
-    let executed = router
+    let executed = hosts
+        .mesh
         .call(&id, &effect)
         .await?
         .ok_or_else(|| Error::Internal(format!("{id}: a hold conversion without reply")))?;
-    let converted: Hold = serde_json::from_value(executed.reply["hold"].clone())?;
-    Ok(converted.granted)
+    Ok(executed.reply.hold()?.hold.granted)
 }
 
 /// The next sourcing plan for `lines`, from what `locations` can promise now.
 pub(crate) async fn next_plan(
-    router: &Router,
+    hosts: &Hosts,
     lines: &[RequestedLine],
     region: &str,
     locations: &[Location],
 ) -> Result<Vec<PlannedLine>, Error> {
     let skus: Vec<SkuId> = lines.iter().map(|l| l.sku.clone()).collect();
-    let atp = available(router, &skus, locations).await?;
+    let atp = available(hosts, &skus, locations).await?;
     let plan = sourcing::plan(lines, locations, region, |sku, loc| {
         atp.get(&(sku.clone(), loc.clone())).copied().unwrap_or(0)
     });
@@ -131,7 +131,7 @@ pub(crate) async fn next_plan(
 
 /// Does what the saga asks, from `outcome` on, until the order is allocated (or backordered).
 async fn drive(
-    router: &Router,
+    hosts: &Hosts,
     d: &mut Durable<Order>,
     locations: &[Location],
     mut outcome: SagaOutcome,
@@ -147,15 +147,15 @@ async fn drive(
     loop {
         outcome = match saga::step(state(d)?, &wait_at, outcome) {
             SagaAction::Plan => {
-                let plan = next_plan(router, &lines, &region, locations).await?;
-                run(router, d, None, OrderCommand::StartAllocation { plan }).await?;
+                let plan = next_plan(hosts, &lines, &region, locations).await?;
+                run(hosts, d, None, OrderCommand::StartAllocation { plan }).await?;
                 SagaOutcome::Planned
             }
             SagaAction::Reserve {
                 attempt,
                 plan,
                 hold,
-            } => SagaOutcome::Reserved(reserve(router, d, attempt, &plan, hold.as_ref()).await?),
+            } => SagaOutcome::Reserved(reserve(hosts, d, attempt, &plan, hold.as_ref()).await?),
             SagaAction::Release {
                 attempt,
                 lines,
@@ -165,7 +165,7 @@ async fn drive(
                     ReleaseReason::Compensation => "c",
                     ReleaseReason::Recovery => "r",
                 };
-                release(router, d, &format!("{}#a{attempt}.{tag}", d.key), &lines).await?;
+                release(hosts, d, &format!("{}#a{attempt}.{tag}", d.key), &lines).await?;
                 SagaOutcome::Released
             }
             SagaAction::Complete {
@@ -176,7 +176,7 @@ async fn drive(
                     granted,
                     backorders,
                 };
-                run(router, d, None, complete).await?;
+                run(hosts, d, None, complete).await?;
                 SagaOutcome::Completed
             }
             SagaAction::Done => return Ok(()),
@@ -188,7 +188,7 @@ async fn drive(
 /// reported one, else the actor's answer (which activates it, so it reports from then on) or,
 /// for a SKU-location another node serves, that node's answer.
 async fn available(
-    router: &Router,
+    hosts: &Hosts,
     skus: &[SkuId],
     locations: &[Location],
 ) -> Result<HashMap<(SkuId, LocationId), u64>, Error> {
@@ -198,21 +198,23 @@ async fn available(
         .collect();
     let reads = pairs.iter().map(|(sku, loc)| async move {
         let key = crate::keys::sku_location(sku, loc);
-        if let Some(available) = router.availability.get(&key) {
+        if let Some(available) = hosts.mesh.availability.get(&key) {
             return Ok(available);
         }
-        let partition = router.partitions.of(&key);
-        if !router.partitions.serves(partition) {
+        let partition = hosts.mesh.partitions.of(&key);
+        if !hosts.mesh.partitions.serves(partition) {
             let body = serde_json::json!({ "sku": sku, "location": loc }).to_string();
             let subject = keel_protocol::subjects::INVENTORY_POSITION;
             let (_, position) =
-                crate::api::forward(router, partition, subject, body.as_bytes()).await?;
+                crate::forward::forward(&hosts.mesh.bus, partition, subject, body.as_bytes())
+                    .await?;
             let available = position["available"].as_u64().unwrap_or(0);
-            router.availability.set(&key, available);
+            hosts.mesh.availability.set(&key, available);
             return Ok(available);
         }
-        let position = router
-            .ask(&router.stock, &key, Summary::<SkuLocation>::new())
+        let position = hosts
+            .stock
+            .ask(&key, Summary::<SkuLocation>::new())
             .await??;
         Ok::<u64, Error>(position.available())
     });
@@ -223,7 +225,7 @@ async fn available(
 /// Reserves each planned line at its SKU-location (or converts what `hold` keeps there);
 /// answers what each granted.
 async fn reserve(
-    router: &Router,
+    hosts: &Hosts,
     d: &Durable<Order>,
     attempt: u32,
     plan: &[PlannedLine],
@@ -240,12 +242,12 @@ async fn reserve(
             None => StockCommand::Reserve { order, quantity },
         };
         let id = format!("{}#a{attempt}.{i}", d.key);
-        let reply = router
+        let grant = hosts
+            .mesh
             .send_stock(&line.sku, &line.location, id, command)
             .await?;
-        let granted = reply.reply["granted"].as_u64().unwrap_or(0);
         Ok::<PlannedLine, Error>(PlannedLine {
-            quantity: granted,
+            quantity: grant.granted,
             ..line.clone()
         })
     });
@@ -253,7 +255,7 @@ async fn reserve(
 }
 
 async fn release(
-    router: &Router,
+    hosts: &Hosts,
     d: &Durable<Order>,
     id_prefix: &str,
     lines: &[PlannedLine],
@@ -264,7 +266,7 @@ async fn release(
             quantity: line.quantity,
             reason: "allocation compensated".to_owned(),
         };
-        router.send_stock(
+        hosts.mesh.send_stock(
             &line.sku,
             &line.location,
             format!("{id_prefix}{i}"),
@@ -276,25 +278,25 @@ async fn release(
 
 /// Decides and commits one command, then delivers its effects.
 async fn run(
-    router: &Router,
+    hosts: &Hosts,
     d: &mut Durable<Order>,
     command_id: Option<&str>,
     command: OrderCommand,
 ) -> Result<(), Error> {
     state(d)?;
-    let executed = d.execute(&router.writing(), command_id, &command, || {
+    let executed = d.execute(&hosts.mesh.writing(), command_id, &command, || {
         unreachable!("the order exists (checked above)")
     })?;
-    router.deliver_from_order(executed).await;
+    hosts.mesh.deliver_from_order(executed).await;
     Ok(())
 }
 
 /// Executes an order command (cancel, confirmation, or an effect from another actor).
 pub(crate) async fn execute(
-    router: &Router,
+    hosts: &Hosts,
     d: &mut Durable<Order>,
     msg: OrderExec,
 ) -> Result<Order, Error> {
-    run(router, d, msg.command_id.as_deref(), msg.command).await?;
+    run(hosts, d, msg.command_id.as_deref(), msg.command).await?;
     Ok(state(d)?.clone())
 }

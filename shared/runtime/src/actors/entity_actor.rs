@@ -5,9 +5,10 @@
 //! then answers each.
 
 use super::hosted::Hosted;
-use super::{schedule_passivation, Passivating, Traced};
+use super::{schedule_passivation, Hosts, Passivating};
 use crate::entity::{Durable, Entity};
-use crate::router::Router;
+use crate::replies::Answer;
+use crate::traced::Traced;
 use crate::Error;
 use actix::prelude::*;
 use std::marker::PhantomData;
@@ -23,15 +24,7 @@ pub(crate) struct Exec<C> {
 }
 
 impl<C: 'static> Message for Exec<C> {
-    type Result = Result<ExecReply, Error>;
-}
-
-/// The entity's answer to an [`Exec`].
-#[derive(Debug, Clone)]
-pub(crate) struct ExecReply {
-    pub reply: serde_json::Value,
-    /// The command id had been handled before; this is the reply recorded then.
-    pub replayed: bool,
+    type Result = Result<Answer, Error>;
 }
 
 /// Asks for the entity's summary (e.g. a SKU-location's position), never its whole state.
@@ -59,7 +52,7 @@ struct Waiting<C> {
     command_id: Option<String>,
     command: C,
     parent: tracing::Span,
-    answer: oneshot::Sender<Result<ExecReply, Error>>,
+    answer: oneshot::Sender<Result<Answer, Error>>,
 }
 
 /// Decide every waiting command (sent to itself; actix runs it once the mailbox is drained).
@@ -72,27 +65,27 @@ impl Message for Decide {
 /// Hosts one entity of type `E`.
 pub(crate) struct EntityActor<E: Hosted> {
     durable: Result<Durable<E>, Error>,
-    router: Arc<Router>,
+    hosts: Arc<Hosts>,
     last_active: Instant,
     waiting: Vec<Waiting<E::Command>>,
 }
 
 impl<E: Hosted> EntityActor<E> {
     /// Activation: loads the entity's state from the store.
-    pub(crate) fn activate(router: &Weak<Router>, key: String) -> Self {
-        let router = router
+    pub(crate) fn activate(hosts: &Weak<Hosts>, key: String) -> Self {
+        let hosts = hosts
             .upgrade()
-            .expect("actors are activated by a live router");
+            .expect("actors are activated by a live registry");
         let durable = match E::parse_key(&key) {
-            Some(id) => Durable::load(&router.store, id, key),
+            Some(id) => Durable::load(&hosts.mesh.store, id, key),
             None => Err(Error::Internal(format!("bad entity key {key}"))),
         };
         if let Ok(d) = &durable {
-            E::observed(&router, &d.key, d.state.as_ref());
+            E::observed(&hosts, &d.key, d.state.as_ref());
         }
         EntityActor {
             durable,
-            router,
+            hosts,
             last_active: Instant::now(),
             waiting: Vec::new(),
         }
@@ -103,7 +96,7 @@ impl<E: Hosted> Actor for EntityActor<E> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        schedule_passivation(ctx, self.router.idle_after);
+        schedule_passivation(ctx, self.hosts.idle_after);
     }
 }
 
@@ -118,13 +111,13 @@ impl<E: Hosted> Passivating for EntityActor<E> {
 
     fn forget(&self, addr: &Addr<Self>) {
         if let Ok(d) = &self.durable {
-            E::directory(&self.router).remove(&d.key, addr);
+            E::directory(&self.hosts).remove(&d.key, addr);
         }
     }
 }
 
 impl<E: Hosted> Handler<Traced<Exec<E::Command>>> for EntityActor<E> {
-    type Result = ResponseActFuture<Self, Result<ExecReply, Error>>;
+    type Result = ResponseActFuture<Self, Result<Answer, Error>>;
 
     fn handle(
         &mut self,
@@ -186,21 +179,17 @@ impl<E: Hosted> Handler<Decide> for EntityActor<E> {
             .iter()
             .map(|w| (w.command_id.as_deref(), &w.command))
             .collect();
-        let decided = durable.execute_all(&self.router.writing(), &requests, &E::default);
+        let decided = durable.execute_all(&self.hosts.mesh.writing(), &requests, &E::default);
         // Also after a failure: the state was then reloaded from the store.
-        E::observed(&self.router, &durable.key, durable.state.as_ref());
+        E::observed(&self.hosts, &durable.key, durable.state.as_ref());
         match decided {
             Ok((answers, batch)) => {
                 // SKU-locations, warehouse nodes and holds never wait on another actor: what
                 // they owe others (orders to notify, events to publish) goes to the relay.
-                self.router.relay().submit(batch.outbox);
-                self.router.relay().publish(batch.published);
+                self.hosts.mesh.relay.submit(batch.outbox);
+                self.hosts.mesh.relay.publish(batch.published);
                 for (w, answer) in waiting.into_iter().zip(answers) {
-                    let reply = answer.map(|a| ExecReply {
-                        reply: a.reply,
-                        replayed: a.replayed,
-                    });
-                    let _ = w.answer.send(reply);
+                    let _ = w.answer.send(answer);
                 }
             }
             Err(e) => {

@@ -3,10 +3,11 @@
 
 use super::hosted::Hosted;
 use super::EntityActor;
+use super::Hosts;
 use crate::directory::Directory;
 use crate::entity::Entity;
 use crate::outbox::Publication;
-use crate::router::Router;
+use crate::replies::{HoldReply, Reply};
 use keel_domain::effects::{self, Effect};
 use keel_domain::hold::{Hold, HoldCommand, HoldEvent, EXPIRY_TIMER};
 use keel_domain::inventory::LedgerEntry;
@@ -44,10 +45,11 @@ impl Entity for Hold {
             .collect()
     }
 
-    /// The hold itself (its placement and its conversion read what it got), and whether the
-    /// command changed it (a placement that did created it).
-    fn reply(&self, events: &[HoldEvent]) -> serde_json::Value {
-        serde_json::json!({ "hold": self, "changed": !events.is_empty() })
+    fn reply(&self, events: &[HoldEvent]) -> Reply {
+        Reply::Hold(HoldReply {
+            hold: self.clone(),
+            changed: !events.is_empty(),
+        })
     }
 
     fn timers(&self) -> Vec<(u64, &'static str)> {
@@ -66,8 +68,8 @@ impl Hosted for Hold {
         HoldId::parse(key.strip_prefix("h/")?).ok()
     }
 
-    fn directory(router: &Router) -> &Directory<EntityActor<Self>> {
-        &router.holds
+    fn directory(hosts: &Hosts) -> &Directory<EntityActor<Self>> {
+        &hosts.holds
     }
 
     fn on_timer(name: &str, now: u64) -> Option<HoldCommand> {

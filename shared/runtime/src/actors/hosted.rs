@@ -1,10 +1,11 @@
 //! How each domain state machine plugs into the runtime.
 
 use super::EntityActor;
+use super::Hosts;
 use crate::directory::Directory;
 use crate::entity::Entity;
 use crate::outbox::Publication;
-use crate::router::Router;
+use crate::replies::{Grant, Reply};
 use crate::views;
 use crate::Error;
 use keel_domain::effects::{self, Effect};
@@ -17,16 +18,15 @@ use keel_domain::warehouse::{
 };
 use keel_domain::{FulfillmentId, HoldId, LocationId, OrderId, SkuId};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// An entity hosted by the generic [`EntityActor`].
 pub(crate) trait Hosted: Entity + Default {
     /// Recovers the entity's id from its store key.
     fn parse_key(key: &str) -> Option<Self::Id>;
     /// The directory of this entity's actors.
-    fn directory(router: &Router) -> &Directory<EntityActor<Self>>;
+    fn directory(hosts: &Hosts) -> &Directory<EntityActor<Self>>;
     /// Tells the node what others may plan with, after activation and after every change.
-    fn observed(_router: &Router, _key: &str, _state: Option<&Self>) {}
+    fn observed(_hosts: &Hosts, _key: &str, _state: Option<&Self>) {}
     /// The command a due timer of this entity fires (at `now` by the node's clock).
     fn on_timer(_name: &str, _now: u64) -> Option<Self::Command> {
         None
@@ -160,7 +160,7 @@ impl Entity for SkuLocation {
         rows
     }
 
-    fn reply(&self, events: &[StockEvent]) -> serde_json::Value {
+    fn reply(&self, events: &[StockEvent]) -> Reply {
         let granted: u64 = events
             .iter()
             .map(|e| match e {
@@ -170,7 +170,10 @@ impl Entity for SkuLocation {
                 _ => 0,
             })
             .sum();
-        json!({ "granted": granted, "position": self.position })
+        Reply::Grant(Grant {
+            granted,
+            position: self.position,
+        })
     }
 }
 
@@ -268,13 +271,13 @@ impl Hosted for SkuLocation {
         Some((SkuId::parse(sku).ok()?, LocationId::parse(location).ok()?))
     }
 
-    fn directory(router: &Router) -> &Directory<EntityActor<Self>> {
-        &router.stock
+    fn directory(hosts: &Hosts) -> &Directory<EntityActor<Self>> {
+        &hosts.stock
     }
 
-    fn observed(router: &Router, key: &str, state: Option<&Self>) {
+    fn observed(hosts: &Hosts, key: &str, state: Option<&Self>) {
         let available = state.map_or(0, |s| s.position.available());
-        router.availability.set(key, available);
+        hosts.mesh.availability.set(key, available);
     }
 }
 
@@ -368,8 +371,8 @@ impl Hosted for WarehouseNode {
         LocationId::parse(key.strip_prefix("w/")?).ok()
     }
 
-    fn directory(router: &Router) -> &Directory<EntityActor<Self>> {
-        &router.warehouses
+    fn directory(hosts: &Hosts) -> &Directory<EntityActor<Self>> {
+        &hosts.warehouses
     }
 }
 

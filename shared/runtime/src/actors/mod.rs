@@ -4,13 +4,13 @@ pub(crate) mod allocation;
 mod entity_actor;
 mod hold;
 mod hosted;
+mod hosts;
 mod order;
-mod traced;
 
-pub(crate) use entity_actor::{EntityActor, Exec, ExecReply, Summary};
+pub(crate) use entity_actor::{EntityActor, Exec, Summary};
 pub(crate) use hosted::{stock_reads, Hosted};
+pub(crate) use hosts::Hosts;
 pub(crate) use order::{Archive, OrderActor, OrderExec, Place, Resume};
-pub(crate) use traced::Traced;
 
 use actix::prelude::*;
 use std::time::{Duration, Instant};

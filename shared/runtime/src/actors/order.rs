@@ -5,9 +5,9 @@
 //! handler's future and put back when it completes.
 
 use super::allocation;
-use super::{schedule_passivation, Passivating, Traced};
+use super::{schedule_passivation, Hosts, Passivating};
 use crate::entity::Durable;
-use crate::router::Router;
+use crate::traced::Traced;
 use crate::Error;
 use actix::prelude::*;
 use keel_domain::order::{Order, OrderCommand, OrderRequest};
@@ -63,24 +63,24 @@ pub(crate) struct OrderActor {
     key: String,
     /// `None` while a handler owns it.
     durable: Option<Result<Durable<Order>, Error>>,
-    router: Arc<Router>,
+    hosts: Arc<Hosts>,
     last_active: Instant,
 }
 
 impl OrderActor {
     /// Activation: loads the order from the store.
-    pub(crate) fn activate(router: &Weak<Router>, key: String) -> Self {
-        let router = router
+    pub(crate) fn activate(hosts: &Weak<Hosts>, key: String) -> Self {
+        let hosts = hosts
             .upgrade()
-            .expect("actors are activated by a live router");
+            .expect("actors are activated by a live registry");
         let durable = match key.strip_prefix("o/").map(OrderId::parse) {
-            Some(Ok(id)) => Durable::load_with_archive(&router.store, id, key.clone()),
+            Some(Ok(id)) => Durable::load_with_archive(&hosts.mesh.store, id, key.clone()),
             _ => Err(Error::Internal(format!("bad order key {key}"))),
         };
         OrderActor {
             key,
             durable: Some(durable),
-            router,
+            hosts,
             last_active: Instant::now(),
         }
     }
@@ -94,7 +94,7 @@ impl OrderActor {
     ) -> AtomicResponse<Self, Result<R, Error>>
     where
         R: 'static,
-        F: FnOnce(Arc<Router>, Durable<Order>) -> Fut,
+        F: FnOnce(Arc<Hosts>, Durable<Order>) -> Fut,
         Fut: Future<Output = (Durable<Order>, Result<R, Error>)> + 'static,
     {
         self.last_active = Instant::now();
@@ -108,7 +108,7 @@ impl OrderActor {
         };
         let span =
             tracing::info_span!(parent: parent, "actor.order", key = %self.key, message = name);
-        let work = work(Arc::clone(&self.router), durable).instrument(span);
+        let work = work(Arc::clone(&self.hosts), durable).instrument(span);
         AtomicResponse::new(Box::pin(work.into_actor(self).map(
             |(durable, result), actor, _| {
                 actor.durable = Some(Ok(durable));
@@ -123,7 +123,7 @@ impl Actor for OrderActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        schedule_passivation(ctx, self.router.idle_after);
+        schedule_passivation(ctx, self.hosts.idle_after);
     }
 }
 
@@ -137,7 +137,7 @@ impl Passivating for OrderActor {
     }
 
     fn forget(&self, addr: &Addr<Self>) {
-        self.router.orders.remove(&self.key, addr);
+        self.hosts.orders.remove(&self.key, addr);
     }
 }
 
@@ -146,8 +146,8 @@ impl Handler<Traced<Place>> for OrderActor {
 
     fn handle(&mut self, traced: Traced<Place>, _ctx: &mut Self::Context) -> Self::Result {
         let Traced { msg, parent } = traced;
-        self.atomically("place", &parent, |router, mut durable| async move {
-            let result = allocation::place(&router, &mut durable, msg.request).await;
+        self.atomically("place", &parent, |hosts, mut durable| async move {
+            let result = allocation::place(&hosts, &mut durable, msg.request).await;
             (durable, result)
         })
     }
@@ -158,8 +158,8 @@ impl Handler<Traced<OrderExec>> for OrderActor {
 
     fn handle(&mut self, traced: Traced<OrderExec>, _ctx: &mut Self::Context) -> Self::Result {
         let Traced { msg, parent } = traced;
-        self.atomically("exec", &parent, |router, mut durable| async move {
-            let result = allocation::execute(&router, &mut durable, msg).await;
+        self.atomically("exec", &parent, |hosts, mut durable| async move {
+            let result = allocation::execute(&hosts, &mut durable, msg).await;
             (durable, result)
         })
     }
@@ -169,8 +169,8 @@ impl Handler<Traced<Resume>> for OrderActor {
     type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, traced: Traced<Resume>, _ctx: &mut Self::Context) -> Self::Result {
-        self.atomically("resume", &traced.parent, |router, mut durable| async move {
-            let result = allocation::resume(&router, &mut durable).await;
+        self.atomically("resume", &traced.parent, |hosts, mut durable| async move {
+            let result = allocation::resume(&hosts, &mut durable).await;
             (durable, result)
         })
     }
@@ -196,10 +196,11 @@ impl Handler<Traced<Archive>> for OrderActor {
         };
         let marker = crate::keys::archive_due(closed_at, &d.id);
         let encoded = crate::entity::Entity::encode(order)?;
-        self.router
+        self.hosts
+            .mesh
             .store
             .archive(&d.key, d.version, &encoded, &[marker])?;
-        self.router.orders.remove(&self.key, &ctx.address());
+        self.hosts.orders.remove(&self.key, &ctx.address());
         ctx.stop();
         Ok(true)
     }

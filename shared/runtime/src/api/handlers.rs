@@ -1,13 +1,13 @@
 //! One handler per API subject.
 
 use super::bodies::{self, parse};
+use crate::actors::Hosts;
 use crate::actors::{stock_reads, OrderExec, Place};
 use crate::entity::{Durable, Entity};
-use crate::router::Router;
 use crate::{holds, views, Error};
 use keel_domain::catalog::{Channel, Location, Sku};
 use keel_domain::hold::{Hold, HoldRequest};
-use keel_domain::inventory::{Backorder, LedgerEntry, Position, StockCommand};
+use keel_domain::inventory::{Backorder, LedgerEntry, StockCommand};
 use keel_domain::order::{FulfillmentStatus, Order, OrderCommand, OrderRequest};
 use keel_domain::quantity::{delta, quantity};
 use keel_domain::warehouse::WarehouseNode;
@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-pub(crate) type Reply = Result<(ReplyStatus, Value), Error>;
+pub(crate) use crate::forward::Reply;
 
 fn ok(body: Value) -> Reply {
     Ok((ReplyStatus::Ok, body))
@@ -34,33 +34,33 @@ fn created_or_ok<T: Serialize>((value, created): (T, bool)) -> Reply {
 
 /// Routes one request to its handler. Changes are flushed before the reply is sent, so a
 /// success means the change is on disk.
-pub(crate) async fn dispatch(router: &Arc<Router>, subject: &str, payload: &[u8]) -> Reply {
+pub(crate) async fn dispatch(hosts: &Arc<Hosts>, subject: &str, payload: &[u8]) -> Reply {
     if owes_messages(subject) {
-        router.relay().admission().await;
+        hosts.mesh.relay.admission().await;
     }
     let reply = match subject {
-        s::LOCATIONS_CREATE => create_location(router, payload),
-        s::CHANNELS_CREATE => create_channel(router, payload),
-        s::SKUS_CREATE => create_sku(router, payload),
-        s::INVENTORY_RECEIPT => receive(router, payload).await,
-        s::INVENTORY_ADJUST => adjust(router, payload).await,
-        s::ORDERS_PLACE => place(router, payload).await,
-        s::ORDERS_CANCEL => cancel(router, payload).await,
-        s::FULFILLMENTS_CONFIRM => confirm(router, payload).await,
-        s::HOLDS_PLACE => place_hold(router, payload).await,
-        s::HOLDS_RELEASE => release_hold(router, payload).await,
-        s::INVENTORY_GET => return inventory(router, payload).await,
+        s::LOCATIONS_CREATE => create_location(hosts, payload),
+        s::CHANNELS_CREATE => create_channel(hosts, payload),
+        s::SKUS_CREATE => create_sku(hosts, payload),
+        s::INVENTORY_RECEIPT => receive(hosts, payload).await,
+        s::INVENTORY_ADJUST => adjust(hosts, payload).await,
+        s::ORDERS_PLACE => place(hosts, payload).await,
+        s::ORDERS_CANCEL => cancel(hosts, payload).await,
+        s::FULFILLMENTS_CONFIRM => confirm(hosts, payload).await,
+        s::HOLDS_PLACE => place_hold(hosts, payload).await,
+        s::HOLDS_RELEASE => release_hold(hosts, payload).await,
+        s::INVENTORY_GET => return inventory(hosts, payload).await,
         _ => {
             // Reads scan the store (a ledger page, a position with its reservations): run them
             // on the blocking pool so they never hold up the actors on this thread.
-            let (router, subject) = (Arc::clone(router), subject.to_owned());
+            let (hosts, subject) = (Arc::clone(hosts), subject.to_owned());
             let payload = payload.to_vec();
-            return tokio::task::spawn_blocking(move || query(&router, &subject, &payload))
+            return tokio::task::spawn_blocking(move || query(&hosts, &subject, &payload))
                 .await
                 .map_err(|e| Error::Internal(format!("query task failed: {e}")))?;
         }
     }?;
-    router.store.flush().await?;
+    hosts.mesh.store.flush().await?;
     Ok(reply)
 }
 
@@ -79,38 +79,38 @@ fn owes_messages(subject: &str) -> bool {
     )
 }
 
-fn query(router: &Router, subject: &str, payload: &[u8]) -> Reply {
+fn query(hosts: &Hosts, subject: &str, payload: &[u8]) -> Reply {
     match subject {
-        s::LOCATIONS_GET => get_location(router, payload),
-        s::LOCATIONS_LIST => ok(json!({ "locations": router.catalog.locations() })),
+        s::LOCATIONS_GET => get_location(hosts, payload),
+        s::LOCATIONS_LIST => ok(json!({ "locations": hosts.catalog.locations() })),
         s::CHANNELS_GET => {
             let id = ChannelId::parse(&parse::<bodies::ById>(payload)?.id)?;
-            let channel = router.catalog.channel(&id);
+            let channel = hosts.catalog.channel(&id);
             ok(serde_json::to_value(channel.ok_or(
                 keel_domain::Error::UnknownChannel(id.to_string()),
             )?)?)
         }
-        s::CHANNELS_LIST => ok(json!({ "channels": router.catalog.channels() })),
+        s::CHANNELS_LIST => ok(json!({ "channels": hosts.catalog.channels() })),
         s::SKUS_GET => {
             let id = SkuId::parse(&parse::<bodies::ById>(payload)?.id)?;
-            let sku = router.catalog.sku(&id);
+            let sku = hosts.catalog.sku(&id);
             ok(serde_json::to_value(
                 sku.ok_or(keel_domain::Error::UnknownSku(id.to_string()))?,
             )?)
         }
-        s::SKUS_LIST => ok(json!({ "skus": router.catalog.skus() })),
-        s::INVENTORY_POSITION => position(router, payload),
-        s::INVENTORY_RESERVATIONS => reservations(router, payload),
-        s::INVENTORY_BACKORDERS => backorders(router, payload),
-        s::INVENTORY_LEDGER => ledger(router, payload),
-        s::ORDERS_GET => ok(views::order(&stored_order(router, payload)?)),
+        s::SKUS_LIST => ok(json!({ "skus": hosts.catalog.skus() })),
+        s::INVENTORY_POSITION => position(hosts, payload),
+        s::INVENTORY_RESERVATIONS => reservations(hosts, payload),
+        s::INVENTORY_BACKORDERS => backorders(hosts, payload),
+        s::INVENTORY_LEDGER => ledger(hosts, payload),
+        s::ORDERS_GET => ok(views::order(&stored_order(hosts, payload)?)),
         s::HOLDS_GET => {
             let id = HoldId::parse(&parse::<bodies::ById>(payload)?.id)?;
-            ok(hold_view(&holds::stored(router, &id)?)?)
+            ok(hold_view(&holds::stored(hosts, &id)?)?)
         }
         s::FULFILLMENTS_GET => {
             let (id, order) = fulfillment_id(&parse::<bodies::ById>(payload)?.id)?;
-            let order = load_order(router, &order)?.ok_or_else(|| unknown_fulfillment(&id))?;
+            let order = load_order(hosts, &order)?.ok_or_else(|| unknown_fulfillment(&id))?;
             let f = order
                 .fulfillment(&id)
                 .ok_or_else(|| unknown_fulfillment(&id))?;
@@ -120,37 +120,37 @@ fn query(router: &Router, subject: &str, payload: &[u8]) -> Reply {
     }
 }
 
-fn create_location(router: &Router, payload: &[u8]) -> Reply {
+fn create_location(hosts: &Hosts, payload: &[u8]) -> Reply {
     let b: bodies::Location = parse(payload)?;
     created_or_ok(
-        router
+        hosts
             .catalog
             .add_location(Location::new(&b.id, &b.name, &b.region, b.priority)?)?,
     )
 }
 
-fn create_channel(router: &Router, payload: &[u8]) -> Reply {
+fn create_channel(hosts: &Hosts, payload: &[u8]) -> Reply {
     let b: bodies::Channel = parse(payload)?;
     created_or_ok(
-        router
+        hosts
             .catalog
             .add_channel(Channel::new(&b.id, &b.name, &b.locations)?)?,
     )
 }
 
-fn create_sku(router: &Router, payload: &[u8]) -> Reply {
+fn create_sku(hosts: &Hosts, payload: &[u8]) -> Reply {
     let b: bodies::Sku = parse(payload)?;
-    created_or_ok(router.catalog.add_sku(Sku::new(&b.id, &b.name)?)?)
+    created_or_ok(hosts.catalog.add_sku(Sku::new(&b.id, &b.name)?)?)
 }
 
-fn get_location(router: &Router, payload: &[u8]) -> Reply {
+fn get_location(hosts: &Hosts, payload: &[u8]) -> Reply {
     let id = LocationId::parse(&parse::<bodies::ById>(payload)?.id)?;
-    let location = router
+    let location = hosts
         .catalog
         .location(&id)
         .ok_or_else(|| keel_domain::Error::UnknownLocation(id.to_string()))?;
     let key = crate::keys::warehouse(&id);
-    let node: WarehouseNode = stored(router, id.clone(), key)?.unwrap_or_default();
+    let node: WarehouseNode = stored(hosts, id.clone(), key)?.unwrap_or_default();
     let mut view = serde_json::to_value(location)?;
     view["status"] = json!("online");
     view["open_fulfillments"] = json!(node.open.len());
@@ -159,29 +159,29 @@ fn get_location(router: &Router, payload: &[u8]) -> Reply {
 }
 
 /// Parses and checks a SKU-location named by a request.
-fn checked(router: &Router, sku: &str, location: &str) -> Result<(SkuId, LocationId), Error> {
+fn checked(hosts: &Hosts, sku: &str, location: &str) -> Result<(SkuId, LocationId), Error> {
     let (sku, location) = (SkuId::parse(sku)?, LocationId::parse(location)?);
-    router.catalog.check_sku_location(&sku, &location)?;
+    hosts.catalog.check_sku_location(&sku, &location)?;
     Ok((sku, location))
 }
 
-fn sku_location(router: &Router, payload: &[u8]) -> Result<(SkuId, LocationId), Error> {
+fn sku_location(hosts: &Hosts, payload: &[u8]) -> Result<(SkuId, LocationId), Error> {
     let b: bodies::BySkuLocation = parse(payload)?;
-    checked(router, &b.sku, &b.location)
+    checked(hosts, &b.sku, &b.location)
 }
 
 /// Sends a stock command with a client-chosen document id and answers the position.
 async fn stock_document(
-    router: &Router,
+    hosts: &Hosts,
     (sku, location): (SkuId, LocationId),
     document: (&str, &DocumentId),
     command: StockCommand,
 ) -> Reply {
     let command_id = format!("{}:{}", document.0, document.1);
-    let executed = router
+    let executed = hosts
         .stock_exec(&sku, &location, Some(command_id), command)
         .await?;
-    let position: Position = serde_json::from_value(executed.reply["position"].clone())?;
+    let position = executed.reply.grant()?.position;
     let body = json!({
         document.0.to_owned() + "_id": document.1,
         "sku": sku,
@@ -196,50 +196,55 @@ async fn stock_document(
     Ok((status, body))
 }
 
-async fn receive(router: &Router, payload: &[u8]) -> Reply {
+async fn receive(hosts: &Hosts, payload: &[u8]) -> Reply {
     let b: bodies::Receipt = parse(payload)?;
     let receipt = DocumentId::parse(&b.receipt_id)?;
-    let at = checked(router, &b.sku, &b.location)?;
+    let at = checked(hosts, &b.sku, &b.location)?;
     let command = StockCommand::Receive {
         receipt: receipt.clone(),
         quantity: quantity(bodies::whole(&b.quantity)?)?,
     };
-    stock_document(router, at, ("receipt", &receipt), command).await
+    stock_document(hosts, at, ("receipt", &receipt), command).await
 }
 
-async fn adjust(router: &Router, payload: &[u8]) -> Reply {
+async fn adjust(hosts: &Hosts, payload: &[u8]) -> Reply {
     let b: bodies::Adjustment = parse(payload)?;
     let adjustment = DocumentId::parse(&b.adjustment_id)?;
-    let at = checked(router, &b.sku, &b.location)?;
+    let at = checked(hosts, &b.sku, &b.location)?;
     keel_domain::catalog::validate_name("reason", &b.reason)?;
     let command = StockCommand::Adjust {
         adjustment: adjustment.clone(),
         delta: delta(bodies::whole(&b.delta)?)?,
         reason: b.reason,
     };
-    stock_document(router, at, ("adjustment", &adjustment), command).await
+    stock_document(hosts, at, ("adjustment", &adjustment), command).await
 }
 
 /// A SKU's position at every location: read here for the SKU-locations this node serves,
 /// asked of their serving nodes for the others.
-async fn inventory(router: &Router, payload: &[u8]) -> Reply {
+async fn inventory(hosts: &Hosts, payload: &[u8]) -> Reply {
     let sku = SkuId::parse(&parse::<bodies::BySku>(payload)?.sku)?;
-    if router.catalog.sku(&sku).is_none() {
+    if hosts.catalog.sku(&sku).is_none() {
         return Err(keel_domain::Error::UnknownSku(sku.to_string()).into());
     }
-    let locations = router.catalog.locations();
+    let locations = hosts.catalog.locations();
     let reads = locations.iter().map(|l| {
         let sku = &sku;
         async move {
             let key = crate::keys::sku_location(sku, &l.id);
-            let partition = router.partitions.of(&key);
-            if router.partitions.serves(partition) {
-                let position = stock_reads::position(&router.store, &key)?;
+            let partition = hosts.mesh.partitions.of(&key);
+            if hosts.mesh.partitions.serves(partition) {
+                let position = stock_reads::position(&hosts.mesh.store, &key)?;
                 return Ok(views::position(sku, &l.id, &position));
             }
             let body = json!({ "sku": sku, "location": l.id }).to_string();
-            let (_, mut view) =
-                super::forward(router, partition, s::INVENTORY_POSITION, body.as_bytes()).await?;
+            let (_, mut view) = crate::forward::forward(
+                &hosts.mesh.bus,
+                partition,
+                s::INVENTORY_POSITION,
+                body.as_bytes(),
+            )
+            .await?;
             if let Some(fields) = view.as_object_mut() {
                 fields.retain(|name, _| {
                     !name.starts_with("reservations") && !name.starts_with("backorders")
@@ -259,19 +264,19 @@ const RESERVATION_PAGE_MAX: u64 = 5_000;
 
 /// A position, its first page of reservations (`reservations_next` continues them) and its
 /// backorder queue.
-fn position(router: &Router, payload: &[u8]) -> Reply {
-    let (sku, location) = sku_location(router, payload)?;
+fn position(hosts: &Hosts, payload: &[u8]) -> Reply {
+    let (sku, location) = sku_location(hosts, payload)?;
     let key = crate::keys::sku_location(&sku, &location);
     let page = usize::try_from(RESERVATION_PAGE).unwrap_or(usize::MAX);
-    let (held, next) = stock_reads::reservations(&router.store, &key, None, page)?;
+    let (held, next) = stock_reads::reservations(&hosts.mesh.store, &key, None, page)?;
     let mut view = views::position(
         &sku,
         &location,
-        &stock_reads::position(&router.store, &key)?,
+        &stock_reads::position(&hosts.mesh.store, &key)?,
     );
     view["reservations"] = views::reservations(&held);
     view["reservations_next"] = json!(next);
-    let queue = stock_reads::backorders(&router.store, &key)?;
+    let queue = stock_reads::backorders(&hosts.mesh.store, &key)?;
     let (waiting, next) = queue_page(&queue, None, page);
     view["backorders"] = views::backorders(waiting);
     view["backorders_next"] = json!(next);
@@ -288,13 +293,13 @@ struct PageRequest {
 }
 
 fn page_request(
-    router: &Router,
+    hosts: &Hosts,
     payload: &[u8],
     default: u64,
     max: u64,
 ) -> Result<PageRequest, Error> {
     let page: bodies::Page = parse(payload)?;
-    let (sku, location) = checked(router, &page.sku, &page.location)?;
+    let (sku, location) = checked(hosts, &page.sku, &page.location)?;
     let limit = bodies::opt_u64(page.limit.as_ref(), "limit")?
         .unwrap_or(default)
         .clamp(1, max);
@@ -332,17 +337,17 @@ fn queue_page(
 }
 
 /// A page of a position's backorder queue, in queue order.
-fn backorders(router: &Router, payload: &[u8]) -> Reply {
-    let req = page_request(router, payload, RESERVATION_PAGE, RESERVATION_PAGE_MAX)?;
+fn backorders(hosts: &Hosts, payload: &[u8]) -> Reply {
+    let req = page_request(hosts, payload, RESERVATION_PAGE, RESERVATION_PAGE_MAX)?;
     let after = bodies::opt_u64(req.page.after.as_ref(), "after")?;
-    let queue = stock_reads::backorders(&router.store, &req.key)?;
+    let queue = stock_reads::backorders(&hosts.mesh.store, &req.key)?;
     let (waiting, next) = queue_page(&queue, after, req.limit);
     req.reply(views::backorders(waiting), json!(next))
 }
 
 /// A page of a position's reservations, by order id.
-fn reservations(router: &Router, payload: &[u8]) -> Reply {
-    let req = page_request(router, payload, RESERVATION_PAGE, RESERVATION_PAGE_MAX)?;
+fn reservations(hosts: &Hosts, payload: &[u8]) -> Reply {
+    let req = page_request(hosts, payload, RESERVATION_PAGE, RESERVATION_PAGE_MAX)?;
     let after = match &req.page.after {
         None | Some(Value::Null) => None,
         Some(Value::String(order)) => Some(OrderId::parse(order)?),
@@ -351,7 +356,7 @@ fn reservations(router: &Router, payload: &[u8]) -> Reply {
         }
     };
     let (held, next) =
-        stock_reads::reservations(&router.store, &req.key, after.as_ref(), req.limit)?;
+        stock_reads::reservations(&hosts.mesh.store, &req.key, after.as_ref(), req.limit)?;
     req.reply(views::reservations(&held), json!(next))
 }
 
@@ -362,11 +367,11 @@ const LEDGER_PAGE_MAX: u64 = 10_000;
 /// bus's payload limit (1 MiB, as on NATS): a too-large reply cannot be sent at all.
 const LEDGER_PAGE_BYTES: usize = 512 * 1024;
 
-fn ledger(router: &Router, payload: &[u8]) -> Reply {
-    let req = page_request(router, payload, LEDGER_PAGE, LEDGER_PAGE_MAX)?;
+fn ledger(hosts: &Hosts, payload: &[u8]) -> Reply {
+    let req = page_request(hosts, payload, LEDGER_PAGE, LEDGER_PAGE_MAX)?;
     let from = bodies::opt_u64(req.page.from.as_ref(), "from")?.unwrap_or(0);
     let (mut entries, mut bytes, mut more) = (Vec::new(), 0, false);
-    for raw in router.store.ledger(&req.key, from) {
+    for raw in hosts.mesh.store.ledger(&req.key, from) {
         let raw = raw?;
         if entries.len() == req.limit || bytes + raw.len() > LEDGER_PAGE_BYTES {
             more = true;
@@ -383,7 +388,7 @@ fn ledger(router: &Router, payload: &[u8]) -> Reply {
     req.reply(serde_json::to_value(&entries)?, json!(next))
 }
 
-async fn place(router: &Router, payload: &[u8]) -> Reply {
+async fn place(hosts: &Hosts, payload: &[u8]) -> Reply {
     let b: bodies::Order = parse(payload)?;
     let lines = bodies::lines(&b.lines)?;
     let mut request = OrderRequest::new(&b.id, &b.channel, &lines, &b.ship_to.region)?;
@@ -391,9 +396,7 @@ async fn place(router: &Router, payload: &[u8]) -> Reply {
         request = request.on_hold(hold)?;
     }
     let key = crate::keys::order(&request.id);
-    let (order, created) = router
-        .ask(&router.orders, &key, Place { request })
-        .await??;
+    let (order, created) = hosts.orders.ask(&key, Place { request }).await??;
     Ok((created_status(created), views::order(&order)))
 }
 
@@ -405,20 +408,20 @@ fn created_status(created: bool) -> ReplyStatus {
     }
 }
 
-async fn place_hold(router: &Router, payload: &[u8]) -> Reply {
+async fn place_hold(hosts: &Hosts, payload: &[u8]) -> Reply {
     let b: bodies::Hold = parse(payload)?;
     let lines = bodies::lines(&b.lines)?;
     let ttl = b.ttl_secs.as_i64().ok_or_else(|| {
         keel_domain::Error::Malformed(format!("ttl_secs {} is not a whole number", b.ttl_secs))
     })?;
     let request = HoldRequest::new(&b.id, &b.channel, &lines, &b.ship_to.region, ttl)?;
-    let (hold, created) = holds::place(router, request).await?;
+    let (hold, created) = holds::place(hosts, request).await?;
     Ok((created_status(created), hold_view(&hold)?))
 }
 
-async fn release_hold(router: &Router, payload: &[u8]) -> Reply {
+async fn release_hold(hosts: &Hosts, payload: &[u8]) -> Reply {
     let id = HoldId::parse(&parse::<bodies::ById>(payload)?.id)?;
-    ok(hold_view(&holds::release(router, &id).await?)?)
+    ok(hold_view(&holds::release(hosts, &id).await?)?)
 }
 
 fn hold_view(hold: &Hold) -> Result<Value, Error> {
@@ -426,7 +429,7 @@ fn hold_view(hold: &Hold) -> Result<Value, Error> {
 }
 
 async fn order_command(
-    router: &Router,
+    hosts: &Hosts,
     order: &OrderId,
     command: OrderCommand,
 ) -> Result<Order, Error> {
@@ -435,17 +438,17 @@ async fn order_command(
         command_id: None,
         command,
     };
-    router.ask(&router.orders, &key, msg).await?
+    hosts.orders.ask(&key, msg).await?
 }
 
-async fn cancel(router: &Router, payload: &[u8]) -> Reply {
+async fn cancel(hosts: &Hosts, payload: &[u8]) -> Reply {
     let id = OrderId::parse(&parse::<bodies::ById>(payload)?.id)?;
     ok(views::order(
-        &order_command(router, &id, OrderCommand::Cancel).await?,
+        &order_command(hosts, &id, OrderCommand::Cancel).await?,
     ))
 }
 
-async fn confirm(router: &Router, payload: &[u8]) -> Reply {
+async fn confirm(hosts: &Hosts, payload: &[u8]) -> Reply {
     let b: bodies::Confirmation = parse(payload)?;
     let (id, order) = fulfillment_id(&b.id)?;
     let step = FulfillmentStatus::parse_step(&b.step).ok_or_else(|| {
@@ -458,7 +461,7 @@ async fn confirm(router: &Router, payload: &[u8]) -> Reply {
         fulfillment: id.clone(),
         step,
     };
-    let order = match order_command(router, &order, command).await {
+    let order = match order_command(hosts, &order, command).await {
         Err(Error::Domain(keel_domain::Error::UnknownOrder(_))) => {
             return Err(unknown_fulfillment(&id))
         }
@@ -481,17 +484,17 @@ fn unknown_fulfillment(id: &FulfillmentId) -> Error {
 }
 
 /// Reads a stored entity (reads need no actor: a committed state is the truth).
-fn stored<E: Entity>(router: &Router, id: E::Id, key: String) -> Result<Option<E>, Error> {
-    Ok(Durable::<E>::load(&router.store, id, key)?.state)
+fn stored<E: Entity>(hosts: &Hosts, id: E::Id, key: String) -> Result<Option<E>, Error> {
+    Ok(Durable::<E>::load(&hosts.mesh.store, id, key)?.state)
 }
 
 /// An order, live or archived.
-fn load_order(router: &Router, id: &OrderId) -> Result<Option<Order>, Error> {
+fn load_order(hosts: &Hosts, id: &OrderId) -> Result<Option<Order>, Error> {
     let key = crate::keys::order(id);
-    Ok(Durable::<Order>::load_with_archive(&router.store, id.clone(), key)?.state)
+    Ok(Durable::<Order>::load_with_archive(&hosts.mesh.store, id.clone(), key)?.state)
 }
 
-fn stored_order(router: &Router, payload: &[u8]) -> Result<Order, Error> {
+fn stored_order(hosts: &Hosts, payload: &[u8]) -> Result<Order, Error> {
     let id = OrderId::parse(&parse::<bodies::ById>(payload)?.id)?;
-    load_order(router, &id)?.ok_or_else(|| keel_domain::Error::UnknownOrder(id.to_string()).into())
+    load_order(hosts, &id)?.ok_or_else(|| keel_domain::Error::UnknownOrder(id.to_string()).into())
 }

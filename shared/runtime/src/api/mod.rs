@@ -5,9 +5,9 @@ mod bodies;
 mod handlers;
 mod routing;
 
-pub(crate) use routing::{dispatch, forward};
+pub(crate) use routing::dispatch;
 
-use crate::router::Router;
+use crate::actors::Hosts;
 use futures::StreamExt;
 use keel_bus::{Message, SharedBus, Subscription};
 use keel_domain::ErrorCode;
@@ -47,7 +47,7 @@ pub(crate) enum Served {
 
 /// Serves the API requests of `requests` until the subscription ends.
 pub(crate) async fn serve(
-    router: Arc<Router>,
+    hosts: Arc<Hosts>,
     bus: SharedBus,
     mut requests: Subscription,
     served: Served,
@@ -57,9 +57,9 @@ pub(crate) async fn serve(
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             break;
         };
-        let (router, bus) = (Arc::clone(&router), Arc::clone(&bus));
+        let (hosts, bus) = (Arc::clone(&hosts), Arc::clone(&bus));
         actix_rt::spawn(async move {
-            let (status, body) = answer(&router, &request, served).await;
+            let (status, body) = answer(&hosts, &request, served).await;
             let sent = match bus.respond(&request, status.headers(), body.into()).await {
                 // The caller must hear something rather than wait for its timeout.
                 Err(keel_bus::Error::PayloadTooLarge { size, max }) => {
@@ -81,7 +81,7 @@ pub(crate) async fn serve(
     tracing::info!("the API loop stopped: its subscription ended");
 }
 
-async fn answer(router: &Arc<Router>, request: &Message, served: Served) -> (ReplyStatus, Vec<u8>) {
+async fn answer(hosts: &Arc<Hosts>, request: &Message, served: Served) -> (ReplyStatus, Vec<u8>) {
     let subject = match served {
         Served::Api => request.subject.as_str(),
         Served::Forwarded(partition) => request
@@ -106,12 +106,12 @@ async fn answer(router: &Arc<Router>, request: &Message, served: Served) -> (Rep
     }
     let dispatched = match served {
         Served::Api => {
-            routing::dispatch(router, subject, &request.payload)
+            routing::dispatch(hosts, subject, &request.payload)
                 .instrument(span)
                 .await
         }
         Served::Forwarded(partition) => {
-            routing::forwarded(router, partition, subject, &request.payload)
+            routing::forwarded(hosts, partition, subject, &request.payload)
                 .instrument(span)
                 .await
         }

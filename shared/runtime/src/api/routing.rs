@@ -4,42 +4,36 @@
 //! subscribes to. Everything else (catalog reads, a SKU over all its locations) is answered
 //! here, asking the serving nodes for what lives elsewhere.
 
-use super::handlers::{self, Reply};
-use crate::router::Router;
+use super::handlers;
+use crate::actors::Hosts;
+use crate::forward::{forward, Reply};
 use crate::Error;
 use keel_domain::{ErrorCode, FulfillmentId, HoldId, LocationId, OrderId, SkuId};
-use keel_protocol::{subjects as s, ReplyStatus};
+use keel_protocol::subjects as s;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// How long a forwarded request keeps trying while its partition has no serving node (a
-/// hand-off, or a lost node whose lease has yet to lapse), before it answers `unavailable`.
-const FORWARD_BUDGET: Duration = Duration::from_secs(8);
-/// The longest pause between two tries.
-const FORWARD_BACKOFF_MAX: Duration = Duration::from_millis(200);
 
 /// Handles a request here or on the node serving its entity.
-pub(crate) async fn dispatch(router: &Arc<Router>, subject: &str, payload: &[u8]) -> Reply {
+pub(crate) async fn dispatch(hosts: &Arc<Hosts>, subject: &str, payload: &[u8]) -> Reply {
     let Some(key) = entity_key(subject, payload) else {
-        return handle(router, subject, payload).await;
+        return handle(hosts, subject, payload).await;
     };
-    let partition = router.partitions.of(&key);
-    match router.partitions.enter(partition) {
-        Some(_work) => handle(router, subject, payload).await,
-        None => forward(router, partition, subject, payload).await,
+    let partition = hosts.mesh.partitions.of(&key);
+    match hosts.mesh.partitions.enter(partition) {
+        Some(_work) => handle(hosts, subject, payload).await,
+        None => forward(&hosts.mesh.bus, partition, subject, payload).await,
     }
 }
 
 /// Handles a request another node forwarded for `partition`.
 pub(crate) async fn forwarded(
-    router: &Arc<Router>,
+    hosts: &Arc<Hosts>,
     partition: u32,
     subject: &str,
     payload: &[u8],
 ) -> Reply {
-    match router.partitions.enter(partition) {
-        Some(_work) => handle(router, subject, payload).await,
+    match hosts.mesh.partitions.enter(partition) {
+        Some(_work) => handle(hosts, subject, payload).await,
         None => Err(Error::Moved(format!(
             "partition {partition} is not served by this node now"
         ))),
@@ -49,74 +43,18 @@ pub(crate) async fn forwarded(
 /// Handles a request here. One that names a catalog entry this node has not heard of yet is
 /// tried once more after catching up with the cluster's catalog (another node may just have
 /// added it).
-async fn handle(router: &Arc<Router>, subject: &str, payload: &[u8]) -> Reply {
-    let first = handlers::dispatch(router, subject, payload).await;
+async fn handle(hosts: &Arc<Hosts>, subject: &str, payload: &[u8]) -> Reply {
+    let first = handlers::dispatch(hosts, subject, payload).await;
     let catalog_miss = matches!(&first, Err(e) if matches!(
         e.code(),
         ErrorCode::UnknownSku | ErrorCode::UnknownLocation | ErrorCode::UnknownChannel
     ));
-    match router.partitions.sharding() {
+    match hosts.mesh.partitions.sharding() {
         Some(sharding) if catalog_miss => {
             sharding.catalog_caught_up().await;
-            handlers::dispatch(router, subject, payload).await
+            handlers::dispatch(hosts, subject, payload).await
         }
         _ => first,
-    }
-}
-
-/// Sends a request to the node serving `partition` and answers its reply, trying again
-/// while nobody serves the partition (for up to [`FORWARD_BUDGET`]): every write is
-/// idempotent, so a repeat is harmless.
-pub(crate) async fn forward(
-    router: &Router,
-    partition: u32,
-    subject: &str,
-    payload: &[u8],
-) -> Reply {
-    let to = format!("{}{subject}", keel_protocol::forward_prefix(partition));
-    let deadline = Instant::now() + FORWARD_BUDGET;
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let mut headers = keel_bus::Headers::new();
-        keel_telemetry::inject(&tracing::Span::current(), &mut headers);
-        let left = deadline.saturating_duration_since(Instant::now());
-        let answered = router
-            .bus
-            .request(&to, headers, payload.to_vec().into(), left.max(backoff))
-            .await;
-        let outcome = match answered {
-            Ok(reply) => decode(&reply),
-            Err(keel_bus::Error::NoResponders(_)) => Err(Error::Moved(format!(
-                "no node serves partition {partition} now"
-            ))),
-            Err(e) => Err(Error::from(e)),
-        };
-        let retry = match &outcome {
-            Err(Error::Remote { code, .. }) => *code == ErrorCode::Unavailable,
-            Err(Error::Moved(_)) => true,
-            _ => false,
-        };
-        if !retry || Instant::now() + backoff >= deadline {
-            return outcome;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(FORWARD_BACKOFF_MAX);
-    }
-}
-
-/// A reply from another node, as this node would have answered it.
-fn decode(reply: &keel_bus::Message) -> Reply {
-    let body: Value = serde_json::from_slice(&reply.payload)
-        .map_err(|e| Error::Internal(format!("a node answered something that is not JSON: {e}")))?;
-    match ReplyStatus::from_headers(&reply.headers) {
-        ReplyStatus::Error(code) => Err(Error::Remote {
-            code,
-            message: body["error"]["message"]
-                .as_str()
-                .unwrap_or("the serving node failed")
-                .to_owned(),
-        }),
-        status => Ok((status, body)),
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::order::{OrderCommand, OrderRequest};
+use crate::order::{OrderCommand, OrderRequest, RequestedLine};
 use crate::SkuId;
 
 fn loc(id: &str) -> LocationId {
@@ -237,4 +237,47 @@ fn done_is_done_whatever_the_outcome() {
     ] {
         assert_eq!(step(&o, &wait_at, outcome), SagaAction::Done);
     }
+}
+
+#[test]
+fn a_short_grant_is_compensated_until_the_last_attempt() {
+    let planned = vec![PlannedLine {
+        location: LocationId::parse("l1").unwrap(),
+        sku: SkuId::parse("A").unwrap(),
+        quantity: 3,
+    }];
+    let short = vec![PlannedLine {
+        quantity: 2,
+        ..planned[0].clone()
+    }];
+    let lines = [RequestedLine {
+        sku: SkuId::parse("A").unwrap(),
+        quantity: 3,
+    }];
+    let wait_at = LocationId::parse("l1").unwrap();
+    let first = settle(&lines, &planned, short.clone(), 1, &wait_at);
+    assert_eq!(
+        first,
+        Settlement::Retry {
+            compensate: short.clone()
+        }
+    );
+    let last = settle(
+        &lines,
+        &planned,
+        short.clone(),
+        MAX_ALLOCATION_ATTEMPTS,
+        &wait_at,
+    );
+    let Settlement::Complete {
+        granted,
+        backorders,
+    } = last
+    else {
+        panic!("the last attempt completes");
+    };
+    assert_eq!(granted, short);
+    assert_eq!(backorders[0].quantity, 1);
+    let full = settle(&lines, &planned, planned.clone(), 1, &wait_at);
+    assert!(matches!(full, Settlement::Complete { backorders, .. } if backorders.is_empty()));
 }

@@ -1,115 +1,108 @@
-//! The node's wiring: where each entity's actor lives, and how one actor reaches another.
+//! How actors reach each other: a command to another entity is delivered here when this
+//! node serves it, else through JetStream (waiting for its outcome when the sender needs it),
+//! and what a decision owes others goes to the relay. The mesh knows partitions, the store
+//! and the bus, not the actors: the actor registry ([`Local`]) delivers what is for this node.
 
-use crate::actors::{EntityActor, Exec, ExecReply, OrderActor, OrderExec, Traced};
-use crate::catalog::Catalog;
-use crate::directory::{Directory, Factory};
-use crate::outbox::{outgoing, OutboxEntry, Partial, Relay};
+use crate::availability::Availability;
+use crate::consumer::CommandStats;
+use crate::outbox::{outgoing, OutboxEntry};
+use crate::partitions::Partitions;
+use crate::relay::{Deliver, Partial, Relay};
+use crate::replies::{Answer, Grant, Reply};
 use crate::Error;
-use actix::prelude::*;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use keel_bus::SharedBus;
 use keel_domain::effects::Effect;
-use keel_domain::hold::Hold;
-use keel_domain::inventory::SkuLocation;
-use keel_domain::warehouse::WarehouseNode;
 use keel_domain::{LocationId, SkuId};
 use keel_store::Store;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-/// How many times a message is re-sent to a fresh activation after a mailbox closed under it.
-const ACTIVATION_RETRIES: usize = 5;
+/// Delivers a command to its target actor on this node (the actor registry).
+pub(crate) trait Local: Send + Sync + 'static {
+    /// Has the actor of `effect`'s target apply it (its command id makes it idempotent
+    /// there); a SKU-location and a hold answer a reply.
+    fn deliver_local<'a>(
+        &'a self,
+        command_id: &'a str,
+        effect: &'a Effect,
+    ) -> BoxFuture<'a, Outcome>;
+}
 
-/// Everything an actor needs to reach the rest of the node.
-pub(crate) struct Router {
+/// The node's messaging between actors.
+pub(crate) struct Mesh {
     pub store: Store,
     pub bus: SharedBus,
-    pub catalog: Catalog,
-    pub idle_after: Duration,
     /// Whether the bus keeps publications (then they go through the outbox).
     pub durable_events: bool,
-    pub orders: Directory<OrderActor>,
-    pub stock: Directory<EntityActor<SkuLocation>>,
-    pub warehouses: Directory<EntityActor<WarehouseNode>>,
-    pub holds: Directory<EntityActor<Hold>>,
     /// The node's time: hold expiry and every timer are measured against it.
     pub clock: Arc<dyn crate::Clock>,
     /// What each SKU-location last reported it can promise (the saga's planning hint).
-    pub availability: crate::availability::Availability,
-    /// Counters of the commands consumer (durable bus only).
-    pub commands: crate::commands::CommandStats,
+    pub availability: Availability,
+    /// Counters of the durable consumers (durable bus only).
+    pub commands: CommandStats,
     /// The partitions this node serves (all of them outside a cluster).
-    pub partitions: crate::partitions::Partitions,
+    pub partitions: Partitions,
     /// Where outcomes of this node's commands come back (in a cluster).
     pub outcome_subject: Option<String>,
+    /// Delivers outbox entries outside the actors that owe them.
+    pub relay: Relay,
+    /// The actors of this node.
+    local: Weak<dyn Local>,
     /// Senders waiting for the outcome of a command they sent through JetStream.
     pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
-    /// Numbers the waited-for commands sent to other nodes (see [`Router::command`]).
+    /// Numbers the waited-for commands sent to other nodes (see [`Mesh::command`]).
     sent: std::sync::atomic::AtomicU64,
-    relay: OnceLock<Relay>,
 }
 
-/// What applying a command at its target came to: a SKU-location answers a reply.
-pub(crate) type Outcome = Result<Option<ExecReply>, Error>;
+/// The parts a mesh is made of.
+pub(crate) struct Parts {
+    pub store: Store,
+    pub bus: SharedBus,
+    pub clock: Arc<dyn crate::Clock>,
+    pub cluster: Option<(Arc<dyn crate::Sharding>, String)>,
+    pub arbiters: Arc<[actix::ArbiterHandle]>,
+}
+
+/// What applying a command at its target came to: a SKU-location and a hold answer a reply.
+pub(crate) type Outcome = Result<Option<Answer>, Error>;
 
 /// How long a sender waits for the outcome of a command it sent through JetStream.
 const OUTCOME_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl Router {
-    pub(crate) fn new(
-        store: Store,
-        bus: SharedBus,
-        catalog: Catalog,
-        arbiters: Arc<[ArbiterHandle]>,
-        idle_after: Duration,
-        cluster: Option<(Arc<dyn crate::Sharding>, String)>,
-        clock: Arc<dyn crate::Clock>,
-    ) -> Arc<Router> {
+impl Mesh {
+    /// A mesh whose commands for this node go to `local`; starts the relay.
+    pub(crate) fn new(parts: Parts, local: Weak<dyn Local>) -> Arc<Mesh> {
+        let Parts {
+            store,
+            bus,
+            clock,
+            cluster,
+            arbiters,
+        } = parts;
         let (sharding, node) = cluster.unzip();
-        let router = Arc::new_cyclic(|me: &Weak<Router>| {
-            let orders: Factory<OrderActor> = {
-                let me = me.clone();
-                Arc::new(move |key| OrderActor::activate(&me, key))
-            };
-            let stock: Factory<EntityActor<SkuLocation>> = {
-                let me = me.clone();
-                Arc::new(move |key| EntityActor::activate(&me, key))
-            };
-            let warehouses: Factory<EntityActor<WarehouseNode>> = {
-                let me = me.clone();
-                Arc::new(move |key| EntityActor::activate(&me, key))
-            };
-            let holds: Factory<EntityActor<Hold>> = {
-                let me = me.clone();
-                Arc::new(move |key| EntityActor::activate(&me, key))
-            };
-            Router {
+        Arc::new_cyclic(|me: &Weak<Mesh>| {
+            let to: Weak<dyn Deliver> = me.clone();
+            Mesh {
                 store,
                 durable_events: bus.durable(),
                 bus,
-                catalog,
-                idle_after,
-                orders: Directory::new(Arc::clone(&arbiters), 16, orders),
-                // Hot SKU-locations take the brunt of a promotion: a deeper mailbox.
-                stock: Directory::new(Arc::clone(&arbiters), 256, stock),
-                warehouses: Directory::new(Arc::clone(&arbiters), 64, warehouses),
-                holds: Directory::new(Arc::clone(&arbiters), 16, holds),
                 clock,
-                availability: crate::availability::Availability::new(),
-                commands: crate::commands::CommandStats::default(),
-                partitions: crate::partitions::Partitions::new(sharding),
+                availability: Availability::new(),
+                commands: CommandStats::default(),
+                partitions: Partitions::new(sharding),
                 outcome_subject: node.as_deref().map(keel_protocol::outcome_subject),
+                relay: Relay::start(to, &arbiters),
+                local,
                 pending: Mutex::new(HashMap::new()),
                 sent: std::sync::atomic::AtomicU64::new(0),
-                relay: OnceLock::new(),
             }
-        });
-        let relay = Relay::start(Arc::downgrade(&router), &arbiters);
-        let _ = router.relay.set(relay);
-        router
+        })
     }
 
     /// How a decision taken now is written.
@@ -119,58 +112,6 @@ impl Router {
             durable_events: self.durable_events,
             at: self.clock.now_ms(),
         }
-    }
-
-    pub(crate) fn relay(&self) -> &Relay {
-        self.relay.get().expect("the relay starts with the router")
-    }
-
-    /// Sends `msg` to the actor of `key`, re-activating it if its mailbox closed (passivation).
-    /// The actor's handler continues the current span's trace.
-    pub(crate) async fn ask<A, M>(
-        &self,
-        directory: &Directory<A>,
-        key: &str,
-        msg: M,
-    ) -> Result<M::Result, Error>
-    where
-        A: Actor<Context = Context<A>> + Handler<Traced<M>>,
-        M: Message + Clone + Send + 'static,
-        M::Result: Send,
-    {
-        let traced = Traced {
-            msg,
-            parent: tracing::Span::current(),
-        };
-        for _ in 0..ACTIVATION_RETRIES {
-            let addr = directory.get(key);
-            match addr.send(traced.clone()).await {
-                Ok(result) => return Ok(result),
-                Err(MailboxError::Closed) => directory.remove(key, &addr),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Unavailable(format!("{key} could not be activated")))
-    }
-
-    /// Executes a command on a SKU-location.
-    pub(crate) async fn stock_exec(
-        &self,
-        sku: &SkuId,
-        location: &LocationId,
-        command_id: Option<String>,
-        command: keel_domain::inventory::StockCommand,
-    ) -> Result<ExecReply, Error> {
-        let key = crate::keys::sku_location(sku, location);
-        self.ask(
-            &self.stock,
-            &key,
-            Exec {
-                command_id,
-                command,
-            },
-        )
-        .await?
     }
 
     /// Sends one outbox entry on its way: on a durable bus a command is handed to JetStream
@@ -276,8 +217,8 @@ impl Router {
                 Ok(None) => {}
                 recorded => {
                     self.pending.lock().remove(command_id);
-                    let reply = recorded?.unwrap_or_default();
-                    let replayed = ExecReply {
+                    let reply = recorded?.unwrap_or(Reply::Done);
+                    let replayed = Answer {
                         reply,
                         replayed: true,
                     };
@@ -323,7 +264,7 @@ impl Router {
     }
 
     /// Has `effect` applied at its target now and answers the outcome, like a request: here
-    /// when this node serves the target, else through [`Router::command`]. For a question
+    /// when this node serves the target, else through [`Mesh::command`]. For a question
     /// whose refusal is an answer (an order converting a hold): a refusal records nothing, so
     /// a repeat must reach the target again, which JetStream would drop as a duplicate of a
     /// command sent under the same id from here.
@@ -348,14 +289,14 @@ impl Router {
         }
     }
 
-    /// Has a command applied at a SKU-location (see [`Router::command`]) and answers its reply.
+    /// Has a command applied at a SKU-location (see [`Mesh::command`]) and answers its grant.
     pub(crate) async fn send_stock(
         &self,
         sku: &SkuId,
         location: &LocationId,
         command_id: String,
         command: keel_domain::inventory::StockCommand,
-    ) -> Result<ExecReply, Error> {
+    ) -> Result<Grant, Error> {
         let effect = Effect::Stock {
             sku: sku.clone(),
             location: location.clone(),
@@ -364,56 +305,39 @@ impl Router {
         let executed = self.command(&command_id, &effect).await?.ok_or_else(|| {
             Error::Internal(format!("{command_id}: a stock command without reply"))
         })?;
+        let grant = executed.reply.grant()?;
         let key = crate::keys::sku_location(sku, location);
         if !self.partitions.serves(self.partitions.of(&key)) {
             // The planning hint of a SKU-location served elsewhere: what it just answered.
-            let position = serde_json::from_value::<keel_domain::inventory::Position>(
-                executed.reply["position"].clone(),
-            );
-            if let Ok(position) = position {
-                self.availability.set(&key, position.available());
-            }
+            self.availability.set(&key, grant.position.available());
         }
-        Ok(executed)
+        Ok(grant)
     }
 
-    /// Delivers a command to its target actor on this node (its command id makes it
-    /// idempotent there); a SKU-location answers a reply.
+    /// Takes the planning hint of a SKU-location another node serves from its position event
+    /// (`keel.v1.evt.inventory.…`); the actors of this node's own SKU-locations report theirs.
+    pub(crate) fn observe_position(&self, payload: &[u8]) {
+        use keel_protocol::wire::replies::Position;
+        let Ok(position) = serde_json::from_slice::<Position>(payload) else {
+            return;
+        };
+        let (Ok(sku), Ok(location)) = (
+            SkuId::parse(&position.sku),
+            LocationId::parse(&position.location),
+        ) else {
+            return;
+        };
+        let key = crate::keys::sku_location(&sku, &location);
+        if !self.partitions.serves(self.partitions.of(&key)) {
+            self.availability.set(&key, position.available);
+        }
+    }
+
+    /// Delivers a command to its target actor on this node.
     pub(crate) async fn deliver_local(&self, command_id: &str, effect: &Effect) -> Outcome {
-        let id = Some(command_id.to_owned());
-        match effect.clone() {
-            Effect::Stock {
-                sku,
-                location,
-                command,
-            } => self
-                .stock_exec(&sku, &location, id, command)
-                .await
-                .map(Some),
-            Effect::Order { order, command } => {
-                let key = crate::keys::order(&order);
-                let msg = OrderExec {
-                    command_id: id,
-                    command,
-                };
-                self.ask(&self.orders, &key, msg).await?.map(|_| None)
-            }
-            Effect::Warehouse { location, command } => {
-                let key = crate::keys::warehouse(&location);
-                let msg = Exec {
-                    command_id: id,
-                    command,
-                };
-                self.ask(&self.warehouses, &key, msg).await?.map(|_| None)
-            }
-            Effect::Hold { hold, command } => {
-                let key = crate::keys::hold(&hold);
-                let msg = Exec {
-                    command_id: id,
-                    command,
-                };
-                self.ask(&self.holds, &key, msg).await?.map(Some)
-            }
+        match self.local.upgrade() {
+            Some(local) => local.deliver_local(command_id, effect).await,
+            None => Err(Error::Unavailable("the node is stopping".into())),
         }
     }
 
@@ -450,8 +374,8 @@ impl Router {
             }
         }
         later.extend(entries);
-        self.relay().submit(later);
-        self.relay().publish(executed.published);
+        self.relay.submit(later);
+        self.relay.publish(executed.published);
     }
 
     /// Removes a delivered outbox entry.
@@ -460,6 +384,19 @@ impl Router {
             // It stays and is delivered again after a restart: harmless, receivers dedupe.
             tracing::warn!(outbox_id = id, error = %e, "could not remove a delivered outbox entry");
         }
+    }
+}
+
+impl Deliver for Mesh {
+    fn deliver_in_order<'a>(
+        &'a self,
+        entries: &'a [&'a OutboxEntry],
+    ) -> BoxFuture<'a, Result<(), Partial>> {
+        Mesh::deliver_in_order(self, entries).boxed()
+    }
+
+    fn delivered(&self, id: u64) {
+        Mesh::delivered(self, id);
     }
 }
 
