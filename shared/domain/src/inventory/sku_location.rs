@@ -1,16 +1,7 @@
-use super::{LedgerEntry, Movement, Position};
+use super::{BackorderQueue, LedgerEntry, Movement, Position};
 use crate::{DocumentId, Error, FulfillmentId, HoldId, OrderId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
-
-/// An order waiting for stock at this SKU-location, first come first served.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Backorder {
-    pub order: OrderId,
-    pub quantity: u64,
-    /// Place in the queue: tickets are handed out in arrival order.
-    pub ticket: u64,
-}
+use std::collections::BTreeMap;
 
 /// The state of one SKU at one location: its position, who holds its reservations, and the
 /// queue of backorders waiting for stock.
@@ -23,7 +14,7 @@ pub struct SkuLocation {
     #[serde(default)]
     pub holds: BTreeMap<HoldId, u64>,
     /// Orders waiting for stock, in arrival order.
-    pub backorders: VecDeque<Backorder>,
+    pub backorders: BackorderQueue,
     /// The sequence number the next ledger entry gets.
     pub next_seq: u64,
     /// The ticket the next new backorder gets.
@@ -220,7 +211,7 @@ impl SkuLocation {
                 self.fill_backorders(self.position.available(), joining, &mut events);
             }
             StockCommand::WithdrawBackorder { order } => {
-                if let Some(b) = self.backorders.iter().find(|b| &b.order == order) {
+                if let Some(b) = self.backorders.get(order) {
                     events.push(StockEvent::BackorderWithdrawn {
                         order: order.clone(),
                         quantity: b.quantity,
@@ -299,7 +290,7 @@ impl SkuLocation {
             .backorders
             .iter()
             .map(|b| (&b.order, b.quantity + extra(&b.order)));
-        let new = joining.filter(|(o, _)| !self.backorders.iter().any(|b| &b.order == *o));
+        let new = joining.filter(|(o, _)| !self.backorders.contains(o));
         for (order, wanted) in queued.chain(new) {
             if available == 0 {
                 break;
@@ -408,21 +399,13 @@ impl SkuLocation {
                     .order(order)
             }
             StockEvent::BackorderQueued { order, quantity } => {
-                match self.backorders.iter_mut().find(|b| &b.order == order) {
-                    Some(b) => b.quantity += quantity,
-                    None => {
-                        self.backorders.push_back(Backorder {
-                            order: order.clone(),
-                            quantity: *quantity,
-                            ticket: self.next_ticket,
-                        });
-                        self.next_ticket += 1;
-                    }
+                if self.backorders.add(order, *quantity, self.next_ticket) {
+                    self.next_ticket += 1;
                 }
                 return None;
             }
             StockEvent::BackorderWithdrawn { order, .. } => {
-                self.backorders.retain(|b| &b.order != order);
+                self.backorders.remove(order);
                 return None;
             }
         };
@@ -450,12 +433,7 @@ impl SkuLocation {
     }
 
     fn take_from_backorder(&mut self, order: &OrderId, quantity: u64) {
-        if let Some(i) = self.backorders.iter().position(|b| &b.order == order) {
-            self.backorders[i].quantity -= quantity;
-            if self.backorders[i].quantity == 0 {
-                self.backorders.remove(i);
-            }
-        }
+        self.backorders.take(order, quantity);
     }
 }
 
@@ -537,7 +515,7 @@ fn signed(quantity: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::fold;
+    use crate::inventory::{fold, Backorder};
 
     fn order(id: &str) -> OrderId {
         OrderId::parse(id).unwrap()
@@ -585,7 +563,7 @@ mod tests {
         assert_eq!(s.reserved_for(&order("b")), 2);
         assert_eq!(
             s.backorders,
-            VecDeque::from([Backorder {
+            BackorderQueue::from_iter([Backorder {
                 order: order("b"),
                 quantity: 1,
                 ticket: 1,

@@ -108,8 +108,7 @@ impl Entity for SkuLocation {
                 _ => {}
             }
         }
-        waiting.sort_by_key(|b| b.ticket);
-        state.backorders = waiting.into();
+        state.backorders = waiting.into_iter().collect();
         Ok(state)
     }
 
@@ -147,7 +146,7 @@ impl Entity for SkuLocation {
                 rows.push((format!("{RESERVATION}/{order}"), held));
             }
             if backorder {
-                let waiting = self.backorders.iter().find(|b| &b.order == order).map(|b| {
+                let waiting = self.backorders.get(order).map(|b| {
                     let row = BackorderRow {
                         quantity: b.quantity,
                         ticket: b.ticket,
