@@ -3,8 +3,7 @@
 //! reading one. Every change goes through the hold's actor, its single writer; expiry comes
 //! from its timer (`timers.rs`).
 
-use crate::actors::Hosts;
-use crate::actors::{allocation, Exec};
+use crate::actors::{allocation, Hosts};
 use crate::entity::Durable;
 use crate::Error;
 use futures::future::try_join_all;
@@ -71,10 +70,6 @@ async fn keep(hosts: &Hosts, key: &str, hold: &Hold) -> Result<Vec<PlannedLine>,
 
 /// Executes `command` on the hold's actor; answers the hold after it and whether it changed.
 async fn exec(hosts: &Hosts, key: &str, command: HoldCommand) -> Result<(Hold, bool), Error> {
-    let msg = Exec {
-        command_id: None,
-        command,
-    };
-    let reply = hosts.holds.ask(key, msg).await??.reply.hold()?;
+    let reply = hosts.exec::<Hold>(key, None, command).await?.reply.hold()?;
     Ok((reply.hold, reply.changed))
 }

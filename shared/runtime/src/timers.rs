@@ -5,8 +5,7 @@
 //! also cancels the timer, so it takes effect once, and a timer that was due while the node
 //! was down, or before a takeover, fires as soon as the node serves its partition.
 
-use crate::actors::Hosts;
-use crate::actors::{Exec, Hosted};
+use crate::actors::{Hosted, Hosts};
 use crate::Error;
 use keel_domain::hold::Hold;
 use keel_store::Timer;
@@ -111,9 +110,9 @@ async fn fire(hosts: &Hosts, timer: &Timer) -> Result<(), Error> {
 async fn fire_at<E: Hosted>(hosts: &Hosts, timer: &Timer) -> Result<(), Error> {
     let command = E::on_timer(&timer.name, timer.due)
         .ok_or_else(|| Error::Internal(format!("{} has no timer {}", timer.entity, timer.name)))?;
-    let msg = Exec {
-        command_id: Some(format!("{}!{}@{}", timer.entity, timer.name, timer.due)),
-        command,
-    };
-    E::directory(hosts).ask(&timer.entity, msg).await?.map(drop)
+    let id = format!("{}!{}@{}", timer.entity, timer.name, timer.due);
+    hosts
+        .exec::<E>(&timer.entity, Some(id), command)
+        .await
+        .map(drop)
 }

@@ -6,6 +6,7 @@ const STATE: &[u8] = b"s:";
 const DEDUPE: &[u8] = b"d:";
 const OUTBOX: &[u8] = b"o:";
 const LEDGER: &[u8] = b"l:";
+const LEDGER_PAGE: &[u8] = b"p:";
 const ROW: &[u8] = b"r:";
 const CATALOG: &[u8] = b"c:";
 const LOG: &[u8] = b"L:";
@@ -100,6 +101,36 @@ pub(crate) fn ledger_prefix(entity: &str) -> Vec<u8> {
 /// One ledger entry.
 pub(crate) fn ledger(entity: &str, seq: u64) -> Vec<u8> {
     join(LEDGER, &[entity.as_bytes(), b"\0", &seq.to_be_bytes()])
+}
+
+/// Every single-entry ledger key.
+pub(crate) const LEDGER_PREFIX: &[u8] = LEDGER;
+
+/// The sequence number of a single-entry ledger key.
+pub(crate) fn ledger_seq(key: &[u8]) -> Option<u64> {
+    let seq = key.get(key.len().checked_sub(8)?..)?;
+    Some(u64::from_be_bytes(seq.try_into().ok()?))
+}
+
+/// The page of a single-entry ledger key (`l:{entity}\0{seq}` → `p:{entity}\0{page}`).
+pub(crate) fn ledger_page_of_key(key: &[u8]) -> Option<Vec<u8>> {
+    let seq = ledger_seq(key)?;
+    let entity = key.get(LEDGER.len()..key.len() - 8)?;
+    let page = crate::ledger_pages::page_of(seq);
+    Some(join(LEDGER_PAGE, &[entity, &page.to_be_bytes()]))
+}
+
+/// The pages of an entity's ledger (`\0` ends the entity key).
+pub(crate) fn ledger_page_prefix(entity: &str) -> Vec<u8> {
+    join(LEDGER_PAGE, &[entity.as_bytes(), b"\0"])
+}
+
+/// One page of an entity's ledger.
+pub(crate) fn ledger_page(entity: &str, page: u64) -> Vec<u8> {
+    join(
+        LEDGER_PAGE,
+        &[entity.as_bytes(), b"\0", &page.to_be_bytes()],
+    )
 }
 
 /// The rows of an entity.

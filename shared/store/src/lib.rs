@@ -20,6 +20,7 @@ mod commit;
 mod dedupe;
 mod error;
 mod keyspace;
+mod ledger_pages;
 mod log;
 mod memtable;
 mod record;
@@ -335,12 +336,21 @@ impl Store {
         Ok(())
     }
 
-    /// The ledger entries of `entity` from sequence number `from` on, oldest first.
+    /// The ledger entries of `entity` from sequence number `from` on, oldest first: those
+    /// checkpoints filed into pages, merged with those not filed yet (and with single-entry
+    /// keys a store from before pages holds).
     pub fn ledger(&self, entity: &str, from: u64) -> impl Iterator<Item = Result<Vec<u8>, Error>> {
         let end = keyspace::prefix_end(&keyspace::ledger_prefix(entity));
-        self.log
-            .range(&keyspace::ledger(entity, from), end.as_deref())
-            .map(|item| Ok(item?.1.to_vec()))
+        let single = self
+            .log
+            .range(&keyspace::ledger(entity, from), end.as_deref());
+        let first_page = keyspace::ledger_page(entity, ledger_pages::page_of(from));
+        let pages_end = keyspace::prefix_end(&keyspace::ledger_page_prefix(entity));
+        let pages = self.log.range(&first_page, pages_end.as_deref());
+        ledger_pages::Merged::new(
+            ledger_pages::entries_of_keys(single),
+            ledger_pages::entries_of_pages(pages, from),
+        )
     }
 
     /// The rows of `entity`'s collections whose names sort at or after `from` ("" for all),

@@ -244,6 +244,63 @@ async fn a_checkpoint_runs_every_interval_without_being_asked() {
     }
 }
 
+#[tokio::test]
+async fn ledger_entries_are_filed_into_pages_and_read_with_those_not_filed_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |seq: u64| format!("e{seq}").into_bytes();
+    {
+        // A store from before pages: single-entry ledger keys in sled.
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("keel").unwrap();
+        for seq in 0..3 {
+            tree.insert(keyspace::ledger("s/A@east", seq), entry(seq))
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = reopen(dir.path(), &never_checkpointing());
+    let (mut version, mut seq) = (0, 3);
+    let mut append = |store: &Store, n: u64| {
+        let mut c = commit("s/A@east", version, "{}");
+        c.ledger = (seq..seq + n).map(|s| (s, entry(s))).collect();
+        store.commit(&c).unwrap();
+        (version, seq) = (version + 1, seq + n);
+    };
+    for _ in 0..10 {
+        append(&store, 15);
+    }
+    store.sync().await.unwrap();
+    let stats = store.log_stats();
+    // Entries 3..153 fill pages 0, 1 and 2: three page writes, not 150 entry writes.
+    assert_eq!(
+        stats.checkpoint_writes,
+        1 + 3 + stats.log_writes,
+        "{stats:?}"
+    );
+    for _ in 0..4 {
+        append(&store, 10);
+    }
+    let expect = |from: u64| -> Vec<Vec<u8>> { (from..193).map(entry).collect() };
+    let read = |store: &Store, from: u64| -> Vec<Vec<u8>> {
+        store.ledger("s/A@east", from).map(Result::unwrap).collect()
+    };
+    for from in [0, 1, 3, 63, 64, 100, 152, 153, 170, 192, 193, 500] {
+        assert_eq!(read(&store, from), expect(from), "from {from}");
+    }
+    assert_eq!(
+        store.ledger("s/A@eas", 0).count(),
+        0,
+        "prefixes do not leak"
+    );
+    drop(store);
+    // The entries no checkpoint filed come back from the log, and a checkpoint files them
+    // into the pages that hold some already.
+    let store = reopen(dir.path(), &never_checkpointing());
+    assert_eq!(read(&store, 0), expect(0));
+    store.sync().await.unwrap();
+    assert_eq!(read(&store, 150), expect(150));
+}
+
 #[test]
 fn a_legacy_journal_record_a_crash_left_is_finished_when_the_store_opens() {
     let dir = tempfile::tempdir().unwrap();

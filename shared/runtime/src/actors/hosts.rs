@@ -1,7 +1,7 @@
 //! The actors a node hosts, by kind: where each entity's actor lives, activated on demand.
 //! It delivers the commands the mesh has for this node ([`Local`]).
 
-use super::{EntityActor, Exec, OrderActor, OrderExec};
+use super::{EntityActor, Exec, Hosted, OrderActor, OrderExec};
 use crate::catalog::Catalog;
 use crate::directory::{Directory, Factory};
 use crate::mesh::{self, Local, Mesh, Outcome};
@@ -64,11 +64,21 @@ impl Hosts {
         command: StockCommand,
     ) -> Result<Answer, Error> {
         let key = crate::keys::sku_location(sku, location);
+        self.exec::<SkuLocation>(&key, command_id, command).await
+    }
+
+    /// Executes a command on the entity of `key`, hosted by an [`EntityActor`].
+    pub(crate) async fn exec<E: Hosted>(
+        &self,
+        key: &str,
+        command_id: Option<String>,
+        command: E::Command,
+    ) -> Result<Answer, Error> {
         let msg = Exec {
             command_id,
             command,
         };
-        self.stock.ask(&key, msg).await?
+        E::directory(self).ask(key, msg).await?
     }
 
     async fn deliver(&self, command_id: &str, effect: &Effect) -> Outcome {
@@ -92,19 +102,12 @@ impl Hosts {
             }
             Effect::Warehouse { location, command } => {
                 let key = crate::keys::warehouse(&location);
-                let msg = Exec {
-                    command_id: id,
-                    command,
-                };
-                self.warehouses.ask(&key, msg).await?.map(|_| None)
+                let done = self.exec::<WarehouseNode>(&key, id, command).await;
+                done.map(|_| None)
             }
             Effect::Hold { hold, command } => {
                 let key = crate::keys::hold(&hold);
-                let msg = Exec {
-                    command_id: id,
-                    command,
-                };
-                self.holds.ask(&key, msg).await?.map(Some)
+                self.exec::<Hold>(&key, id, command).await.map(Some)
             }
         }
     }

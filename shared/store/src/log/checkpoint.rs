@@ -10,7 +10,7 @@
 
 use super::{answer, CrashPoint, Shared, Written, CHECKPOINTS, CHECKPOINT_WRITES};
 use crate::record::{self, Write};
-use crate::{keyspace, Error};
+use crate::{keyspace, ledger_pages, Error};
 use sled::IVec;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -133,7 +133,8 @@ fn fold<'a>(records: impl Iterator<Item = &'a Vec<Write>>) -> BTreeMap<&'a [u8],
 /// writer of the store waits) for as long as it applies, measured as 200 ms stalls of every
 /// reply. Order alone keeps a crash harmless: sled recovers a prefix of its writes, so a round's
 /// log value is gone only if every value before its removal was written, and a replay of the
-/// rounds left only moves keys forward to their newest values. A deletion of a key sled does not
+/// rounds left only moves keys forward to their newest values (and files ledger entries into
+/// pages that may hold them already, which changes nothing). A deletion of a key sled does not
 /// hold (an outbox entry written and delivered since the last checkpoint) is left out: a lookup
 /// costs less than a write.
 fn write_back(
@@ -143,15 +144,25 @@ fn write_back(
     mut at: impl FnMut(CrashPoint),
 ) -> Result<usize, Error> {
     let mut writes = 0;
+    let mut pages: BTreeMap<Vec<u8>, Vec<(u64, &[u8])>> = BTreeMap::new();
     for (i, (key, value)) in folded.iter().enumerate() {
         if i == folded.len() / 2 {
             at(CrashPoint::CheckpointWrites);
+        }
+        if let Some((page, seq, entry)) = ledger_entry(key, value) {
+            pages.entry(page).or_default().push((seq, entry));
+            continue;
         }
         match value {
             Some(v) => tree.insert(*key, v.clone())?,
             None if tree.contains_key(key)? => tree.remove(*key)?,
             None => continue,
         };
+        writes += 1;
+    }
+    for (page, entries) in &pages {
+        let filed = ledger_pages::file(tree.get(page)?.as_deref(), entries)?;
+        tree.insert(page.as_slice(), filed)?;
         writes += 1;
     }
     for (i, key) in log_keys.iter().enumerate() {
@@ -161,6 +172,20 @@ fn write_back(
         tree.remove(key.as_ref())?;
     }
     Ok(writes + log_keys.len())
+}
+
+/// A single-entry ledger write, as its page, sequence number and entry: a checkpoint files it
+/// into its page (`ledger_pages.rs`) instead of writing its own key.
+fn ledger_entry<'a>(key: &[u8], value: &'a Option<IVec>) -> Option<(Vec<u8>, u64, &'a [u8])> {
+    if !key.starts_with(keyspace::LEDGER_PREFIX) {
+        return None;
+    }
+    let entry = value.as_deref()?;
+    Some((
+        keyspace::ledger_page_of_key(key)?,
+        keyspace::ledger_seq(key)?,
+        entry,
+    ))
 }
 
 /// Applies every round left in the log to sled and drops them, as a checkpoint would; answers
