@@ -6,7 +6,9 @@
 //! different body under that id is still a conflict. Open orders are never archived. The node
 //! dies half-way through an archive sweep (the hidden `--crash-at archiving`) and nothing is
 //! lost or doubled. Ids of commands between actors are forgotten after their retention, a
-//! client's receipt ids never. Time is the node's clock file, moved on by the test.
+//! client's receipt ids never. `keel compact` rewrites a stopped node's store into fresh files
+//! with every order, position and ledger entry kept, and refuses a store a node is using. Time
+//! is the node's clock file, moved on by the test.
 
 #[path = "fixtures/mod.rs"]
 mod fixtures;
@@ -192,4 +194,63 @@ fn ids_between_actors_are_forgotten_after_their_retention_and_receipt_ids_never(
     // An order placed again is answered from the order itself.
     let retry = keel.place_order("af-o0", &net.channel, &[(&sku, 1)], "east");
     assert_eq!(expect_status("retry", retry, 200)["status"], "delivered");
+}
+
+/// Runs `keel compact` on `data_dir`; answers whether it succeeded, with its output.
+fn compact(data_dir: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new(fixtures::binary())
+        .arg("compact")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("run keel compact");
+    let text = String::from_utf8_lossy(if out.status.success() {
+        &out.stdout
+    } else {
+        &out.stderr
+    });
+    (out.status.success(), text.into_owned())
+}
+
+#[test]
+fn a_compacted_store_keeps_every_order_position_and_ledger_entry() {
+    let (mut keel, clock, net, sku, _) = start("cp", &[]);
+    let done = delivered(&keel, "cp-o1", &net.channel, &sku);
+    expect_status(
+        "place",
+        keel.place_order("cp-o2", &net.channel, &[(&sku, 2)], "east"),
+        201,
+    );
+    // Archived too, so that compaction copies the archive as well.
+    clock.advance(ARCHIVE_AFTER + 1);
+    wait_archived(&keel, 1);
+    let open = keel.order("cp-o2");
+    let position = check_position(&keel, &sku, &net.east).expect("consistent before");
+    let ledger = keel.ledger(&sku, &net.east);
+
+    let (compacted, said) = compact(&keel.data_dir());
+    assert!(
+        !compacted,
+        "a store a running node holds is refused: {said}"
+    );
+    assert_eq!(keel.order("cp-o2"), open, "and the node goes on");
+
+    let (_, clean) = keel.terminate();
+    assert!(clean, "SIGTERM stops the node cleanly");
+    let (compacted, said) = compact(&keel.data_dir());
+    assert!(compacted, "keel compact failed: {said}");
+    let report: serde_json::Value = serde_json::from_str(&said).expect("a JSON report");
+    assert!(
+        int(&report, "keys") > 0 && int(&report, "bytes_after") > 0,
+        "{report}"
+    );
+
+    keel.restart();
+    assert_eq!(keel.order("cp-o1"), done);
+    assert_eq!(keel.order("cp-o2"), open);
+    assert_eq!(
+        check_position(&keel, &sku, &net.east).expect("consistent after"),
+        position
+    );
+    assert_eq!(keel.ledger(&sku, &net.east), ledger);
 }

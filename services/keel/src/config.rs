@@ -26,7 +26,7 @@ pub enum LogFormat {
 #[command(name = "keel", version, about)]
 pub struct Config {
     /// Where the node keeps its durable state (sled).
-    #[arg(long, env = "KEEL_DATA_DIR", default_value = "./data")]
+    #[arg(long, env = "KEEL_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
     /// Address of the HTTP API.
     #[arg(long, env = "KEEL_HTTP_ADDR", default_value = "127.0.0.1:8080")]
@@ -128,6 +128,10 @@ pub enum Command {
     /// Cluster operations (on the NATS system given by `--nats`).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Compacts the store in `--data-dir` while no node runs on it: copies its keys into
+    /// fresh files that take the old ones' place (sled reclaims overwritten space slowly),
+    /// then prints what it did as JSON. Safe to interrupt: the store stays whole.
+    Compact,
 }
 
 /// `keel cluster …`

@@ -17,8 +17,10 @@ use std::sync::Arc;
 
 /// Runs the platform until Ctrl-C or SIGTERM. Must run inside an actix system.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    if let Some(Command::Cluster(command)) = &config.command {
-        return cluster_command(&config, command).await;
+    match &config.command {
+        Some(Command::Cluster(command)) => return cluster_command(&config, command).await,
+        Some(Command::Compact) => return compact(&config),
+        None => {}
     }
     if config.role == Role::Gateway {
         return run_gateway(&config).await;
@@ -213,6 +215,18 @@ async fn cluster_command(config: &Config, command: &ClusterCommand) -> anyhow::R
             }
         }
     }
+    Ok(())
+}
+
+/// `keel compact`: compacts the node's store (it must not be running).
+fn compact(config: &Config) -> anyhow::Result<()> {
+    let options = keel_store::Options {
+        cache_capacity: config.node_options().cache_capacity,
+        ..keel_store::Options::default()
+    };
+    let report = keel_store::compact(&config.data_dir, &options)
+        .with_context(|| format!("compacting {}", config.data_dir.display()))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 

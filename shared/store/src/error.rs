@@ -27,6 +27,9 @@ pub enum Error {
     /// nothing was written; the caller may retry where the partition lives now.
     #[error("not written: {0}")]
     NotOwner(String),
+    /// Compacting the store's files failed (see [`crate::compact`]); the store is unchanged.
+    #[error("compaction: {0}")]
+    Compaction(String),
     /// The store is closing.
     #[error("the store's flusher has stopped")]
     Closed,

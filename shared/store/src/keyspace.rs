@@ -112,12 +112,9 @@ pub(crate) fn ledger_seq(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(seq.try_into().ok()?))
 }
 
-/// The page of a single-entry ledger key (`l:{entity}\0{seq}` → `p:{entity}\0{page}`).
-pub(crate) fn ledger_page_of_key(key: &[u8]) -> Option<Vec<u8>> {
-    let seq = ledger_seq(key)?;
-    let entity = key.get(LEDGER.len()..key.len() - 8)?;
-    let page = crate::ledger_pages::page_of(seq);
-    Some(join(LEDGER_PAGE, &[entity, &page.to_be_bytes()]))
+/// The ledger prefix of a single-entry ledger key's entity (`l:{entity}\0`).
+pub(crate) fn ledger_entity_of_key(key: &[u8]) -> Option<&[u8]> {
+    key.get(..key.len().checked_sub(8)?)
 }
 
 /// The pages of an entity's ledger (`\0` ends the entity key).
@@ -125,11 +122,18 @@ pub(crate) fn ledger_page_prefix(entity: &str) -> Vec<u8> {
     join(LEDGER_PAGE, &[entity.as_bytes(), b"\0"])
 }
 
-/// One page of an entity's ledger.
-pub(crate) fn ledger_page(entity: &str, page: u64) -> Vec<u8> {
+/// The page of the entity whose single-entry ledger keys start with `entity_prefix`
+/// (`l:{entity}\0`) that begins at sequence number `first`.
+pub(crate) fn ledger_page_at(entity_prefix: &[u8], first: u64) -> Vec<u8> {
+    let entity = &entity_prefix[LEDGER.len().min(entity_prefix.len())..];
+    join(LEDGER_PAGE, &[entity, &first.to_be_bytes()])
+}
+
+/// The key of an entity's ledger page that would begin at sequence number `first`.
+pub(crate) fn ledger_page(entity: &str, first: u64) -> Vec<u8> {
     join(
         LEDGER_PAGE,
-        &[entity.as_bytes(), b"\0", &page.to_be_bytes()],
+        &[entity.as_bytes(), b"\0", &first.to_be_bytes()],
     )
 }
 

@@ -1,25 +1,20 @@
 //! Ledger entries in pages: a commit appends each ledger entry under its own key (`l:`, in the
-//! log and the memtable, readable at once), and a checkpoint files the entries into pages of
-//! [`PAGE_ENTRIES`] consecutive sequence numbers (`p:`), one sled value each. A hot
-//! SKU-location's thousands of entries a second then cost a few page writes per checkpoint
-//! instead of one sled insert each.
+//! log and the memtable, readable at once), and a checkpoint writes all the entries one entity
+//! made since the last checkpoint as one page (`p:{entity}\0{first seq}`), one sled value. A
+//! hot SKU-location's thousands of entries a second then cost one write per checkpoint instead
+//! of one sled insert each, and a quiet entity's single entry costs one write as before: a page
+//! is written once and never read back to be extended (which would rewrite a quiet entity's
+//! whole page for every entry).
 //!
-//! Filing is idempotent (a page holds each sequence number once), so a checkpoint replayed
-//! after a crash files the same entries again harmlessly. Readers merge the pages with the
-//! entries not filed yet, and with single-entry keys a store written before pages may hold.
+//! A checkpoint replayed after a crash may write a page whose entries overlap an earlier one's;
+//! entries never change, so readers give each sequence number once. They merge the pages with
+//! the entries no checkpoint filed yet, and with single-entry keys a store from before pages
+//! may hold.
 
 use crate::{keyspace, Error};
 use sled::IVec;
 use std::collections::BTreeMap;
 use std::iter::Peekable;
-
-/// Consecutive sequence numbers per page.
-pub(crate) const PAGE_ENTRIES: u64 = 64;
-
-/// The page a sequence number belongs to.
-pub(crate) fn page_of(seq: u64) -> u64 {
-    seq / PAGE_ENTRIES
-}
 
 /// A page's entries, by sequence number.
 pub(crate) fn decode(page: &[u8]) -> Result<BTreeMap<u64, &[u8]>, Error> {
@@ -56,19 +51,6 @@ pub(crate) fn encode<'a>(entries: impl IntoIterator<Item = (u64, &'a [u8])>) -> 
         page.extend_from_slice(entry);
     }
     page
-}
-
-/// `page` (if any) with `new` filed into it; a sequence number it holds already keeps its
-/// entry (an entry never changes once written).
-pub(crate) fn file(page: Option<&[u8]>, new: &[(u64, &[u8])]) -> Result<Vec<u8>, Error> {
-    let mut entries = match page {
-        Some(page) => decode(page)?,
-        None => BTreeMap::new(),
-    };
-    for (seq, entry) in new {
-        entries.entry(*seq).or_insert(entry);
-    }
-    Ok(encode(entries))
 }
 
 /// Ledger entries from two sources, each in sequence order, merged in sequence order; a
@@ -121,18 +103,26 @@ where
     }
 }
 
-/// The entries of the pages in `pages` (page key, page) from sequence number `from` on.
+/// The entries of the pages in `pages` (page key, page), in page order, from sequence number
+/// `from` on, each sequence number once.
 pub(crate) fn entries_of_pages(
     pages: impl Iterator<Item = Result<(IVec, IVec), Error>>,
     from: u64,
 ) -> impl Iterator<Item = Result<(u64, Vec<u8>), Error>> {
+    let mut next = from;
     pages.flat_map(move |page| {
         let entries: Vec<Result<(u64, Vec<u8>), Error>> = match page {
             Ok((_, bytes)) => match decode(&bytes) {
-                Ok(entries) => entries
-                    .range(from..)
-                    .map(|(seq, entry)| Ok((*seq, entry.to_vec())))
-                    .collect(),
+                Ok(entries) => {
+                    let fresh: Vec<_> = entries
+                        .range(next..)
+                        .map(|(seq, entry)| Ok((*seq, entry.to_vec())))
+                        .collect();
+                    if let Some(last) = entries.keys().next_back() {
+                        next = next.max(last + 1);
+                    }
+                    fresh
+                }
                 Err(e) => vec![Err(e)],
             },
             Err(e) => vec![Err(e)],
@@ -158,17 +148,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filing_keeps_each_sequence_number_once_and_in_order() {
-        let page = file(None, &[(3, b"c"), (1, b"a")]).unwrap();
-        let again = file(Some(&page), &[(2, b"b"), (3, b"other")]).unwrap();
-        let entries: Vec<(u64, &[u8])> = decode(&again).unwrap().into_iter().collect();
-        assert_eq!(
-            entries,
-            [(1, &b"a"[..]), (2, &b"b"[..]), (3, &b"c"[..])],
-            "a filed entry keeps its bytes"
-        );
-        assert_eq!(file(Some(&again), &[(2, b"b")]).unwrap(), again);
-        assert!(decode(&again[..again.len() - 1]).is_err(), "truncated");
+    fn pages_decode_to_their_entries_and_overlaps_are_given_once() {
+        let page = |entries: &[(u64, &str)]| {
+            let bytes = encode(entries.iter().map(|(s, e)| (*s, e.as_bytes())));
+            (IVec::from(&b"key"[..]), IVec::from(bytes))
+        };
+        let pages = [
+            page(&[(1, "a"), (2, "b"), (3, "c")]),
+            // A replayed checkpoint's page, overlapping the one before it.
+            page(&[(2, "b"), (3, "c"), (4, "d")]),
+            page(&[(5, "e")]),
+        ];
+        let read = |from: u64| -> Vec<u64> {
+            entries_of_pages(pages.iter().cloned().map(Ok), from)
+                .map(|e| e.unwrap().0)
+                .collect()
+        };
+        assert_eq!(read(0), [1, 2, 3, 4, 5]);
+        assert_eq!(read(3), [3, 4, 5]);
+        assert_eq!(read(6), Vec::<u64>::new());
+        let bytes = encode([(7, &b"x"[..])]);
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err(), "truncated");
     }
 
     #[test]

@@ -133,8 +133,8 @@ fn fold<'a>(records: impl Iterator<Item = &'a Vec<Write>>) -> BTreeMap<&'a [u8],
 /// writer of the store waits) for as long as it applies, measured as 200 ms stalls of every
 /// reply. Order alone keeps a crash harmless: sled recovers a prefix of its writes, so a round's
 /// log value is gone only if every value before its removal was written, and a replay of the
-/// rounds left only moves keys forward to their newest values (and files ledger entries into
-/// pages that may hold them already, which changes nothing). A deletion of a key sled does not
+/// rounds left only moves keys forward to their newest values (and may write a ledger page
+/// overlapping one written before, which readers resolve: entries never change). A deletion of a key sled does not
 /// hold (an outbox entry written and delivered since the last checkpoint) is left out: a lookup
 /// costs less than a write.
 fn write_back(
@@ -144,13 +144,15 @@ fn write_back(
     mut at: impl FnMut(CrashPoint),
 ) -> Result<usize, Error> {
     let mut writes = 0;
-    let mut pages: BTreeMap<Vec<u8>, Vec<(u64, &[u8])>> = BTreeMap::new();
+    // Each entity's new ledger entries, for one page per entity (the keys come in order, so
+    // an entity's entries come in sequence order).
+    let mut pages: BTreeMap<&[u8], Vec<(u64, &[u8])>> = BTreeMap::new();
     for (i, (key, value)) in folded.iter().enumerate() {
         if i == folded.len() / 2 {
             at(CrashPoint::CheckpointWrites);
         }
-        if let Some((page, seq, entry)) = ledger_entry(key, value) {
-            pages.entry(page).or_default().push((seq, entry));
+        if let Some((entity, seq, entry)) = ledger_entry(key, value) {
+            pages.entry(entity).or_default().push((seq, entry));
             continue;
         }
         match value {
@@ -160,9 +162,12 @@ fn write_back(
         };
         writes += 1;
     }
-    for (page, entries) in &pages {
-        let filed = ledger_pages::file(tree.get(page)?.as_deref(), entries)?;
-        tree.insert(page.as_slice(), filed)?;
+    for (entity, entries) in &pages {
+        let Some(&(first, _)) = entries.first() else {
+            continue;
+        };
+        let page = ledger_pages::encode(entries.iter().copied());
+        tree.insert(keyspace::ledger_page_at(entity, first), page)?;
         writes += 1;
     }
     for (i, key) in log_keys.iter().enumerate() {
@@ -174,17 +179,19 @@ fn write_back(
     Ok(writes + log_keys.len())
 }
 
-/// A single-entry ledger write, as its page, sequence number and entry: a checkpoint files it
-/// into its page (`ledger_pages.rs`) instead of writing its own key.
-fn ledger_entry<'a>(key: &[u8], value: &'a Option<IVec>) -> Option<(Vec<u8>, u64, &'a [u8])> {
+/// A single-entry ledger write, as its entity's key prefix, sequence number and entry: a
+/// checkpoint files it into its entity's page (`ledger_pages.rs`) instead of its own key.
+fn ledger_entry<'k, 'v>(
+    key: &'k [u8],
+    value: &'v Option<IVec>,
+) -> Option<(&'k [u8], u64, &'v [u8])> {
     if !key.starts_with(keyspace::LEDGER_PREFIX) {
         return None;
     }
-    let entry = value.as_deref()?;
     Some((
-        keyspace::ledger_page_of_key(key)?,
+        keyspace::ledger_entity_of_key(key)?,
         keyspace::ledger_seq(key)?,
-        entry,
+        value.as_deref()?,
     ))
 }
 

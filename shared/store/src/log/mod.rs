@@ -259,6 +259,24 @@ impl Log {
         Merged::new(mem, tree)
     }
 
+    /// The checkpointed keys (all of them once the log is replayed and nothing is appended).
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.shared.tree
+    }
+
+    /// The greatest key at or before `key` that starts with `prefix`, among the keys only
+    /// checkpoints write (ledger pages): sled's alone.
+    pub(crate) fn floor_checkpointed(
+        &self,
+        key: &[u8],
+        prefix: &[u8],
+    ) -> Result<Option<IVec>, Error> {
+        let mut after = key.to_vec();
+        after.push(0);
+        let found = self.shared.tree.get_lt(after)?;
+        Ok(found.map(|(k, _)| k).filter(|k| k.starts_with(prefix)))
+    }
+
     /// Every key that starts with `prefix`, in order.
     pub(crate) fn scan_prefix(
         &self,
