@@ -153,7 +153,7 @@ mod tests {
         assert!(!q.contains(&order("a")));
         assert_eq!(q.get(&order("b")).map(|b| b.ticket), Some(1));
         assert_eq!(q.remove(&order("b")).map(|b| b.quantity), Some(1));
-        assert!(q.is_empty() && q.len() == 0);
+        assert!(q.is_empty());
     }
 
     #[test]
