@@ -26,20 +26,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
 import urllib.request
 
+from embedded_bench import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ready(url: str) -> bool:

@@ -131,10 +131,7 @@ pub(crate) fn ledger_page_at(entity_prefix: &[u8], first: u64) -> Vec<u8> {
 
 /// The key of an entity's ledger page that would begin at sequence number `first`.
 pub(crate) fn ledger_page(entity: &str, first: u64) -> Vec<u8> {
-    join(
-        LEDGER_PAGE,
-        &[entity.as_bytes(), b"\0", &first.to_be_bytes()],
-    )
+    ledger_page_at(&ledger_prefix(entity), first)
 }
 
 /// The rows of an entity.

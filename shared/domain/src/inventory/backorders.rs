@@ -50,11 +50,7 @@ impl BackorderQueue {
     /// Adds `quantity` to what `order` waits for, keeping its place; a new order joins last
     /// with `ticket`. Answers whether it was new.
     pub fn add(&mut self, order: &OrderId, quantity: u64, ticket: u64) -> bool {
-        if let Some(b) = self
-            .tickets
-            .get(order)
-            .and_then(|t| self.by_ticket.get_mut(t))
-        {
+        if let Some(b) = self.get_mut(order) {
             b.quantity += quantity;
             return false;
         }
@@ -74,17 +70,17 @@ impl BackorderQueue {
 
     /// Takes `quantity` off what `order` waits for; it leaves the queue at zero.
     pub fn take(&mut self, order: &OrderId, quantity: u64) {
-        let Some(b) = self
-            .tickets
-            .get(order)
-            .and_then(|t| self.by_ticket.get_mut(t))
-        else {
+        let Some(b) = self.get_mut(order) else {
             return;
         };
         b.quantity -= quantity;
         if b.quantity == 0 {
             self.remove(order);
         }
+    }
+
+    fn get_mut(&mut self, order: &OrderId) -> Option<&mut Backorder> {
+        self.by_ticket.get_mut(self.tickets.get(order)?)
     }
 
     fn insert(&mut self, backorder: Backorder) {
