@@ -9,6 +9,10 @@ active set, not its history?
    and the size of the store on disk, per order stored.
 3. SIGKILLs the node, starts it again on the same store and measures the time until /readyz is
    200, then the idle RSS of the restarted node.
+4. Stops it (SIGTERM), runs `keel compact` on its store (`--compact-compression`: whether the
+   copy compresses its pages, default true), and measures the disk per order, the time to
+   ready and the idle RSS of the node started on the compacted store (`--compact-compression
+   none` skips this step).
 
 Retention can be compressed to fit the run (`--archive-after-secs`, `--dedupe-retention-secs`,
 passed to keel), so that closed orders reach the archive and command ids expire while it runs.
@@ -17,6 +21,7 @@ Usage (after `cargo build --release -p keel -p keel-load`):
 
     python3 load-tests/retention_bench.py [--duration 10m] [--clients 32]
         [--archive-after-secs 60] [--dedupe-retention-secs 300] [--idle 40] [--keep DIR]
+        [--compact-compression true|false|none]
 
 Prints one JSON object.
 """
@@ -90,6 +95,20 @@ class Node:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait()
+
+    def compact(self, compression: str) -> dict:
+        """Runs `keel compact` on the stopped node's store; answers its report and duration."""
+        began = time.monotonic()
+        out = subprocess.run(
+            [self.binary, "compact", "--data-dir", os.path.join(self.root, "data"),
+             "--store-compression", compression], check=True, capture_output=True, text=True)
+        report = json.loads(out.stdout)
+        report["seconds"] = time.monotonic() - began
+        return report
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -102,6 +121,8 @@ def main():
     parser.add_argument("--dedupe-retention-secs", type=int, default=None)
     parser.add_argument("--idle", type=int, default=40)
     parser.add_argument("--keep", default=None, help="work directory to keep (default: temp)")
+    parser.add_argument("--compact-compression", default="true",
+                        choices=["true", "false", "none"])
     args = parser.parse_args()
 
     root = args.keep or tempfile.mkdtemp(prefix="keel-retention-bench-")
@@ -129,6 +150,22 @@ def main():
         ready_s = node.start()
         time.sleep(args.idle)
         restarted_rss = rss_mib(node.proc.pid)
+        compacted = {}
+        if args.compact_compression != "none":
+            node.stop()
+            report = node.compact(args.compact_compression)
+            compacted_disk = disk_bytes(os.path.join(root, "data"))
+            compacted_ready = node.start()
+            time.sleep(args.idle)
+            compacted = {
+                "compaction_s": report["seconds"],
+                "compressed": report["compressed"],
+                "live_bytes_per_order": report["live_bytes"] / orders,
+                "compacted_disk_mib": compacted_disk / 2**20,
+                "compacted_disk_bytes_per_order": compacted_disk / orders,
+                "compacted_ready_s": compacted_ready,
+                "compacted_idle_rss_mib": rss_mib(node.proc.pid),
+            }
         samples = [s["rss_bytes"] / 2**20 for s in soak.get("samples") or [] if s.get("rss_bytes")]
         third = max(len(samples) // 3, 1)
         first, last = statistics.median(samples[:third]), statistics.median(samples[-third:])
@@ -145,6 +182,7 @@ def main():
             "disk_bytes_per_order": disk / orders,
             "ready_after_sigkill_s": ready_s,
             "idle_rss_after_restart_mib": restarted_rss,
+            **compacted,
             "flags": flags,
         }, indent=2))
     finally:

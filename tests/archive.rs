@@ -196,12 +196,14 @@ fn ids_between_actors_are_forgotten_after_their_retention_and_receipt_ids_never(
     assert_eq!(expect_status("retry", retry, 200)["status"], "delivered");
 }
 
-/// Runs `keel compact` on `data_dir`; answers whether it succeeded, with its output.
-fn compact(data_dir: &std::path::Path) -> (bool, String) {
+/// Runs `keel compact` on `data_dir` with `flags`; answers whether it succeeded, with its
+/// output.
+fn compact(data_dir: &std::path::Path, flags: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(fixtures::binary())
         .arg("compact")
         .arg("--data-dir")
         .arg(data_dir)
+        .args(flags)
         .output()
         .expect("run keel compact");
     let text = String::from_utf8_lossy(if out.status.success() {
@@ -228,7 +230,7 @@ fn a_compacted_store_keeps_every_order_position_and_ledger_entry() {
     let position = check_position(&keel, &sku, &net.east).expect("consistent before");
     let ledger = keel.ledger(&sku, &net.east);
 
-    let (compacted, said) = compact(&keel.data_dir());
+    let (compacted, said) = compact(&keel.data_dir(), &[]);
     assert!(
         !compacted,
         "a store a running node holds is refused: {said}"
@@ -237,13 +239,15 @@ fn a_compacted_store_keeps_every_order_position_and_ledger_entry() {
 
     let (_, clean) = keel.terminate();
     assert!(clean, "SIGTERM stops the node cleanly");
-    let (compacted, said) = compact(&keel.data_dir());
+    // Rewritten compressed: the node, started without the flag, runs on it as it is.
+    let (compacted, said) = compact(&keel.data_dir(), &["--store-compression", "true"]);
     assert!(compacted, "keel compact failed: {said}");
     let report: serde_json::Value = serde_json::from_str(&said).expect("a JSON report");
     assert!(
         int(&report, "keys") > 0 && int(&report, "bytes_after") > 0,
         "{report}"
     );
+    assert_eq!(report["compressed"], true, "{report}");
 
     keel.restart();
     assert_eq!(keel.order("cp-o1"), done);
@@ -253,4 +257,9 @@ fn a_compacted_store_keeps_every_order_position_and_ledger_entry() {
         position
     );
     assert_eq!(keel.ledger(&sku, &net.east), ledger);
+    expect_status(
+        "a write on the compressed store",
+        keel.place_order("cp-o3", &net.channel, &[(&sku, 1)], "east"),
+        201,
+    );
 }

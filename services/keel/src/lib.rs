@@ -222,6 +222,7 @@ async fn cluster_command(config: &Config, command: &ClusterCommand) -> anyhow::R
 fn compact(config: &Config) -> anyhow::Result<()> {
     let options = keel_store::Options {
         cache_capacity: config.node_options().cache_capacity,
+        compression: config.store_compression,
         ..keel_store::Options::default()
     };
     let report = keel_store::compact(&config.data_dir, &options)

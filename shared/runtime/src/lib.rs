@@ -80,6 +80,9 @@ pub struct NodeOptions {
     pub crash_mid_archive: bool,
     /// How long ids of commands between actors are remembered (at least; at most twice it).
     pub dedupe_retention: Duration,
+    /// Whether a store created now compresses its pages (see
+    /// [`keel_store::Options::compression`]); an existing store keeps its own setting.
+    pub store_compression: Option<bool>,
 }
 
 impl NodeOptions {
@@ -97,6 +100,7 @@ impl NodeOptions {
             archive_after: Some(Duration::from_secs(7 * 24 * 3600)),
             crash_mid_archive: false,
             dedupe_retention: keel_store::Options::default().dedupe_retention,
+            store_compression: None,
         }
     }
 }
@@ -188,6 +192,7 @@ impl Node {
             replica: options.replica.clone(),
             checkpoint: options.checkpoint,
             dedupe_retention: options.dedupe_retention,
+            compression: options.store_compression,
         };
         let store = keel_store::Store::open(&options.data_dir, &store_options)?;
         let catalog = Catalog::load(store.clone())?;

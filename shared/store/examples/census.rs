@@ -7,7 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: census DATA_DIR (a store no node is using)")?;
-    let db = sled::Config::new().path(path).open()?;
+    let db = keel_store::open_raw(std::path::Path::new(&path))?;
     let tree = db.open_tree("keel")?;
     let mut by_prefix: std::collections::BTreeMap<Vec<u8>, (u64, u64)> = Default::default();
     for item in tree.iter() {

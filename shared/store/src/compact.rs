@@ -29,6 +29,8 @@ pub struct Compaction {
     pub bytes_before: u64,
     /// Size of the store's files after.
     pub bytes_after: u64,
+    /// Whether the copy compresses its pages (see [`crate::Options::compression`]).
+    pub compressed: bool,
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
@@ -42,13 +44,17 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 pub fn compact(dir: &Path, options: &Options) -> Result<Compaction, Error> {
     finish(dir)?;
     let copy_dir = sibling(dir, ".compacting");
-    let (keys, live_bytes, bytes_before) = {
+    let (keys, live_bytes, bytes_before, compressed) = {
         let store = Store::open(dir, options)?;
         let bytes_before = store.size_on_disk()?;
         if copy_dir.exists() {
             std::fs::remove_dir_all(&copy_dir).map_err(io("removing an old copy"))?;
         }
-        let copy = sled::Config::new().path(&copy_dir).open()?;
+        let compress = match options.compression {
+            Some(compress) => compress,
+            None => crate::files::created_compressed(dir)?.unwrap_or(false),
+        };
+        let copy = crate::files::open(&copy_dir, options.cache_capacity, compress)?;
         let tree = copy.open_tree(crate::TREE)?;
         let (mut keys, mut live_bytes) = (0u64, 0u64);
         let mut batch = sled::Batch::default();
@@ -67,8 +73,10 @@ pub fn compact(dir: &Path, options: &Options) -> Result<Compaction, Error> {
         }
         tree.apply_batch(batch)?;
         copy.flush()?;
+        drop((tree, copy));
+        crate::files::settle(&copy_dir, options.cache_capacity)?;
         std::fs::write(copy_dir.join(COMPLETE), b"").map_err(io("marking the copy complete"))?;
-        (keys, live_bytes, bytes_before)
+        (keys, live_bytes, bytes_before, compress)
     };
     let old_dir = sibling(dir, ".old");
     std::fs::rename(dir, &old_dir).map_err(io("moving the store aside"))?;
@@ -79,6 +87,7 @@ pub fn compact(dir: &Path, options: &Options) -> Result<Compaction, Error> {
         live_bytes,
         bytes_before,
         bytes_after,
+        compressed,
     })
 }
 

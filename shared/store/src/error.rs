@@ -30,6 +30,9 @@ pub enum Error {
     /// Compacting the store's files failed (see [`crate::compact`]); the store is unchanged.
     #[error("compaction: {0}")]
     Compaction(String),
+    /// sled's settings file in the store's directory could not be read.
+    #[error("store settings: {0}")]
+    Conf(String),
     /// The store is closing.
     #[error("the store's flusher has stopped")]
     Closed,

@@ -643,14 +643,7 @@ async fn a_compacted_store_holds_the_same_keys_in_less_space() {
         store.flush().await.unwrap();
     }
     let options = Options::default();
-    let report = loop {
-        // sled's I/O threads may hold the file lock a moment after the store is dropped.
-        match compact(&data, &options) {
-            Ok(report) => break report,
-            Err(Error::Sled(_)) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let report = compact_when_free(&data, &options);
     assert!(report.keys > 3_000, "{report:?}");
     assert!(report.bytes_after < report.bytes_before, "{report:?}");
     let store = reopen(&data, &options);
@@ -659,4 +652,66 @@ async fn a_compacted_store_holds_the_same_keys_in_less_space() {
     assert!(state.bytes.ends_with(b"2999"));
     assert_eq!(store.ledger("s/hot", 0).count(), 3_000);
     assert_eq!(store.dedupe("cmd-2999", 0).unwrap(), Some(b"ok".to_vec()));
+}
+
+#[tokio::test]
+async fn compaction_can_turn_compression_on_and_the_store_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let json =
+        |i: u64| format!(r#"{{"order":"shop-{i:08}","lines":[{{"sku":"P{i}","quantity":1}}]}}"#);
+    {
+        let store = Store::open(&data, &Options::default()).unwrap();
+        for i in 0..2_000 {
+            store
+                .commit(&commit(&format!("s/o{i}"), 0, &json(i)))
+                .unwrap();
+        }
+        store.flush().await.unwrap();
+    }
+    let compress = Options {
+        compression: Some(true),
+        ..Options::default()
+    };
+    let plain = compact_when_free(&data, &Options::default());
+    assert!(!plain.compressed, "kept the store's setting: {plain:?}");
+    let compressed = compact_when_free(&data, &compress);
+    assert!(compressed.compressed);
+    assert!(
+        compressed.bytes_after < plain.bytes_after,
+        "{plain:?} then {compressed:?}"
+    );
+    // Opened without asking, it runs compressed, and a later compaction keeps that.
+    {
+        let store = reopen(&data, &Options::default());
+        assert_eq!(
+            store.load("s/o1999").unwrap().unwrap().bytes,
+            json(1999).as_bytes()
+        );
+        store
+            .commit(&commit("s/new", 0, "written compressed"))
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let again = compact_when_free(&data, &Options::default());
+    assert!(again.compressed, "{again:?}");
+    let store = reopen(&data, &Options::default());
+    assert_eq!(
+        store.load("s/new").unwrap().unwrap().bytes,
+        b"written compressed"
+    );
+}
+
+/// Compacts `data` once sled's I/O threads of a dropped store let go of its file lock.
+fn compact_when_free(data: &Path, options: &Options) -> crate::Compaction {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match compact(data, options) {
+            Ok(report) => return report,
+            Err(Error::Sled(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
