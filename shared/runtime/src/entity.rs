@@ -68,12 +68,45 @@ pub(crate) trait Entity:
     }
 }
 
-/// The record kept for a handled command: the command itself (to tell a replay from a
+/// The record kept for a handled command: a digest of the command (to tell a replay from a
 /// conflicting reuse of its id) and the reply it got.
+///
+/// Stores written before digests hold the whole command instead; both are read.
 #[derive(Serialize, Deserialize)]
 struct Handled {
-    command: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    command: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
     reply: Reply,
+}
+
+impl Handled {
+    fn new(command: &serde_json::Value, reply: Reply) -> Result<Self, Error> {
+        Ok(Handled {
+            command: None,
+            digest: Some(digest(command)?),
+            reply,
+        })
+    }
+
+    /// Whether `command` is the one this record was kept for.
+    fn recorded(&self, command: &serde_json::Value) -> Result<bool, Error> {
+        Ok(match (&self.command, &self.digest) {
+            (Some(recorded), _) => recorded == command,
+            (None, Some(recorded)) => *recorded == digest(command)?,
+            (None, None) => false,
+        })
+    }
+}
+
+/// The first 128 bits of the SHA-256 of the command's JSON (keys sorted: a `Value`'s maps are
+/// ordered), in hex: a command's JSON is 100–300 bytes and every handled id keeps a record
+/// for the retention, so the record keeps this instead.
+fn digest(command: &serde_json::Value) -> Result<String, Error> {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(serde_json::to_vec(command)?);
+    Ok(hash[..16].iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Where and when a decision is written: the store, whether publications go through the
@@ -216,7 +249,8 @@ impl<E: Entity> Durable<E> {
                     // The same id twice in one batch: the second is a repeat of the first.
                     Some(j) => match &answers[j] {
                         Ok(first) => Some(Handled {
-                            command: serde_json::to_value(requests[j].1)?,
+                            command: Some(serde_json::to_value(requests[j].1)?),
+                            digest: None,
                             reply: first.reply.clone(),
                         }),
                         Err(e) => {
@@ -247,10 +281,7 @@ impl<E: Entity> Durable<E> {
             }
             let reply = state.reply(&decided);
             if let (Some(id), Some(command)) = (command_id, command_json) {
-                let record = Handled {
-                    command,
-                    reply: reply.clone(),
-                };
+                let record = Handled::new(&command, reply.clone())?;
                 handled.push(((*id).to_owned(), serde_json::to_vec(&record)?));
             }
             answers.push(Ok(Answer {
@@ -485,7 +516,7 @@ fn recorded(store: &Store, id: &str, now: u64) -> Result<Option<Handled>, Error>
 /// The recorded answer to a repeat of `command`; another command under the same id is a
 /// conflict.
 fn replay(id: &str, handled: Handled, command: &serde_json::Value) -> Result<Answer, Error> {
-    if &handled.command != command {
+    if !handled.recorded(command)? {
         return Err(keel_domain::Error::Conflict(format!(
             "{} was already used for a different request",
             id.rsplit(':').next().unwrap_or(id)
@@ -500,7 +531,8 @@ fn replay(id: &str, handled: Handled, command: &serde_json::Value) -> Result<Ans
 
 #[cfg(test)]
 mod tests {
-    use super::{changed_marks, changed_timers, Durable, Writing};
+    use super::{changed_marks, changed_timers, replay, Durable, Handled, Writing};
+    use crate::replies::Reply;
     use keel_domain::inventory::{SkuLocation, StockCommand};
     use keel_domain::{DocumentId, LocationId, OrderId, SkuId};
 
@@ -586,5 +618,25 @@ mod tests {
             changed_marks(before, after),
             marks(&[("a", false), ("b", true)])
         );
+    }
+
+    #[test]
+    fn a_record_tells_a_replay_from_another_command_under_its_id_old_layout_or_new() {
+        let reserve = serde_json::json!({"type": "reserve", "order": "o1", "quantity": 3});
+        let other = serde_json::json!({"type": "reserve", "order": "o1", "quantity": 4});
+        let new = serde_json::to_vec(&Handled::new(&reserve, Reply::Done).unwrap()).unwrap();
+        assert!(
+            new.len() < 80,
+            "a digest, not the command: {}",
+            String::from_utf8_lossy(&new)
+        );
+        let old =
+            serde_json::to_vec(&serde_json::json!({"command": reserve, "reply": null})).unwrap();
+        for raw in [new, old] {
+            let read = |raw: &[u8]| serde_json::from_slice::<Handled>(raw).unwrap();
+            let answer = replay("o1#a1.0", read(&raw), &reserve).unwrap();
+            assert!(answer.replayed);
+            assert!(replay("o1#a1.0", read(&raw), &other).is_err());
+        }
     }
 }
