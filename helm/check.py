@@ -186,6 +186,20 @@ def check_node(c: Check, name: str, objects: list[Obj], production: bool) -> Non
         f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT only with otel.endpoint",
     )
     c.that(ctr.get("command") == ["keel"], f"{name}: node command is keel")
+    inits = pod.get("initContainers", [])
+    c.that(len(inits) == (1 if production else 0), f"{name}: a compaction init container only when enabled")
+    for init in inits:
+        init_env = env_of(init)
+        c.that(init.get("command") == ["keel", "compact"], f"{name}: the init container runs keel compact")
+        c.that(
+            init_env.get("KEEL_DATA_DIR", {}).get("value") == "/var/lib/keel"
+            and {"name": "data", "mountPath": "/var/lib/keel"} in init.get("volumeMounts", []),
+            f"{name}: the init container compacts the node's data volume",
+        )
+        c.that(
+            init_env.get("KEEL_STORE_COMPRESSION", {}).get("value") == "true",
+            f"{name}: the init container passes compactOnStart.compression",
+        )
     c.that(spec.get("podManagementPolicy") == "Parallel", f"{name}: podManagementPolicy Parallel")
     c.that(
         ("replicas" in spec) != production,
