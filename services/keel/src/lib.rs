@@ -171,6 +171,22 @@ async fn run_gateway(config: &Config) -> anyhow::Result<()> {
         .context("the HTTP server failed")
 }
 
+/// Which process this is, for the spans it exports (`service.instance.id`): a cluster
+/// member's node id, else the host and process id.
+pub fn instance_id(config: &Config) -> String {
+    let member =
+        config.command.is_none() && config.role != Role::Gateway && config.nats_url.is_some();
+    let node = match &config.node_id {
+        Some(id) if member => Some(id.clone()),
+        _ if member => cluster::stored_node_id(&config.data_dir).ok(),
+        _ => None,
+    };
+    node.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "keel".into());
+        format!("{}-{}", host.trim(), std::process::id())
+    })
+}
+
 /// How this node joins its cluster, from its flags.
 fn cluster_settings(config: &Config) -> anyhow::Result<cluster::Settings> {
     let node = match &config.node_id {

@@ -15,6 +15,10 @@ fn main() -> anyhow::Result<()> {
         LogFormat::Json => keel_telemetry::LogFormat::Json,
     };
     // Outlives the actix system, so spans still buffered are flushed after it stopped.
-    let _telemetry = keel_telemetry::init(format, "keel");
+    let service = keel_telemetry::Service {
+        name: "keel",
+        instance: keel::instance_id(&config),
+    };
+    let _telemetry = keel_telemetry::init(format, &service);
     actix_rt::System::new().block_on(keel::run(config))
 }
