@@ -60,7 +60,7 @@ status() {
 
 start() {
   command -v nats-server >/dev/null 2>&1 || {
-    echo "nats-server is not installed (Debian/Ubuntu: apt-get install -y nats-server)" >&2
+    echo "nats-server is not on PATH (2.10+; tests/run installs 2.15.1 into ~/.cache/keel/nats-server-2.15.1/bin)" >&2
     exit 1
   }
   command -v curl >/dev/null 2>&1 || { echo "curl is needed to wait for the servers" >&2; exit 1; }

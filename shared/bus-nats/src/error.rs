@@ -15,4 +15,12 @@ pub enum Error {
         /// What the server said.
         reason: String,
     },
+    /// The server is older than the oldest release Keel runs on.
+    #[error("nats-server {found} is older than {minimum}, the oldest Keel runs on: upgrade the server (tests/run installs a current one)")]
+    ServerTooOld {
+        /// The version the server announced.
+        found: String,
+        /// [`crate::MIN_SERVER_VERSION`].
+        minimum: &'static str,
+    },
 }

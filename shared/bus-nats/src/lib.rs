@@ -148,6 +148,8 @@ impl NatsBus {
             .timeout(options.publish_timeout)
             .build(client.clone());
         streams::ensure(&jetstream, &options.streams, connect_within).await?;
+        // Known only once connected, which setting the streams up waited for.
+        check_server_version(&client.server_info().version)?;
         Ok(NatsBus {
             client,
             jetstream,
@@ -265,6 +267,32 @@ impl NatsBus {
             .await
             .map(|()| None)
             .map_err(convert::publish_error)
+    }
+}
+
+/// The oldest nats-server Keel runs on: 2.10 brought what the cluster may rely on (several
+/// filter subjects per consumer, KV through the client library), and older releases are out
+/// of maintenance. Tests run on a pinned current release (tests/run installs it).
+pub const MIN_SERVER_VERSION: &str = "2.10.0";
+
+/// Refuses a server older than [`MIN_SERVER_VERSION`]; a version that does not parse (a
+/// development build) is let through.
+fn check_server_version(found: &str) -> Result<(), Error> {
+    let parse = |v: &str| -> Option<(u64, u64, u64)> {
+        let core = v.trim().trim_start_matches('v').split(['-', '+']).next()?;
+        let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+        Some((
+            parts.next()??,
+            parts.next()??,
+            parts.next().flatten().unwrap_or(0),
+        ))
+    };
+    match (parse(found), parse(MIN_SERVER_VERSION)) {
+        (Some(server), Some(minimum)) if server < minimum => Err(Error::ServerTooOld {
+            found: found.to_owned(),
+            minimum: MIN_SERVER_VERSION,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -490,5 +518,30 @@ impl NatsBus {
             ))
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_older_than_the_minimum_is_refused_with_both_versions() {
+        let refused = check_server_version("2.9.10").expect_err("2.9 is too old");
+        let message = refused.to_string();
+        assert!(
+            message.contains("2.9.10") && message.contains(MIN_SERVER_VERSION),
+            "{message}"
+        );
+        for fine in [
+            "2.10.0",
+            "2.10.22",
+            "2.15.1",
+            "v2.12.0-beta.1",
+            "3.0.0",
+            "dev",
+        ] {
+            assert!(check_server_version(fine).is_ok(), "{fine}");
+        }
     }
 }

@@ -50,6 +50,11 @@ pub struct Member {
     /// Unix milliseconds when it joined.
     pub joined_ms: u64,
     pub version: String,
+    /// The bucket revision of the heartbeat this was read from (0 when not read from the
+    /// bucket): it rises with every heartbeat, so an observer can tell a member that stopped
+    /// beating from a live one by its own clock alone.
+    #[serde(skip)]
+    pub revision: u64,
 }
 
 /// The settings every node of a cluster must share, fixed when the cluster is created.
@@ -219,7 +224,8 @@ impl Coordinator {
         let keys = keys(&self.members).await?;
         let mut members = BTreeMap::new();
         for key in keys {
-            if let Some((member, _)) = read::<Member>(&self.members, &key).await? {
+            if let Some((mut member, revision)) = read::<Member>(&self.members, &key).await? {
+                member.revision = revision;
                 members.insert(key, member);
             }
         }
