@@ -385,24 +385,14 @@ def check_scaled_object(c: Check, name: str, objects: list[Obj], expected: bool)
         f"{name}: ScaledObject 1 <= minReplicaCount <= maxReplicaCount",
     )
     triggers = spec.get("triggers", [])
-    js = [t for t in triggers if t.get("type") == "nats-jetstream"]
-    required = {"natsServerMonitoringEndpoint", "account", "stream", "consumer", "lagThreshold"}
+    prom = [t for t in triggers if t.get("type") == "prometheus"]
+    required = {"serverAddress", "query", "threshold"}
     c.that(
-        bool(js)
-        and all(
-            required <= set(t.get("metadata", {}))
-            and t["metadata"]["stream"] == "KEEL_COMMANDS"
-            and all(isinstance(v, str) for v in t["metadata"].values())
-            for t in js
-        ),
-        f"{name}: nats-jetstream triggers on KEEL_COMMANDS with string metadata {sorted(required)}",
-    )
-    sts_env = env_of(sts.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0])
-    partitions = int(sts_env.get("KEEL_PARTITIONS", {}).get("value", "0"))
-    c.that(
-        sorted(t["metadata"]["consumer"] for t in js)
-        == sorted(f"keel-cmd-{p}" for p in range(partitions)),
-        f"{name}: one trigger per partition's command consumer (keel-cmd-0..{partitions - 1})",
+        len(prom) == 1
+        and required <= set(prom[0].get("metadata", {}))
+        and all(isinstance(v, str) and v for v in prom[0]["metadata"].values())
+        and "keel_" in prom[0]["metadata"]["query"],
+        f"{name}: one prometheus trigger on a Keel metric with string metadata {sorted(required)}",
     )
     # KEDA makes its own HPA for the target; a second one on the StatefulSet would fight it.
     c.that(
@@ -414,8 +404,8 @@ def check_scaled_object(c: Check, name: str, objects: list[Obj], expected: bool)
         f"{name}: no chart HPA on the StatefulSet while KEDA scales it",
     )
     print(
-        f"keda      {name}: ScaledObject -> StatefulSet/{ref.get('name')}, {len(js)} nats-jetstream trigger(s), "
-        f"{len(triggers) - len(js)} other"
+        f"keda      {name}: ScaledObject -> StatefulSet/{ref.get('name')}, {len(prom)} prometheus trigger(s), "
+        f"{len(triggers) - len(prom)} other"
     )
 
 
@@ -476,7 +466,7 @@ def check_nats_configs(c: Check) -> None:
     server = shutil.which("nats-server")
     if server is None:
         print(
-            "nats      SKIPPED: nats-server is not on PATH (tests/run installs it: apt-get install nats-server)"
+            "nats      SKIPPED: nats-server is not on PATH (tests/run installs the pinned 2.15.1)"
         )
         return
     version = subprocess.run(

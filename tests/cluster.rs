@@ -224,9 +224,10 @@ fn partitions_spread_over_the_nodes_and_come_back_at_a_graceful_leave() {
         serde_json::json!([]),
         "a settled map plans nothing"
     );
-    assert!(
-        view["command_lag"].is_object(),
-        "the status shows the commands waiting per partition: {view}"
+    assert_eq!(
+        view["leases"].as_object().map(serde_json::Map::len),
+        Some(128),
+        "the status shows every partition's lease: {view}"
     );
     let (code, _) = a.post("/v1/locations", &fixtures::location_body("east", "east", 1));
     assert!(code < 300, "node a serves");

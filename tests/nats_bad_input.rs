@@ -220,10 +220,12 @@ fn bad_messages_on_every_inbound_subject_get_their_documented_error() {
         publish(&js, &west, Some("bi-w4"), step(&fulfillment, "picked").as_bytes()).await;
         publish(&js, &east, Some("bi-w5"), step(&fulfillment, "shipped").as_bytes()).await;
         publish(&js, &east, Some("bi-w6"), step(&fulfillment, "teleported").as_bytes()).await;
-        // And garbage on an internal command subject: the one of order bi-o1's partition.
+        // And garbage as a command batch for order bi-o1's partition (what another node
+        // would send): refused with its code, and set aside for an operator.
         let partition = keel_cluster::Partitioning::new(128).of("o/bi-o1");
-        let command = format!("keel.v1.cmd.{partition}.order.bi-o1");
-        publish(&js, &command, Some("bi-c1"), b"not a command").await;
+        let command = keel_protocol::command_batch_subject(partition);
+        let answer = ask(&client, &command, b"not a command".to_vec()).await;
+        assert_code(&answer, "malformed_request", "a command batch that does not decode");
 
         let letters = dead_letters(&js, 7).await;
         let expected = [

@@ -118,6 +118,8 @@ pub struct Membership {
     handed_off: Mutex<Option<Duration>>,
     /// The last cluster-wide view, refreshed every round.
     view: Mutex<Option<ClusterStatus>>,
+    /// Each other member's last heartbeat revision, and when this node saw it change.
+    beats: Mutex<BTreeMap<String, (u64, Instant)>>,
     /// Whether the node holds every partition the plan gives it (and so is ready).
     balanced: AtomicBool,
     leaving: AtomicBool,
@@ -172,6 +174,7 @@ impl Membership {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0)),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            revision: 0,
         };
         Ok(Membership {
             js,
@@ -184,6 +187,7 @@ impl Membership {
             took: Mutex::new(None),
             handed_off: Mutex::new(None),
             view: Mutex::new(None),
+            beats: Mutex::default(),
             balanced: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
             acquired: AtomicU64::new(0),
@@ -198,14 +202,14 @@ impl Membership {
         Arc::new(self.changelog.clone())
     }
 
-    /// How the node maps entities to partitions (and waits for the catalog), with its id.
-    pub fn sharding(&self) -> (Arc<dyn keel_runtime::Sharding>, String) {
+    /// How the node maps entities to partitions (and waits for the catalog).
+    pub fn sharding(&self) -> Arc<dyn keel_runtime::Sharding> {
         let sharding = Sharding {
             js: self.js.clone(),
             partitioning: self.coordinator.partitioning(),
             catalog: self.catalog.subscribe(),
         };
-        (Arc::new(sharding), self.member.node.clone())
+        Arc::new(sharding)
     }
 
     /// Why the changelog refused this node's writes, once it has.
@@ -298,7 +302,7 @@ impl Membership {
     /// number of) those it moves away.
     async fn balance(&self, node: &Arc<Node>) -> anyhow::Result<()> {
         self.coordinator.heartbeat(&self.member).await?;
-        let view = ClusterStatus::read(&self.coordinator).await?;
+        let view = ClusterStatus::read_with(&self.coordinator, |m| self.beating(m)).await?;
         let me = self.member.node.as_str();
         let take = self.to_take(&view, &node.served_partitions());
         let give: Vec<Partition> = view
@@ -320,12 +324,32 @@ impl Membership {
         }
         // Ready once the plan gives it nothing more to take (moves from others arrive as the
         // others hand them off, while this node serves).
-        let orphans_left = ClusterStatus::read(&self.coordinator)
+        let orphans_left = ClusterStatus::read_with(&self.coordinator, |m| self.beating(m))
             .await
             .map(|v| !self.to_take(&v, &node.served_partitions()).is_empty())
             .unwrap_or(waiting_for_moves);
         self.balanced.store(!orphans_left, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Whether `member` still beats: its heartbeat record changed less than half a lease time
+    /// ago by this node's clock (a live member beats every third of it). A member that
+    /// stopped (paused, cut off) keeps its record until it expires, up to a whole lease time
+    /// after its leases could lapse: planning moves to it then would hand partitions to a
+    /// node that cannot take them, or that is about to be fenced out when it wakes up.
+    fn beating(&self, member: &Member) -> bool {
+        if member.node == self.member.node {
+            return true;
+        }
+        let now = Instant::now();
+        let mut beats = self.beats.lock();
+        let (revision, changed) = beats
+            .entry(member.node.clone())
+            .or_insert((member.revision, now));
+        if *revision != member.revision {
+            (*revision, *changed) = (member.revision, now);
+        }
+        now.duration_since(*changed) < self.coordinator.ttl() / 2
     }
 
     /// The partitions to take now: the free ones the plan gives this node, and those whose
@@ -334,10 +358,12 @@ impl Membership {
     fn to_take(&self, view: &ClusterStatus, served: &[Partition]) -> Vec<Partition> {
         let me = self.member.node.as_str();
         let held = self.held.lock();
+        // Free: no lease (a member that stopped beating still holds its leases until they
+        // lapse, though the plan counts what it holds as orphans).
         let orphans = view
             .planned_moves
             .iter()
-            .filter(|m| m.to == me && m.from.is_none())
+            .filter(|m| m.to == me && m.from.is_none() && !view.leases.contains_key(&m.partition))
             .map(|m| m.partition);
         let left_by_me = view
             .leases

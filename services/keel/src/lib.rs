@@ -12,7 +12,6 @@ use cluster::Membership;
 use config::{ClusterCommand, Command, Config, Role};
 use keel_gateway::Gateway;
 use keel_runtime::Node;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Runs the platform until Ctrl-C or SIGTERM. Must run inside an actix system.
@@ -222,8 +221,7 @@ async fn cluster_command(config: &Config, command: &ClusterCommand) -> anyhow::R
     let coordinator = keel_cluster::Coordinator::observe(&js).await?;
     match command {
         ClusterCommand::Status { json } => {
-            let mut status = keel_cluster::ClusterStatus::read(&coordinator).await?;
-            status.command_lag = Some(command_lag(&js, status.partitions).await?);
+            let status = keel_cluster::ClusterStatus::read(&coordinator).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
@@ -245,34 +243,6 @@ fn compact(config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("compacting {}", config.data_dir.display()))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
-}
-
-/// Commands waiting on each partition's consumer (pending plus unacknowledged); partitions
-/// with none, or no consumer yet, are left out.
-async fn command_lag(
-    js: &async_nats::jetstream::Context,
-    partitions: u32,
-) -> anyhow::Result<BTreeMap<u32, u64>> {
-    use futures::StreamExt;
-    let stream = js
-        .get_stream_no_info(keel_protocol::COMMANDS_STREAM)
-        .await
-        .context("opening the command stream")?;
-    let lags: Vec<(u32, u64)> = futures::stream::iter(0..partitions)
-        .map(|p| {
-            let stream = &stream;
-            async move {
-                let (name, _) = keel_protocol::command_consumer(p);
-                let info = stream.consumer_info(&name).await.ok()?;
-                let waiting = info.num_pending + info.num_ack_pending as u64;
-                (waiting > 0).then_some((p, waiting))
-            }
-        })
-        .buffer_unordered(16)
-        .filter_map(std::future::ready)
-        .collect()
-        .await;
-    Ok(lags.into_iter().collect())
 }
 
 fn banner(config: &Config) {

@@ -33,13 +33,6 @@ pub fn streams() -> Vec<StreamSpec> {
             true,
             Duration::ZERO,
         ),
-        // Commands between actors: forgotten once acknowledged.
-        stream(
-            protocol::COMMANDS_STREAM,
-            protocol::COMMAND_SUBJECTS,
-            true,
-            Duration::ZERO,
-        ),
         // Messages set aside with their reason, for an operator to look at.
         stream(
             protocol::DEAD_LETTERS_STREAM,

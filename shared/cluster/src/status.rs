@@ -26,16 +26,22 @@ pub struct ClusterStatus {
     /// ([`placement::plan`], at most [`MOVES_PER_ROUND`] between live members).
     pub planned_moves: Vec<placement::Move>,
     pub leases: BTreeMap<Partition, Lease>,
-    /// Commands waiting per partition (pending plus delivered and not yet acknowledged on its
-    /// consumer), when the reader asked for them; partitions with none are left out.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command_lag: Option<BTreeMap<Partition, u64>>,
 }
 
 impl ClusterStatus {
     /// Reads the current status.
     pub async fn read(coordinator: &Coordinator) -> Result<ClusterStatus, Error> {
-        let members = coordinator.members().await?;
+        ClusterStatus::read_with(coordinator, |_| true).await
+    }
+
+    /// Reads the current status, counting as members only those `alive` accepts: the plan
+    /// then moves nothing to the others, and counts what they hold as orphans.
+    pub async fn read_with(
+        coordinator: &Coordinator,
+        alive: impl Fn(&Member) -> bool,
+    ) -> Result<ClusterStatus, Error> {
+        let mut members = coordinator.members().await?;
+        members.retain(|_, member| alive(member));
         let leases = coordinator.leases().await?;
         let partitions = coordinator.partitioning().count();
         let names: BTreeSet<String> = members.keys().cloned().collect();
@@ -57,7 +63,6 @@ impl ClusterStatus {
             members: members.into_values().collect(),
             owned,
             leases,
-            command_lag: None,
         })
     }
 
@@ -86,26 +91,12 @@ impl ClusterStatus {
                 member.version
             );
         }
-        let lag = |p: &Partition| {
-            self.command_lag.as_ref().map_or_else(
-                || "-".to_owned(),
-                |l| l.get(p).copied().unwrap_or(0).to_string(),
-            )
-        };
-        if let Some(lag) = &self.command_lag {
-            let _ = writeln!(out, "  commands waiting {}", lag.values().sum::<u64>());
-        }
-        let _ = writeln!(
-            out,
-            "  partition  owner                    epoch  commands waiting"
-        );
+        let _ = writeln!(out, "  partition  owner                    epoch");
         for (partition, lease) in &self.leases {
             let _ = writeln!(
                 out,
-                "  {partition:>9}  {:<24} {:>5}  {:>16}",
-                lease.owner,
-                lease.epoch,
-                lag(partition)
+                "  {partition:>9}  {:<24} {:>5}",
+                lease.owner, lease.epoch
             );
         }
         out

@@ -32,37 +32,27 @@ pub const EVENTS_STREAM: &str = "KEEL_EVENTS";
 pub const EVENT_SUBJECTS: &str = "keel.v1.evt.>";
 /// Every position event (`keel.v1.evt.inventory.{location}.{sku}`).
 pub const INVENTORY_EVENTS: &str = "keel.v1.evt.inventory.>";
-/// The JetStream work queue that carries commands between actors on a durable bus.
-pub const COMMANDS_STREAM: &str = "KEEL_COMMANDS";
-/// Every actor command subject (`keel.v1.cmd.<kind>.…`).
-pub const COMMAND_SUBJECTS: &str = "keel.v1.cmd.>";
-/// The durable consumer through which the node serving `partition` takes that partition's
-/// commands off [`COMMANDS_STREAM`] (one filter subject per consumer, as nats-server 2.9
-/// allows; the filters never overlap, as a work queue requires).
-pub fn command_consumer(partition: u32) -> (String, String) {
-    (
-        format!("keel-cmd-{partition}"),
-        format!("keel.v1.cmd.{partition}.>"),
-    )
+/// Where a node sends the node serving `partition` a batch of commands between actors (core
+/// NATS request-reply, on the partition's forwarding prefix, which only its serving node
+/// subscribes to): the payload is a JSON array of commands, the reply a JSON array of their
+/// outcomes in order, sent once their effects are durable (fewer outcomes than commands: the
+/// rest were not applied, and the sender sends them again).
+pub fn command_batch_subject(partition: u32) -> String {
+    format!("{}{COMMAND_BATCH}", forward_prefix(partition))
 }
+/// The last token of [`command_batch_subject`].
+pub const COMMAND_BATCH: &str = "commands";
 /// Where a node sends an API request for an entity of `partition` that another node serves:
 /// the prefix, followed by the request's own subject. Only the serving node subscribes.
 pub fn forward_prefix(partition: u32) -> String {
     format!("keel.v1.fwd.{partition}.")
 }
-/// Where the outcome of a command sent through [`COMMANDS_STREAM`] is sent back to the node
-/// waiting for it (core NATS; the node that applied it publishes once it is durable).
-pub fn outcome_subject(node: &str) -> String {
-    format!("keel.v1.outcome.{node}")
-}
-/// On a command: the subject its outcome is awaited on ([`outcome_subject`]).
-pub const OUTCOME_TO_HEADER: &str = "Keel-Outcome-To";
 /// The JetStream stream that keeps dead letters: messages that could not be handled at all,
 /// each with the reason in [`DEAD_LETTER_REASON_HEADER`].
 pub const DEAD_LETTERS_STREAM: &str = "KEEL_DEAD_LETTERS";
 /// Every dead-letter subject (`keel.v1.dlq.<source>`).
 pub const DEAD_LETTER_SUBJECTS: &str = "keel.v1.dlq.>";
-/// Dead letters of the actor commands stream.
+/// Dead letters of commands between actors: a command batch that does not decode.
 pub const COMMAND_DEAD_LETTERS: &str = "keel.v1.dlq.commands";
 /// Header of a dead letter naming why it was set aside.
 pub const DEAD_LETTER_REASON_HEADER: &str = "Keel-Dead-Letter-Reason";

@@ -1,88 +1,104 @@
-//! Commands between actors on a durable bus (JetStream): the relay publishes each one on its
-//! target's subject (`keel.v1.cmd.{partition}.…`, see `outbox::command_subject`); the node
-//! serving the partition takes them off the work queue and delivers each to its target actor
-//! (see `consumer` for ordering and acknowledgement). A sender waiting for the outcome on
-//! another node gets it on its outcome subject once the effect is durable.
+//! Commands between actors that cross nodes. A sender batches the commands it owes one
+//! partition that another node serves and sends them to that node on core NATS request-reply
+//! (`keel.v1.fwd.{partition}.commands`, see `Mesh::deliver_in_order`); here the serving node
+//! applies them in order, makes their effects durable and answers their outcomes. The sender
+//! counts a command delivered only once it has that answer and sends it again otherwise; the
+//! targets' command-id dedupe makes a repeat harmless. No JetStream work queue is involved.
 
-use crate::consumer;
 use crate::mesh::{Mesh, Outcome};
 use crate::outbox::OutboxEntry;
 use crate::replies::{Answer, Reply};
 use crate::Error;
-use futures::future::BoxFuture;
-use futures::FutureExt;
-use keel_bus::{Delivery, Headers, SharedBus};
+use keel_bus::Message;
 use keel_domain::ErrorCode;
-use keel_protocol::{COMMAND_DEAD_LETTERS, OUTCOME_TO_HEADER};
+use keel_protocol::{error_body, ReplyStatus, COMMAND_DEAD_LETTERS};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use tracing::Instrument;
 
-/// Applies one delivered command (a [`consumer::Settle`]).
-pub(crate) fn settle(
-    mesh: Arc<Mesh>,
-    bus: SharedBus,
-    delivery: Delivery,
-) -> BoxFuture<'static, ()> {
-    async move {
-        let decoded = serde_json::from_slice::<OutboxEntry>(&delivery.message.payload);
-        let (command_id, effect) = match decoded {
-            Ok(OutboxEntry::Effect {
-                command_id, effect, ..
-            }) => (command_id, effect),
-            Ok(OutboxEntry::Publish { .. }) => {
-                let reason = "a publication, not a command";
-                return set_aside(&mesh, &bus, delivery, reason).await;
-            }
-            Err(e) => {
-                return set_aside(&mesh, &bus, delivery, &format!("undecodable: {e}")).await
-            }
-        };
-        let target = mesh.partitions.of(&crate::outbox::target_key(&effect));
-        let Some(_work) = mesh.partitions.enter(target) else {
-            // Handed off: left unacknowledged for the node that serves the partition now.
-            return;
-        };
-        let stats = &mesh.relay.stats;
-        let mut backoff = Duration::from_millis(5);
-        let outcome = loop {
-            match mesh.deliver_local(&command_id, &effect).await {
-                Ok(reply) => break Ok(reply),
-                Err(refusal) if refusal.is_refusal() => {
-                    stats.refused.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(command_id, ?effect, %refusal, "command refused by its target");
-                    break Err(refusal);
-                }
-                Err(Error::Moved(reason)) => {
-                    tracing::info!(command_id, %reason, "the target's partition moved; left to its new owner");
-                    return;
-                }
-                Err(e) => {
-                    // Retried here, not handed back to JetStream: a later command for the same
-                    // target must not overtake this one.
-                    stats.retried.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(command_id, error = %e, "command delivery failed, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-            }
-        };
-        // A sender waiting on it here (an order's saga) goes on now; the store flushes its
-        // write before that sender's own reply anyway (one flush covers every lane). A sender
-        // on another node hears of it once it is durable.
-        let outcome_to = delivery.message.headers.get(OUTCOME_TO_HEADER).cloned();
-        if !mesh.settled(&command_id, outcome.clone()) {
-            if let Some(subject) = outcome_to {
-                answer_when_durable(&mesh, &bus, subject, &command_id, &outcome);
-            }
+/// Applies a batch of commands for `partition`, which this node serves, and answers their
+/// outcomes once their effects are durable: in order, up to and including the first that
+/// failed for a reason other than a refusal (the ones after it are not applied).
+pub(crate) async fn answer(
+    mesh: &Mesh,
+    partition: u32,
+    request: &Message,
+) -> (ReplyStatus, Vec<u8>) {
+    let refuse =
+        |code: ErrorCode, message: &str| (ReplyStatus::Error(code), error_body(code, message));
+    let entries = match serde_json::from_slice::<Vec<OutboxEntry>>(&request.payload) {
+        Ok(entries) => entries,
+        Err(e) => {
+            let reason = format!("a command batch that does not decode: {e}");
+            set_aside(mesh, request, &reason).await;
+            return refuse(ErrorCode::MalformedRequest, &reason);
         }
-        consumer::acknowledge_when_durable(&mesh.store, delivery);
-        mesh.commands.consumed.fetch_add(1, Ordering::Relaxed);
+    };
+    let Some(_work) = mesh.partitions.enter(partition) else {
+        let message = format!("partition {partition} is not served here now");
+        return refuse(ErrorCode::Unavailable, &message);
+    };
+    let mut outcomes = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let (command_id, outcome) = apply(mesh, partition, entry).await;
+        let stop = matches!(&outcome, Err(e) if !e.is_refusal());
+        outcomes.push(OutcomeMessage::new(command_id, &outcome));
+        if stop {
+            break;
+        }
     }
-    .boxed()
+    let applied = u64::try_from(outcomes.len()).unwrap_or(u64::MAX);
+    mesh.commands.consumed.fetch_add(applied, Ordering::Relaxed);
+    // The sender may act on an outcome only once it is durable: its own flush does not cover
+    // this node's writes.
+    if let Err(e) = mesh.store.flush().await {
+        let message = format!("the batch's effects could not be made durable: {e}");
+        return refuse(ErrorCode::Unavailable, &message);
+    }
+    match serde_json::to_vec(&outcomes) {
+        Ok(body) => (ReplyStatus::Ok, body),
+        Err(e) => refuse(ErrorCode::Internal, &e.to_string()),
+    }
 }
 
-/// A command's outcome as it travels back to a sender on another node.
+/// Applies one command of a batch; answers its id and outcome.
+async fn apply<'a>(mesh: &Mesh, partition: u32, entry: &'a OutboxEntry) -> (&'a str, Outcome) {
+    let (command_id, effect, trace) = match entry {
+        OutboxEntry::Effect {
+            command_id,
+            effect,
+            trace,
+        } => (command_id, effect, trace),
+        OutboxEntry::Publish { message_id, .. } => {
+            let refusal = Error::Remote {
+                code: ErrorCode::MalformedRequest,
+                message: "a publication in a command batch".into(),
+            };
+            return (message_id, Err(refusal));
+        }
+    };
+    let target = mesh.partitions.of(&crate::outbox::target_key(effect));
+    if target != partition {
+        let moved = Error::Moved(format!(
+            "{command_id} is for partition {target}, sent to {partition}"
+        ));
+        return (command_id, Err(moved));
+    }
+    let span = tracing::info_span!("command.apply", command_id = %command_id);
+    keel_telemetry::set_parent(&span, trace.as_deref());
+    let outcome = mesh
+        .deliver_local(command_id, effect)
+        .instrument(span)
+        .await;
+    if let Err(refusal) = &outcome {
+        if refusal.is_refusal() {
+            mesh.relay.stats.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(command_id, ?effect, %refusal, "command refused by its target");
+        }
+    }
+    (command_id, outcome)
+}
+
+/// A command's outcome as it travels back to its sender on another node.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct OutcomeMessage {
     command_id: String,
@@ -124,41 +140,21 @@ impl OutcomeMessage {
     }
 }
 
-/// Sends `outcome` to `subject` once everything committed so far is durable (a sender may act
-/// on it only then: its own flush does not cover this node's writes).
-fn answer_when_durable(
-    mesh: &Arc<Mesh>,
-    bus: &SharedBus,
-    subject: String,
-    command_id: &str,
-    outcome: &Outcome,
-) {
-    let (mesh, bus) = (Arc::clone(mesh), Arc::clone(bus));
-    let message = OutcomeMessage::new(command_id, outcome);
-    actix_rt::spawn(async move {
-        if let Err(e) = mesh.store.flush().await {
-            tracing::warn!(error = %e, "flush failed: the outcome is not sent (the sender times out and retries)");
-            return;
-        }
-        let payload = serde_json::to_vec(&message).unwrap_or_default();
-        if let Err(e) = bus.publish(&subject, Headers::new(), payload.into()).await {
-            tracing::warn!(%subject, error = %e, "could not send an outcome");
-        }
-    });
-}
-
-async fn set_aside(mesh: &Arc<Mesh>, bus: &SharedBus, delivery: Delivery, reason: &str) {
+/// Sets a batch that does not decode aside on `keel.v1.dlq.commands`, for an operator.
+async fn set_aside(mesh: &Mesh, request: &Message, reason: &str) {
     let code = ErrorCode::MalformedRequest;
-    if consumer::dead_letter(
-        &mesh.store,
-        bus,
-        delivery,
+    match crate::consumer::publish_dead_letter(
+        &mesh.bus,
+        request,
         COMMAND_DEAD_LETTERS,
         code,
         reason,
     )
     .await
     {
-        mesh.commands.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        Ok(()) => {
+            mesh.commands.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => tracing::error!(error = %e, "could not publish a dead letter"),
     }
 }

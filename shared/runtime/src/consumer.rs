@@ -1,6 +1,7 @@
-//! Settling what a durable consumer delivers: deliveries are spread over shards by subject and
-//! each shard settles one delivery at a time, so the messages of one subject (one target
-//! entity, one warehouse location) are applied in the order they were published. A delivery is
+//! Settling what a durable consumer delivers (the warehouse confirmations): deliveries are
+//! spread over shards by subject and each shard settles one delivery at a time, so the
+//! messages of one subject (one warehouse location) are applied in the order they were
+//! published. A delivery is
 //! acknowledged only once its effect is on disk; a crash before that means a redelivery, which
 //! the receivers' command-id dedupe turns into a no-op.
 
@@ -23,21 +24,23 @@ use tracing::Instrument;
 /// the delivery itself).
 pub(crate) type Settle<T> = fn(Arc<T>, SharedBus, Delivery) -> BoxFuture<'static, ()>;
 
-/// Counters of the durable consumers.
+/// Counters of the commands between nodes and of the warehouse consumer.
 #[derive(Debug, Default)]
 pub struct CommandStats {
-    /// Commands applied (or found already applied) and acknowledged.
+    /// Commands other nodes sent in batches, applied here (or found already applied).
     pub consumed: AtomicU64,
+    /// Command batches this node sent to other nodes and had answered.
+    pub batches_sent: AtomicU64,
+    /// Commands in those batches.
+    pub sent: AtomicU64,
     /// Warehouse confirmations applied from `keel.v1.wms.*` and acknowledged.
     pub wms_applied: AtomicU64,
     /// Messages that could not be applied at all and were set aside on `keel.v1.dlq.*`.
     pub dead_lettered: AtomicU64,
 }
 
-/// Shards that settle deliveries, each one at a time, fed by any number of durable consumers
-/// (one per partition this node serves). The queues are not bounded here: JetStream bounds
-/// what a consumer has delivered and not yet acknowledged, and a feed must never wait on a
-/// shard, or the commands a blocked saga waits for could queue behind it.
+/// Shards that settle deliveries, each one at a time, fed by durable consumers. The queues are
+/// not bounded here: JetStream bounds what a consumer has delivered and not yet acknowledged.
 pub(crate) struct Pool {
     shards: Shards<Delivery>,
 }
@@ -66,17 +69,16 @@ impl Pool {
     }
 }
 
-/// Feeds `deliveries` to the pool `pick` chooses for each, until the stream ends or the
-/// returned handle aborts it (a hand-off): unacknowledged messages are then redelivered to
-/// whoever takes the consumer over.
+/// Feeds `deliveries` to `pool` until the stream ends or the returned handle aborts it (a
+/// hand-off): unacknowledged messages are then redelivered to whoever takes the consumer over.
 pub(crate) fn feed(
     mut deliveries: Deliveries,
-    pick: impl Fn(&Delivery) -> Arc<Pool> + Send + 'static,
+    pool: Arc<Pool>,
     name: String,
 ) -> futures::future::AbortHandle {
     let (feeding, handle) = futures::future::abortable(async move {
         while let Some(delivery) = deliveries.next().await {
-            if !pick(&delivery).queue(delivery) {
+            if !pool.queue(delivery) {
                 return;
             }
         }
@@ -141,26 +143,7 @@ pub(crate) async fn dead_letter(
     code: ErrorCode,
     reason: &str,
 ) -> bool {
-    tracing::warn!(from = %delivery.message.subject, to = subject, %code, reason, "dead-lettering a message");
-    let mut headers = Headers::from([
-        (DEAD_LETTER_REASON_HEADER.to_owned(), reason.to_owned()),
-        (
-            DEAD_LETTER_ERROR_HEADER.to_owned(),
-            code.as_str().to_owned(),
-        ),
-        (
-            DEAD_LETTER_SUBJECT_HEADER.to_owned(),
-            delivery.message.subject.clone(),
-        ),
-    ]);
-    if let Some(id) = delivery.message.headers.get(keel_bus::MESSAGE_ID_HEADER) {
-        headers.insert(keel_bus::MESSAGE_ID_HEADER.to_owned(), format!("dlq:{id}"));
-    }
-    keel_telemetry::inject(&tracing::Span::current(), &mut headers);
-    match bus
-        .publish(subject, headers, delivery.message.payload.clone())
-        .await
-    {
+    match publish_dead_letter(bus, &delivery.message, subject, code, reason).await {
         Ok(()) => {
             acknowledge_when_durable(store, delivery);
             true
@@ -170,4 +153,32 @@ pub(crate) async fn dead_letter(
             false
         }
     }
+}
+
+/// Publishes `message` on the dead-letter `subject` with its error code, the reason and the
+/// subject it came on.
+pub(crate) async fn publish_dead_letter(
+    bus: &SharedBus,
+    message: &keel_bus::Message,
+    subject: &str,
+    code: ErrorCode,
+    reason: &str,
+) -> Result<(), keel_bus::Error> {
+    tracing::warn!(from = %message.subject, to = subject, %code, reason, "dead-lettering a message");
+    let mut headers = Headers::from([
+        (DEAD_LETTER_REASON_HEADER.to_owned(), reason.to_owned()),
+        (
+            DEAD_LETTER_ERROR_HEADER.to_owned(),
+            code.as_str().to_owned(),
+        ),
+        (
+            DEAD_LETTER_SUBJECT_HEADER.to_owned(),
+            message.subject.clone(),
+        ),
+    ]);
+    if let Some(id) = message.headers.get(keel_bus::MESSAGE_ID_HEADER) {
+        headers.insert(keel_bus::MESSAGE_ID_HEADER.to_owned(), format!("dlq:{id}"));
+    }
+    keel_telemetry::inject(&tracing::Span::current(), &mut headers);
+    bus.publish(subject, headers, message.payload.clone()).await
 }

@@ -491,20 +491,6 @@ struct Parts {
     timers: Vec<TimerChange>,
 }
 
-/// The reply recorded when the command `id` was handled, if it was (by any entity); a
-/// different command recorded under that id is a conflict.
-pub(crate) fn recorded_reply(
-    store: &Store,
-    id: &str,
-    command: &serde_json::Value,
-    now: u64,
-) -> Result<Option<Reply>, Error> {
-    match recorded(store, id, now)? {
-        Some(handled) => Ok(Some(replay(id, handled, command)?.reply)),
-        None => Ok(None),
-    }
-}
-
 /// The record kept for the command `id`, if it is remembered at `now`.
 fn recorded(store: &Store, id: &str, now: u64) -> Result<Option<Handled>, Error> {
     match store.dedupe(id, now)? {

@@ -67,10 +67,10 @@ pub struct NodeOptions {
     pub idle_after: Duration,
     /// The durable copy of the store outside the node (a cluster's changelog), if any.
     pub replica: Option<Arc<dyn keel_store::Replica>>,
-    /// In a cluster: how entities map to partitions, and this node's id. The node then serves
-    /// only the partitions it is given ([`Node::serve_partition`]); outside a cluster it
-    /// serves everything.
-    pub cluster: Option<(Arc<dyn Sharding>, String)>,
+    /// In a cluster: how entities map to partitions. The node then serves only the
+    /// partitions it is given ([`Node::serve_partition`]); outside a cluster it serves
+    /// everything.
+    pub cluster: Option<Arc<dyn Sharding>>,
     /// The node's time, for hold expiry and every timer (tests move a manual one on).
     pub clock: Arc<dyn Clock>,
     /// How long after an order is delivered or cancelled it moves to the archive (`None`:
@@ -137,8 +137,12 @@ pub struct NodeStats {
     pub outbox_refused: u64,
     /// Size of the store on disk.
     pub disk_bytes: u64,
-    /// Commands taken off the JetStream work queue and applied (durable bus only).
+    /// Commands other nodes sent in batches, applied here (in a cluster).
     pub commands_consumed: u64,
+    /// Command batches sent to other partitions' owners and answered (in a cluster).
+    pub command_batches_sent: u64,
+    /// The commands in those batches.
+    pub commands_sent: u64,
     /// Warehouse confirmations applied from `keel.v1.wms.*`.
     pub wms_applied: u64,
     /// Messages set aside on `keel.v1.dlq.*`.
@@ -159,21 +163,12 @@ pub struct NodeStats {
 /// keeps each location's confirmations in order).
 const WMS_PARTITION: u32 = 0;
 
-/// The settling pools of a node's durable consumers.
-struct Pools {
-    /// Commands to SKU-locations, which never wait on anyone.
-    stock: Arc<consumer::Pool>,
-    /// Commands to orders and warehouse nodes (an order's saga may wait on stock commands,
-    /// which therefore never queue behind these).
-    others: Arc<consumer::Pool>,
-    wms: Arc<consumer::Pool>,
-}
-
 /// A running node.
 pub struct Node {
     hosts: Arc<Hosts>,
     arbiters: Vec<Arbiter>,
-    pools: Pools,
+    /// Settles the warehouse confirmations (on the node serving [`WMS_PARTITION`]).
+    wms: Arc<consumer::Pool>,
     ready: Arc<AtomicBool>,
     timers: std::sync::OnceLock<Arc<TimerStats>>,
     archive: Option<archive::Policy>,
@@ -204,35 +199,22 @@ impl Node {
             store,
             bus: Arc::clone(&bus),
             clock: Arc::clone(&options.clock),
-            cluster: options.cluster.clone(),
+            sharding: options.cluster.clone(),
             arbiters: Arc::clone(&handles),
         };
         let hosts = Hosts::new(parts, catalog, options.idle_after);
-        let (mesh, hosts_weak) = (Arc::downgrade(&hosts.mesh), Arc::downgrade(&hosts));
-        let commands = |span| {
-            Arc::new(consumer::Pool::start(
-                &mesh,
-                &bus,
-                &handles,
-                span,
-                commands::settle,
-            ))
-        };
-        let pools = Pools {
-            stock: commands("command.consume"),
-            others: commands("command.consume"),
-            wms: Arc::new(consumer::Pool::start(
-                &hosts_weak,
-                &bus,
-                &handles,
-                "wms.consume",
-                wms::settle,
-            )),
-        };
+        let hosts_weak = Arc::downgrade(&hosts);
+        let wms = Arc::new(consumer::Pool::start(
+            &hosts_weak,
+            &bus,
+            &handles,
+            "wms.consume",
+            wms::settle,
+        ));
         Ok(Node {
             hosts,
             arbiters,
-            pools,
+            wms,
             ready: Arc::new(AtomicBool::new(false)),
             timers: std::sync::OnceLock::new(),
             archive: options.archive_after.map(|after| archive::Policy {
@@ -255,8 +237,8 @@ impl Node {
     }
 
     /// Starts serving `partition`, whose state the store holds (restored, and claimed by
-    /// this node): consumes its commands (and, for partition 0, the warehouse confirmations),
-    /// answers the requests other nodes forward for it, redelivers its outbox and finishes
+    /// this node): answers the requests and command batches other nodes send it (and, for
+    /// partition 0, consumes the warehouse confirmations), redelivers its outbox and finishes
     /// its interrupted allocations.
     ///
     /// # Errors
@@ -269,20 +251,6 @@ impl Node {
             // A second consumer would take the first one's messages over mid-stream.
             return Ok(Recovery::default());
         }
-        if bus.durable() {
-            let (name, filter) = p::command_consumer(partition);
-            let commands = bus.consume(p::COMMANDS_STREAM, &name, &filter).await?;
-            let (stock, others) = (
-                Arc::clone(&self.pools.stock),
-                Arc::clone(&self.pools.others),
-            );
-            let pick = move |d: &keel_bus::Delivery| {
-                let stock_command = outbox::is_stock_command(&d.message.subject);
-                Arc::clone(if stock_command { &stock } else { &others })
-            };
-            let feed = consumer::feed(commands, pick, name);
-            hosts.mesh.partitions.feed(partition, feed);
-        }
         if partition == WMS_PARTITION {
             // Warehouse messages: kept by JetStream on a durable bus, a plain subscription on
             // the in-process one (whose publishers wait for it rather than drop).
@@ -293,8 +261,7 @@ impl Node {
                 let plain = bus.subscribe(p::WMS_SUBJECTS).await?;
                 futures::StreamExt::boxed(futures::StreamExt::map(plain, keel_bus::Delivery::plain))
             };
-            let pool = Arc::clone(&self.pools.wms);
-            let feed = consumer::feed(wms, move |_| Arc::clone(&pool), p::WMS_CONSUMER.into());
+            let feed = consumer::feed(wms, Arc::clone(&self.wms), p::WMS_CONSUMER.into());
             hosts.mesh.partitions.feed(partition, feed);
         }
         if hosts.mesh.partitions.clustered() {
@@ -404,7 +371,7 @@ impl Node {
     /// # Errors
     /// The bus' error when a subscription or a consumer cannot be made.
     pub async fn serve(&self, bus: &SharedBus) -> Result<(), Error> {
-        if self.hosts.mesh.outcome_subject.is_some() {
+        if self.hosts.mesh.partitions.clustered() {
             self.follow_other_nodes(bus).await?;
         }
         for arbiter in &self.arbiters {
@@ -424,26 +391,10 @@ impl Node {
         Ok(())
     }
 
-    /// In a cluster: takes the outcomes of commands this node sent to other nodes, and keeps
-    /// the planning hint of the SKU-locations other nodes serve from their position events.
+    /// In a cluster: keeps the planning hint of the SKU-locations other nodes serve from their
+    /// position events.
     async fn follow_other_nodes(&self, bus: &SharedBus) -> Result<(), Error> {
         use futures::StreamExt;
-        let Some(subject) = &self.hosts.mesh.outcome_subject else {
-            return Ok(());
-        };
-        let mut outcomes = bus.subscribe(subject).await?;
-        let mesh = Arc::clone(&self.hosts.mesh);
-        self.arbiters[0].spawn(async move {
-            while let Some(message) = outcomes.next().await {
-                match serde_json::from_slice::<commands::OutcomeMessage>(&message.payload) {
-                    Ok(outcome) => {
-                        let (command_id, outcome) = outcome.into_outcome();
-                        mesh.settled(&command_id, outcome);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "an outcome that does not decode"),
-                }
-            }
-        });
         let mut positions = bus.subscribe(keel_protocol::INVENTORY_EVENTS).await?;
         let mesh = Arc::clone(&self.hosts.mesh);
         self.arbiters[0].spawn(async move {
@@ -511,6 +462,13 @@ impl Node {
             outbox_refused: relay.refused.load(Ordering::Relaxed),
             disk_bytes: self.hosts.mesh.store.size_on_disk().unwrap_or(0),
             commands_consumed: self.hosts.mesh.commands.consumed.load(Ordering::Relaxed),
+            command_batches_sent: self
+                .hosts
+                .mesh
+                .commands
+                .batches_sent
+                .load(Ordering::Relaxed),
+            commands_sent: self.hosts.mesh.commands.sent.load(Ordering::Relaxed),
             wms_applied: self.hosts.mesh.commands.wms_applied.load(Ordering::Relaxed),
             dead_lettered: self
                 .hosts

@@ -1,14 +1,19 @@
-//! How actors reach each other: a command to another entity is delivered here when this
-//! node serves it, else through JetStream (waiting for its outcome when the sender needs it),
-//! and what a decision owes others goes to the relay. The mesh knows partitions, the store
-//! and the bus, not the actors: the actor registry ([`Local`]) delivers what is for this node.
+//! How actors reach each other. A command to an entity of a partition this node serves is
+//! delivered here, in process: its effect is written to this node's log like every other
+//! decision, and it never touches the bus. A command to a partition another node serves
+//! travels to that node in a batch (one core NATS request per sender, partition and round,
+//! see `commands.rs`), and counts as delivered only once that node answered that its effect
+//! is durable: until then the sender's outbox keeps it, and sends it again. What a decision
+//! owes others goes to the relay. The mesh knows partitions, the store and the bus, not the
+//! actors: the actor registry ([`Local`]) delivers what is for this node.
 
 use crate::availability::Availability;
+use crate::commands::OutcomeMessage;
 use crate::consumer::CommandStats;
-use crate::outbox::{outgoing, OutboxEntry};
+use crate::outbox::OutboxEntry;
 use crate::partitions::Partitions;
 use crate::relay::{Deliver, Partial, Relay};
-use crate::replies::{Answer, Grant, Reply};
+use crate::replies::{Answer, Grant};
 use crate::Error;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -16,11 +21,8 @@ use keel_bus::SharedBus;
 use keel_domain::effects::Effect;
 use keel_domain::{LocationId, SkuId};
 use keel_store::Store;
-use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
-use tokio::sync::oneshot;
 use tracing::Instrument;
 
 /// Delivers a command to its target actor on this node (the actor registry).
@@ -44,20 +46,14 @@ pub(crate) struct Mesh {
     pub clock: Arc<dyn crate::Clock>,
     /// What each SKU-location last reported it can promise (the saga's planning hint).
     pub availability: Availability,
-    /// Counters of the durable consumers (durable bus only).
+    /// Counters of the commands between nodes and of the warehouse consumer.
     pub commands: CommandStats,
     /// The partitions this node serves (all of them outside a cluster).
     pub partitions: Partitions,
-    /// Where outcomes of this node's commands come back (in a cluster).
-    pub outcome_subject: Option<String>,
     /// Delivers outbox entries outside the actors that owe them.
     pub relay: Relay,
     /// The actors of this node.
     local: Weak<dyn Local>,
-    /// Senders waiting for the outcome of a command they sent through JetStream.
-    pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
-    /// Numbers the waited-for commands sent to other nodes (see [`Mesh::command`]).
-    sent: std::sync::atomic::AtomicU64,
 }
 
 /// The parts a mesh is made of.
@@ -65,15 +61,26 @@ pub(crate) struct Parts {
     pub store: Store,
     pub bus: SharedBus,
     pub clock: Arc<dyn crate::Clock>,
-    pub cluster: Option<(Arc<dyn crate::Sharding>, String)>,
+    pub sharding: Option<Arc<dyn crate::Sharding>>,
     pub arbiters: Arc<[actix::ArbiterHandle]>,
 }
 
 /// What applying a command at its target came to: a SKU-location and a hold answer a reply.
 pub(crate) type Outcome = Result<Option<Answer>, Error>;
 
-/// How long a sender waits for the outcome of a command it sent through JetStream.
-const OUTCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where an outbox entry goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// A command for an actor of this node.
+    Here,
+    /// A command for the node serving this partition.
+    Node(u32),
+    /// A publication, for the bus.
+    Bus,
+}
+
+/// The most bytes of commands one batch request carries (NATS' default limit is 1 MiB).
+const BATCH_BYTES: usize = 256 * 1024;
 
 impl Mesh {
     /// A mesh whose commands for this node go to `local`; starts the relay.
@@ -82,10 +89,9 @@ impl Mesh {
             store,
             bus,
             clock,
-            cluster,
+            sharding,
             arbiters,
         } = parts;
-        let (sharding, node) = cluster.unzip();
         Arc::new_cyclic(|me: &Weak<Mesh>| {
             let to: Weak<dyn Deliver> = me.clone();
             Mesh {
@@ -96,11 +102,8 @@ impl Mesh {
                 availability: Availability::new(),
                 commands: CommandStats::default(),
                 partitions: Partitions::new(sharding),
-                outcome_subject: node.as_deref().map(keel_protocol::outcome_subject),
                 relay: Relay::start(to, &arbiters),
                 local,
-                pending: Mutex::new(HashMap::new()),
-                sent: std::sync::atomic::AtomicU64::new(0),
             }
         })
     }
@@ -114,48 +117,112 @@ impl Mesh {
         }
     }
 
-    /// Sends one outbox entry on its way: on a durable bus a command is handed to JetStream
-    /// (the commands consumer delivers it, see `commands.rs`); otherwise it is delivered to its
-    /// target here. A publication goes to the bus either way.
-    pub(crate) async fn deliver(&self, entry: &OutboxEntry) -> Result<(), Error> {
+    fn route(&self, entry: &OutboxEntry) -> Route {
         match entry {
-            OutboxEntry::Effect {
-                command_id, effect, ..
-            } if !self.durable_events => {
-                let span = tracing::info_span!("outbox.deliver", command_id = %command_id);
-                keel_telemetry::set_parent(&span, entry.trace());
-                self.deliver_local(command_id, effect)
-                    .instrument(span)
-                    .await
-                    .map(drop)
+            OutboxEntry::Publish { .. } => Route::Bus,
+            OutboxEntry::Effect { effect, .. } => {
+                let partition = self.partitions.of(&crate::outbox::target_key(effect));
+                if self.partitions.serves(partition) {
+                    Route::Here
+                } else {
+                    Route::Node(partition)
+                }
             }
-            OutboxEntry::Effect { .. } => self.publish(entry).await,
-            OutboxEntry::Publish { .. } => self.publish(entry).await,
         }
     }
 
-    /// Sends a relay shard's batch of entries on their way, in order. On a durable bus the
-    /// batch shares one flush and its publishes are pipelined; otherwise each is delivered in
-    /// turn. A failure says how many from the front were delivered.
+    /// Sends a relay shard's batch of entries on their way, keeping each target's entries in
+    /// order: runs of entries with the same destination go together (commands for this node
+    /// are applied here one after the other, commands for another node travel as one batch,
+    /// publications are pipelined). A failure says how many from the front were delivered.
     pub(crate) async fn deliver_in_order(&self, entries: &[&OutboxEntry]) -> Result<(), Partial> {
-        if !self.durable_events {
-            for (delivered, entry) in entries.iter().enumerate() {
-                self.deliver(entry)
-                    .await
-                    .map_err(|error| Partial { delivered, error })?;
-            }
-            return Ok(());
+        let routes: Vec<Route> = entries.iter().map(|entry| self.route(entry)).collect();
+        let mut done = 0;
+        while done < entries.len() {
+            let route = routes[done];
+            let run = routes[done..].iter().take_while(|r| **r == route).count();
+            let group = &entries[done..done + run];
+            let delivered = match route {
+                Route::Here => self.deliver_here(group).await,
+                Route::Node(partition) => self.deliver_to(partition, group).await,
+                Route::Bus => self.publish_all(group).await,
+            };
+            delivered.map_err(|Partial { delivered, error }| Partial {
+                delivered: done + delivered,
+                error,
+            })?;
+            done += run;
         }
+        Ok(())
+    }
+
+    /// Applies commands for actors of this node, in order.
+    async fn deliver_here(&self, entries: &[&OutboxEntry]) -> Result<(), Partial> {
+        for (delivered, entry) in entries.iter().enumerate() {
+            let OutboxEntry::Effect {
+                command_id, effect, ..
+            } = entry
+            else {
+                continue;
+            };
+            let span = tracing::info_span!("outbox.deliver", command_id = %command_id);
+            keel_telemetry::set_parent(&span, entry.trace());
+            self.command(command_id, effect)
+                .instrument(span)
+                .await
+                .map_err(|error| Partial { delivered, error })?;
+        }
+        Ok(())
+    }
+
+    /// Sends commands to the node serving `partition`, once the decisions that owe them are
+    /// durable here (a crash must not leave another node with the effect of a decision this
+    /// one lost).
+    async fn deliver_to(&self, partition: u32, entries: &[&OutboxEntry]) -> Result<(), Partial> {
         let failed = |error| Partial {
             delivered: 0,
             error,
         };
         self.store.flush().await.map_err(|e| failed(e.into()))?;
+        let outcomes = self.send_batch(partition, entries).await.map_err(failed)?;
+        let answered = outcomes.len();
+        for (delivered, outcome) in outcomes.into_iter().enumerate() {
+            outcome.map_err(|error| Partial { delivered, error })?;
+        }
+        if answered < entries.len() {
+            let error = Error::Unavailable(format!("partition {partition}: no outcome"));
+            return Err(Partial {
+                delivered: answered,
+                error,
+            });
+        }
+        Ok(())
+    }
+
+    /// Publishes entries in order, pipelined; on a durable bus once the decisions that owe
+    /// them are on disk (a kept event must not outlive a decision a crash undid).
+    async fn publish_all(&self, entries: &[&OutboxEntry]) -> Result<(), Partial> {
+        if self.durable_events {
+            self.store.flush().await.map_err(|e| Partial {
+                delivered: 0,
+                error: e.into(),
+            })?;
+        }
         let messages = entries
             .iter()
-            .map(|entry| self.outgoing(entry))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| failed(e.into()))?;
+            .filter_map(|entry| match entry {
+                OutboxEntry::Publish {
+                    message_id,
+                    publication,
+                    trace,
+                } => Some(crate::outbox::outgoing(
+                    message_id,
+                    publication,
+                    trace.as_deref(),
+                )),
+                OutboxEntry::Effect { .. } => None,
+            })
+            .collect();
         self.bus
             .publish_in_order(messages)
             .await
@@ -165,128 +232,112 @@ impl Mesh {
             })
     }
 
-    /// An entry as the bus carries it (commands in their target's partition).
-    fn outgoing(&self, entry: &OutboxEntry) -> Result<keel_bus::Outgoing, serde_json::Error> {
-        outgoing(entry, &|key| self.partitions.of(key))
-    }
-
-    /// Publishes an entry on its subject with its id and its trace context.
-    async fn publish(&self, entry: &OutboxEntry) -> Result<(), Error> {
-        self.publish_outgoing(self.outgoing(entry)?).await
-    }
-
-    async fn publish_outgoing(&self, message: keel_bus::Outgoing) -> Result<(), Error> {
-        let keel_bus::Outgoing {
-            subject,
-            headers,
-            payload,
-        } = message;
-        // A durable bus keeps what it is given even if this node then crashes: the decision
-        // that owes this message must be on disk first, or a crash could leave a command (or
-        // an event) for a change that never happened. The flush is shared (group commit).
-        if self.durable_events {
-            self.store.flush().await?;
-        }
-        self.bus
-            .publish(&subject, headers, payload)
-            .await
-            .map_err(|e| Error::Unavailable(format!("publish {subject}: {e}")))
-    }
-
-    /// Has `effect` applied at its target and waits for the outcome. On a durable bus the
-    /// command travels through JetStream like every command between actors, and this waits
-    /// until the commands consumer applied it; otherwise it is delivered here.
-    pub(crate) async fn command(&self, command_id: &str, effect: &Effect) -> Outcome {
-        if !self.durable_events {
-            return self.deliver_local(command_id, effect).await;
-        }
-        let command = command_json(effect)?;
-        let target = self.partitions.of(&crate::outbox::target_key(effect));
-        let here = self.partitions.serves(target);
-        let (tx, rx) = oneshot::channel();
-        self.pending.lock().insert(command_id.to_owned(), tx);
-        // Sent and applied before (a resumed saga repeats its command ids): JetStream would
-        // drop the repeat as a duplicate and no outcome would come, so answer from the record.
-        // (A repeat whose original is still on its way is answered when that one is applied:
-        // the waiter is registered first.) Only this node's own partitions are on record
-        // here; a command to another node's gets a message id of its own instead, so that the
-        // target answers a repeat from its record.
-        if here {
-            let now = self.clock.now_ms();
-            match crate::entity::recorded_reply(&self.store, command_id, &command, now) {
-                Ok(None) => {}
-                recorded => {
-                    self.pending.lock().remove(command_id);
-                    let reply = recorded?.unwrap_or(Reply::Done);
-                    let replayed = Answer {
-                        reply,
-                        replayed: true,
-                    };
-                    return Ok(answers(effect).then_some(replayed));
+    /// Sends commands to the node serving `partition` in batches of at most [`BATCH_BYTES`]
+    /// and answers their outcomes, in order, up to the first one that failed (the ones after
+    /// it were not applied). The whole call fails when no batch was answered.
+    async fn send_batch(
+        &self,
+        partition: u32,
+        entries: &[&OutboxEntry],
+    ) -> Result<Vec<Outcome>, Error> {
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut encoded = entries
+            .iter()
+            .map(|entry| Ok((entry, serde_json::to_vec(entry)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()?
+            .into_iter()
+            .peekable();
+        while encoded.peek().is_some() {
+            let mut payload = vec![b'['];
+            let mut ids = Vec::new();
+            while let Some((entry, json)) = encoded
+                .next_if(|(_, json)| ids.is_empty() || payload.len() + json.len() < BATCH_BYTES)
+            {
+                if !ids.is_empty() {
+                    payload.push(b',');
                 }
+                payload.extend_from_slice(&json);
+                ids.push(command_id_of(entry));
             }
+            payload.push(b']');
+            let sent = self.send_one_batch(partition, &payload, &ids).await;
+            let answered = match sent {
+                Ok(answered) => answered,
+                Err(e) if outcomes.is_empty() => return Err(e),
+                Err(e) => {
+                    outcomes.push(Err(e));
+                    return Ok(outcomes);
+                }
+            };
+            let complete = answered.len() == ids.len() && answered.iter().all(Result::is_ok);
+            outcomes.extend(answered);
+            if !complete {
+                break;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// One batch request: its outcomes, checked against the commands sent.
+    async fn send_one_batch(
+        &self,
+        partition: u32,
+        payload: &[u8],
+        ids: &[&str],
+    ) -> Result<Vec<Outcome>, Error> {
+        let subject = keel_protocol::COMMAND_BATCH;
+        let (_, body) = crate::forward::forward(&self.bus, partition, subject, payload).await?;
+        let answered: Vec<OutcomeMessage> = serde_json::from_value(body)?;
+        self.commands.batches_sent.fetch_add(1, Ordering::Relaxed);
+        let sent = u64::try_from(ids.len()).unwrap_or(u64::MAX);
+        self.commands.sent.fetch_add(sent, Ordering::Relaxed);
+        if answered.len() > ids.len() {
+            return Err(Error::Internal(format!(
+                "partition {partition} answered {} outcomes for {} commands",
+                answered.len(),
+                ids.len()
+            )));
+        }
+        let mut outcomes = Vec::with_capacity(answered.len());
+        for (message, id) in answered.into_iter().zip(ids) {
+            let (command_id, outcome) = message.into_outcome();
+            if command_id != *id {
+                return Err(Error::Internal(format!(
+                    "partition {partition} answered for {command_id} where {id} was sent"
+                )));
+            }
+            outcomes.push(outcome);
+        }
+        if outcomes.len() < ids.len() && outcomes.last().is_none_or(Result::is_ok) {
+            outcomes.push(Err(Error::Unavailable(format!(
+                "partition {partition} applied {} of {} commands",
+                outcomes.len(),
+                ids.len()
+            ))));
+        }
+        Ok(outcomes)
+    }
+
+    /// Has `effect` applied at its target and waits for the outcome: here when this node
+    /// serves the target (its partition then stays here until the command is applied), else
+    /// on the node that does, once this node's decisions so far are durable.
+    pub(crate) async fn command(&self, command_id: &str, effect: &Effect) -> Outcome {
+        let partition = self.partitions.of(&crate::outbox::target_key(effect));
+        if let Some(_work) = self.partitions.enter(partition) {
+            return self.deliver_local(command_id, effect).await;
         }
         let entry = OutboxEntry::Effect {
             command_id: command_id.to_owned(),
             effect: effect.clone(),
             trace: keel_telemetry::traceparent(&tracing::Span::current()),
         };
-        let mut message = self.outgoing(&entry)?;
-        if let Some(outcome_to) = &self.outcome_subject {
-            let headers = &mut message.headers;
-            headers.insert(
-                keel_protocol::OUTCOME_TO_HEADER.to_owned(),
-                outcome_to.clone(),
-            );
-            if !here {
-                let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let id = format!("{command_id}~{outcome_to}.{n}");
-                headers.insert(keel_bus::MESSAGE_ID_HEADER.to_owned(), id);
-            }
-        }
-        let outcome = match self.publish_outgoing(message).await {
-            Ok(()) => tokio::time::timeout(OUTCOME_TIMEOUT, rx).await,
-            Err(e) => Ok(Ok(Err(e))),
-        };
-        match outcome {
-            Ok(Ok(outcome)) => {
-                self.pending.lock().remove(command_id);
-                outcome
-            }
-            _ => {
-                self.pending.lock().remove(command_id);
-                // It may still be applied later, in order with what follows on its subject.
-                Err(Error::Unavailable(format!(
-                    "{command_id} was not applied within {OUTCOME_TIMEOUT:?}"
-                )))
-            }
-        }
-    }
-
-    /// Has `effect` applied at its target now and answers the outcome, like a request: here
-    /// when this node serves the target, else through [`Mesh::command`]. For a question
-    /// whose refusal is an answer (an order converting a hold): a refusal records nothing, so
-    /// a repeat must reach the target again, which JetStream would drop as a duplicate of a
-    /// command sent under the same id from here.
-    pub(crate) async fn call(&self, command_id: &str, effect: &Effect) -> Outcome {
-        let target = self.partitions.of(&crate::outbox::target_key(effect));
-        if self.partitions.serves(target) {
-            self.deliver_local(command_id, effect).await
-        } else {
-            self.command(command_id, effect).await
-        }
-    }
-
-    /// The final outcome of a command the commands consumer applied, for a sender on this
-    /// node waiting on it; answers whether there was one (most commands have nobody waiting).
-    pub(crate) fn settled(&self, command_id: &str, outcome: Outcome) -> bool {
-        match self.pending.lock().remove(command_id) {
-            Some(waiting) => {
-                let _ = waiting.send(outcome);
-                true
-            }
-            None => false,
-        }
+        self.store.flush().await?;
+        let mut outcomes = self.send_batch(partition, &[&entry]).await?;
+        outcomes.pop().unwrap_or_else(|| {
+            Err(Error::Unavailable(format!(
+                "{command_id}: partition {partition} answered no outcome"
+            )))
+        })
     }
 
     /// Has a command applied at a SKU-location (see [`Mesh::command`]) and answers its grant.
@@ -400,18 +451,10 @@ impl Deliver for Mesh {
     }
 }
 
-/// The command an effect carries, as its target records it with its command id.
-fn command_json(effect: &Effect) -> Result<serde_json::Value, serde_json::Error> {
-    match effect {
-        Effect::Stock { command, .. } => serde_json::to_value(command),
-        Effect::Order { command, .. } => serde_json::to_value(command),
-        Effect::Warehouse { command, .. } => serde_json::to_value(command),
-        Effect::Hold { command, .. } => serde_json::to_value(command),
+/// The command id of a command entry.
+fn command_id_of(entry: &OutboxEntry) -> &str {
+    match entry {
+        OutboxEntry::Effect { command_id, .. } => command_id,
+        OutboxEntry::Publish { message_id, .. } => message_id,
     }
-}
-
-/// Whether the target of `effect` answers a reply its sender reads (a SKU-location's grant, a
-/// hold's state).
-fn answers(effect: &Effect) -> bool {
-    matches!(effect, Effect::Stock { .. } | Effect::Hold { .. })
 }

@@ -33,8 +33,12 @@ pub const OUTBOX_PENDING: &str = "keel_outbox_pending";
 pub const OUTBOX_RETRIED: &str = "keel_outbox_retries_total";
 /// Counter: outbox commands refused by their target.
 pub const OUTBOX_REFUSED: &str = "keel_outbox_refused_total";
-/// Counter: commands applied from the JetStream work queue.
+/// Counter: commands other nodes sent in batches, applied here.
 pub const COMMANDS_CONSUMED: &str = "keel_commands_consumed_total";
+/// Counter: command batches sent to other partitions' owners and answered.
+pub const COMMAND_BATCHES_SENT: &str = "keel_command_batches_sent_total";
+/// Counter: the commands in those batches.
+pub const COMMANDS_SENT: &str = "keel_commands_sent_total";
 /// Counter: warehouse confirmations applied from `keel.v1.wms.*`.
 pub const WMS_APPLIED: &str = "keel_wms_confirmations_applied_total";
 /// Counter: messages set aside as dead letters.
@@ -124,8 +128,20 @@ pub fn render(stats: &NodeStats) -> String {
     metric(
         COMMANDS_CONSUMED,
         "counter",
-        "Commands between actors applied from the JetStream work queue.",
+        "Commands other nodes sent in batches, applied here.",
         &[("", stats.commands_consumed)],
+    );
+    metric(
+        COMMAND_BATCHES_SENT,
+        "counter",
+        "Command batches sent to other partitions' owners and answered.",
+        &[("", stats.command_batches_sent)],
+    );
+    metric(
+        COMMANDS_SENT,
+        "counter",
+        "Commands in the batches sent to other partitions' owners.",
+        &[("", stats.commands_sent)],
     );
     metric(
         WMS_APPLIED,

@@ -1,5 +1,5 @@
 //! The outbox: messages an actor owes others, written with its state and delivered until done
-//! (by the relay, `relay.rs`), and how a durable bus carries them.
+//! (by the relay, `relay.rs`), and how the bus carries a publication.
 
 use bytes::Bytes;
 use keel_domain::effects::Effect;
@@ -52,41 +52,25 @@ impl OutboxEntry {
     }
 }
 
-/// An entry as a durable bus carries it: a command on its target's subject (in the target's
-/// partition, see `partition_of`), an event on its own, with its id (so the bus drops a
-/// repeat) and its trace context in the headers.
+/// A publication as the bus carries it: on its own subject, with its id (so a durable bus
+/// drops a repeat) and its trace context in the headers.
 pub(crate) fn outgoing(
-    entry: &OutboxEntry,
-    partition_of: &dyn Fn(&str) -> u32,
-) -> Result<keel_bus::Outgoing, serde_json::Error> {
-    let (subject, id, payload) = match entry {
-        OutboxEntry::Effect {
-            command_id, effect, ..
-        } => (
-            command_subject(effect, partition_of(&target_key(effect))),
-            command_id,
-            Bytes::from(serde_json::to_vec(entry)?),
-        ),
-        OutboxEntry::Publish {
-            message_id,
-            publication,
-            ..
-        } => (
-            publication.subject.clone(),
-            message_id,
-            publication_payload(publication),
-        ),
-    };
-    let mut headers =
-        keel_bus::Headers::from([(keel_bus::MESSAGE_ID_HEADER.to_owned(), id.clone())]);
-    if let Some(traceparent) = entry.trace() {
+    message_id: &str,
+    publication: &Publication,
+    trace: Option<&str>,
+) -> keel_bus::Outgoing {
+    let mut headers = keel_bus::Headers::from([(
+        keel_bus::MESSAGE_ID_HEADER.to_owned(),
+        message_id.to_owned(),
+    )]);
+    if let Some(traceparent) = trace {
         headers.insert("traceparent".to_owned(), traceparent.to_owned());
     }
-    Ok(keel_bus::Outgoing {
-        subject,
+    keel_bus::Outgoing {
+        subject: publication.subject.clone(),
         headers,
-        payload,
-    })
+        payload: publication_payload(publication),
+    }
 }
 
 /// Encodes a publication for the bus.
@@ -102,25 +86,4 @@ pub(crate) fn target_key(effect: &Effect) -> String {
         Effect::Warehouse { location, .. } => crate::keys::warehouse(location),
         Effect::Hold { hold, .. } => crate::keys::hold(hold),
     }
-}
-
-/// The subject that carries a command to `effect`'s target, in the target's `partition`, over
-/// a durable bus: one subject per target entity, so a consumer can keep each target's
-/// commands in order, under the partition's prefix, which its serving node consumes.
-pub(crate) fn command_subject(effect: &Effect, partition: u32) -> String {
-    match effect {
-        Effect::Stock { sku, location, .. } => {
-            format!("keel.v1.cmd.{partition}.stock.{location}.{sku}")
-        }
-        Effect::Order { order, .. } => format!("keel.v1.cmd.{partition}.order.{order}"),
-        Effect::Warehouse { location, .. } => {
-            format!("keel.v1.cmd.{partition}.warehouse.{location}")
-        }
-        Effect::Hold { hold, .. } => format!("keel.v1.cmd.{partition}.hold.{hold}"),
-    }
-}
-
-/// Whether a command subject carries a command to a SKU-location.
-pub(crate) fn is_stock_command(subject: &str) -> bool {
-    subject.split('.').nth(4) == Some("stock")
 }

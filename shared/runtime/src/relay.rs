@@ -139,7 +139,7 @@ async fn run_shard(
             let mut wait = false;
             match failure {
                 None => {}
-                Some(Error::Domain(refusal)) => {
+                Some(refusal) if refusal.is_refusal() => {
                     stats.refused.fetch_add(1, Ordering::Relaxed);
                     let (id, entry) = &batch[finished];
                     tracing::error!(outbox_id = ?id, ?entry, %refusal, "outbox command refused by its target");

@@ -108,7 +108,7 @@ async fn convert_hold(
     let id = format!("{order_key}#hold");
     let executed = hosts
         .mesh
-        .call(&id, &effect)
+        .command(&id, &effect)
         .await?
         .ok_or_else(|| Error::Internal(format!("{id}: a hold conversion without reply")))?;
     Ok(executed.reply.hold()?.hold.granted)

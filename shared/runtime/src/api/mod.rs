@@ -27,7 +27,8 @@ pub(crate) async fn subscribe(bus: &SharedBus) -> Result<Subscription, keel_bus:
     bus.queue_subscribe(API_SUBJECTS, API_QUEUE_GROUP).await
 }
 
-/// Requests forwarded for one partition, which this node serves.
+/// Requests forwarded for one partition, which this node serves, and the command batches
+/// other nodes send it (`commands.rs`).
 pub(crate) async fn subscribe_forwarded(
     bus: &SharedBus,
     partition: u32,
@@ -84,10 +85,16 @@ pub(crate) async fn serve(
 async fn answer(hosts: &Arc<Hosts>, request: &Message, served: Served) -> (ReplyStatus, Vec<u8>) {
     let subject = match served {
         Served::Api => request.subject.as_str(),
-        Served::Forwarded(partition) => request
-            .subject
-            .strip_prefix(&keel_protocol::forward_prefix(partition))
-            .unwrap_or_default(),
+        Served::Forwarded(partition) => {
+            let subject = request
+                .subject
+                .strip_prefix(&keel_protocol::forward_prefix(partition))
+                .unwrap_or_default();
+            if subject == keel_protocol::COMMAND_BATCH {
+                return crate::commands::answer(&hosts.mesh, partition, request).await;
+            }
+            subject
+        }
     };
     let span = tracing::info_span!("api.request", subject = %subject);
     keel_telemetry::set_parent_from(&span, &request.headers);
