@@ -7,7 +7,9 @@
 //!   SIGKILLed and its data directory removed. The other two take its partitions over by
 //!   restoring the changelog (the time from the kill until they hold all 128 is printed), and
 //!   afterwards every acknowledged write is there exactly once; the sagas the lost node had
-//!   not finished (its outbox and its commands in flight) are finished by the new owners.
+//!   not finished (its outbox and its command batches in flight to the other nodes, which
+//!   were crossing before the kill) are finished by the new owners, each command applied
+//!   once, by the node that got it first or by the new owner.
 //! * **Fencing.** Two nodes share the partitions. Node a is SIGSTOPped until node b took its
 //!   partitions over, and writes are sent to its gateway meanwhile; then it is SIGCONTed. It
 //!   exits with status 75, nothing in the changelog or the event stream after the takeover
@@ -126,6 +128,12 @@ fn a_lost_node_and_its_disk_are_replaced_by_the_others_with_nothing_lost() {
     let apis = [a.api(), b.api(), c.api()];
     let mut took = Duration::ZERO;
     let outcomes = run_clients(&apis, &world, (0..8, 40), &[80], true, |_| {
+        // Commands cross nodes in batches, and node a is in the thick of it when it dies.
+        let batches = |n: &Keel| n.metric("keel_command_batches_sent_total");
+        assert!(
+            batches(&a) > 0 && batches(&b) + batches(&c) > 0,
+            "no command batches between the nodes before the kill"
+        );
         a.lose_with_disk();
         let lost = Instant::now();
         let spread = eventually_within(REBALANCE, "nodes b and c hold every partition", || {

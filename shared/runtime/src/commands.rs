@@ -7,7 +7,7 @@
 
 use crate::mesh::{Mesh, Outcome};
 use crate::outbox::OutboxEntry;
-use crate::replies::{Answer, Reply};
+use crate::replies::OutcomeMessage;
 use crate::Error;
 use keel_bus::Message;
 use keel_domain::ErrorCode;
@@ -96,48 +96,6 @@ async fn apply<'a>(mesh: &Mesh, partition: u32, entry: &'a OutboxEntry) -> (&'a 
         }
     }
     (command_id, outcome)
-}
-
-/// A command's outcome as it travels back to its sender on another node.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct OutcomeMessage {
-    command_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    reply: Option<Reply>,
-    #[serde(default)]
-    replayed: bool,
-    /// `(code, message)` when it failed or was refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<(ErrorCode, String)>,
-}
-
-impl OutcomeMessage {
-    fn new(command_id: &str, outcome: &Outcome) -> Self {
-        let (reply, replayed, error) = match outcome {
-            Ok(Some(executed)) => (Some(executed.reply.clone()), executed.replayed, None),
-            Ok(None) => (None, false, None),
-            Err(e) => (None, false, Some((e.code(), e.to_string()))),
-        };
-        OutcomeMessage {
-            command_id: command_id.to_owned(),
-            reply,
-            replayed,
-            error,
-        }
-    }
-
-    /// The command id and the outcome it carries.
-    pub(crate) fn into_outcome(self) -> (String, Outcome) {
-        let outcome = match (self.error, self.reply) {
-            (Some((code, message)), _) => Err(Error::Remote { code, message }),
-            (None, Some(reply)) => Ok(Some(Answer {
-                reply,
-                replayed: self.replayed,
-            })),
-            (None, None) => Ok(None),
-        };
-        (self.command_id, outcome)
-    }
 }
 
 /// Sets a batch that does not decode aside on `keel.v1.dlq.commands`, for an operator.

@@ -8,12 +8,11 @@
 //! actors: the actor registry ([`Local`]) delivers what is for this node.
 
 use crate::availability::Availability;
-use crate::commands::OutcomeMessage;
 use crate::consumer::CommandStats;
 use crate::outbox::OutboxEntry;
 use crate::partitions::Partitions;
 use crate::relay::{Deliver, Partial, Relay};
-use crate::replies::{Answer, Grant};
+use crate::replies::{Answer, Grant, OutcomeMessage};
 use crate::Error;
 use futures::future::BoxFuture;
 use futures::FutureExt;

@@ -5,6 +5,7 @@
 use crate::Error;
 use keel_domain::hold::Hold;
 use keel_domain::inventory::Position;
+use keel_domain::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 /// A command's reply.
@@ -63,6 +64,48 @@ pub(crate) struct Answer {
     pub reply: Reply,
     /// The command id had been handled before: this is the reply recorded then.
     pub replayed: bool,
+}
+
+/// A command's outcome as it travels back to its sender on another node.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct OutcomeMessage {
+    command_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply: Option<Reply>,
+    #[serde(default)]
+    replayed: bool,
+    /// `(code, message)` when it failed or was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<(ErrorCode, String)>,
+}
+
+impl OutcomeMessage {
+    pub(crate) fn new(command_id: &str, outcome: &Result<Option<Answer>, Error>) -> Self {
+        let (reply, replayed, error) = match outcome {
+            Ok(Some(executed)) => (Some(executed.reply.clone()), executed.replayed, None),
+            Ok(None) => (None, false, None),
+            Err(e) => (None, false, Some((e.code(), e.to_string()))),
+        };
+        OutcomeMessage {
+            command_id: command_id.to_owned(),
+            reply,
+            replayed,
+            error,
+        }
+    }
+
+    /// The command id and the outcome it carries.
+    pub(crate) fn into_outcome(self) -> (String, Result<Option<Answer>, Error>) {
+        let outcome = match (self.error, self.reply) {
+            (Some((code, message)), _) => Err(Error::Remote { code, message }),
+            (None, Some(reply)) => Ok(Some(Answer {
+                reply,
+                replayed: self.replayed,
+            })),
+            (None, None) => Ok(None),
+        };
+        (self.command_id, outcome)
+    }
 }
 
 #[cfg(test)]
