@@ -17,9 +17,12 @@ against them and reads the CPU time every keel process used during the load (/pr
 Usage (after `cargo build --release -p keel -p keel-load`):
 
     python3 load-tests/cluster_bench.py [--nodes 1 2 3] [--runs 3] [--duration 20s]
-        [--concurrency 64] [--target-dir target]
+        [--concurrency 64] [--target-dir target] [--pg-baseline ../shared/bench/pg-baseline]
 
-Prints one line per run and the medians; needs nats-server on PATH (or /usr/sbin).
+The runs interleave (1, 2, 3 nodes, then PostgreSQL with --pg-baseline, and again), so a noisy
+moment hits every contender alike. Prints one line per run and the medians (with the ratio to
+PostgreSQL measured in the same invocation); needs nats-server 2.10+ on PATH (tests/run
+installs 2.15.1 into ~/.cache/keel/nats-server-2.15.1/bin).
 """
 
 import argparse
@@ -33,6 +36,8 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+
+from embedded_bench import run_pg
 
 PARTITIONS = 128
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -141,6 +146,8 @@ def run(args, count: int) -> dict:
             "accept_p99_ms": report["latency_ms"]["p99"],
             "cpu_ms_per_order": 1000 * cpu / max(orders, 1),
             "messages_per_order": (report.get("nats") or {}).get("messages_per_order"),
+            # What the NATS cost target counts: the messages the server received.
+            "in_msgs_per_order": ((report.get("nats") or {}).get("in_msgs") or 0) / max(orders, 1),
             "violations": report["violations_total"],
             "orders": orders,
         }
@@ -205,13 +212,21 @@ def main() -> None:
     parser.add_argument("--duration", default="20s")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--target-dir", default="target")
+    parser.add_argument("--pg-baseline", default=None,
+                        help="also run ../shared/bench/pg-baseline (this directory) once per run "
+                             "at --concurrency clients, for the ratio in the same invocation")
+    parser.add_argument("--pg-duration", type=int, default=20)
     args = parser.parse_args()
     results = {}
-    for count in args.nodes:
-        for _ in range(args.runs):
+    pg = []
+    for run_number in range(args.runs):
+        for count in args.nodes:
             result = run(args, count)
             print(json.dumps(result), flush=True)
             results.setdefault(count, []).append(result)
+        if args.pg_baseline:
+            pg.append(run_pg(args.pg_baseline, args.concurrency, args.pg_duration))
+            print(f"postgres run={run_number + 1}: {json.dumps(pg[-1])}", flush=True)
     print("\nmedians:")
     for count, runs in results.items():
         keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and k != "nodes"]
@@ -220,7 +235,13 @@ def main() -> None:
         if "takeover_ms" in medians:
             medians["takeover_s_per_10k_orders"] = round(
                 statistics.median(r["takeover_ms"] / r["orders"] * 10 for r in runs), 2)
+        if pg:
+            medians["x_postgres"] = round(
+                medians["orders_per_sec"] / statistics.median(r["orders_per_sec"] for r in pg), 2)
         print(f"{count} node(s): {json.dumps(medians)}")
+    if pg:
+        print(f"postgres: {statistics.median(r['orders_per_sec'] for r in pg):.0f} orders/s "
+              f"(runs {[round(r['orders_per_sec']) for r in pg]})")
 
 
 if __name__ == "__main__":
