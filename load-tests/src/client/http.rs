@@ -162,7 +162,7 @@ mod tests {
         c.set_url(&Call {
             method: Method::Get,
             route: "/v1/inventory/{sku}/{location}/ledger",
-            subject: "keel.v1.api.inventory.ledger",
+            subject: keel_protocol::subjects::INVENTORY_LEDGER,
             params: &params,
             body: None,
         });
@@ -173,7 +173,7 @@ mod tests {
         c.set_url(&Call {
             method: Method::Get,
             route: "/readyz",
-            subject: "keel.v1.api.locations.list",
+            subject: keel_protocol::subjects::LOCATIONS_LIST,
             params: &[],
             body: None,
         });

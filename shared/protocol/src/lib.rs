@@ -76,6 +76,47 @@ pub fn wms_dead_letters(location: &str) -> String {
 }
 
 /// The request-reply API, one subject per operation (`keel.v1.api.<resource>.<verb>`).
+/// The subjects events are published on (kept by [`EVENTS_STREAM`]): one per entity, so a
+/// subscriber can filter by kind, channel or location and gets each entity's events in order.
+pub mod events {
+    use std::fmt::Display;
+
+    /// An order's events: `keel.v1.evt.order.{channel}.{order}`.
+    pub fn order(channel: impl Display, order: impl Display) -> String {
+        format!("keel.v1.evt.order.{channel}.{order}")
+    }
+    /// A fulfillment's events: `keel.v1.evt.fulfillment.{location}.{fulfillment}`.
+    pub fn fulfillment(location: impl Display, fulfillment: impl Display) -> String {
+        format!("keel.v1.evt.fulfillment.{location}.{fulfillment}")
+    }
+    /// A SKU-location's positions: `keel.v1.evt.inventory.{location}.{sku}`.
+    pub fn inventory(location: impl Display, sku: impl Display) -> String {
+        format!("keel.v1.evt.inventory.{location}.{sku}")
+    }
+    /// A cart hold's events: `keel.v1.evt.hold.{channel}.{hold}`.
+    pub fn hold(channel: impl Display, hold: impl Display) -> String {
+        format!("keel.v1.evt.hold.{channel}.{hold}")
+    }
+}
+
+/// The subjects of the changelog, Keel's own durable copy of every partition (internal):
+/// `keel.v1.log.{partition}` and `keel.v1.log.catalog`.
+pub mod changelog {
+    const PREFIX: &str = "keel.v1.log.";
+    /// Every changelog subject (the stream's).
+    pub const SUBJECTS: &str = "keel.v1.log.>";
+
+    /// The subject of a lane, by its token (a partition number, or `catalog`).
+    pub fn subject(token: &str) -> String {
+        format!("{PREFIX}{token}")
+    }
+
+    /// The lane token a changelog subject names.
+    pub fn token(subject: &str) -> Option<&str> {
+        subject.strip_prefix(PREFIX)
+    }
+}
+
 pub mod subjects {
     pub const LOCATIONS_CREATE: &str = "keel.v1.api.locations.create";
     pub const LOCATIONS_GET: &str = "keel.v1.api.locations.get";

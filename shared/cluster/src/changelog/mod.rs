@@ -38,7 +38,7 @@ use tokio::sync::{watch, Notify};
 /// The changelog stream.
 pub const CHANGELOG_STREAM: &str = "KEEL_CHANGELOG";
 /// The subjects it captures.
-pub const CHANGELOG_SUBJECTS: &str = "keel.v1.log.>";
+pub const CHANGELOG_SUBJECTS: &str = keel_protocol::changelog::SUBJECTS;
 /// The epoch of the owner that wrote a changelog message.
 pub const EPOCH_HEADER: &str = "Keel-Epoch";
 /// The node that wrote a changelog message.
@@ -51,7 +51,7 @@ const FENCE_POLL: Duration = Duration::from_millis(50);
 
 /// The subject of a lane.
 pub fn subject(lane: Lane) -> String {
-    format!("keel.v1.log.{}", lane_token(lane))
+    keel_protocol::changelog::subject(&lane_token(lane))
 }
 
 /// Every lane of a cluster: its partitions and the catalog.

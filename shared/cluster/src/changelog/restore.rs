@@ -217,7 +217,7 @@ async fn follow_from(
 
 /// The lane a changelog subject names.
 pub fn lane_of(subject: &str) -> Option<Lane> {
-    match subject.strip_prefix("keel.v1.log.")? {
+    match keel_protocol::changelog::token(subject)? {
         "catalog" => Some(Lane::Catalog),
         p => p.parse().ok().map(Lane::Partition),
     }

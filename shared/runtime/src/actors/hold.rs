@@ -38,7 +38,7 @@ impl Entity for Hold {
         };
         crate::views::hold(self)
             .map(|payload| Publication {
-                subject: format!("keel.v1.evt.hold.{}.{id}", request.channel),
+                subject: keel_protocol::events::hold(&request.channel, id),
                 payload,
             })
             .into_iter()

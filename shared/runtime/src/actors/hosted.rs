@@ -53,7 +53,7 @@ impl Entity for SkuLocation {
 
     fn publications(&self, (sku, location): &Self::Id, _: &[StockEvent]) -> Vec<Publication> {
         vec![Publication {
-            subject: format!("keel.v1.evt.inventory.{location}.{sku}"),
+            subject: keel_protocol::events::inventory(location, sku),
             payload: views::position(sku, location, &self.position),
         }]
     }
@@ -398,7 +398,7 @@ impl Entity for Order {
     fn publications(&self, id: &OrderId, events: &[OrderEvent]) -> Vec<Publication> {
         let channel = &self.request.channel;
         let mut publications = vec![Publication {
-            subject: format!("keel.v1.evt.order.{channel}.{id}"),
+            subject: keel_protocol::events::order(channel, id),
             payload: views::order_event(self),
         }];
         let mut touched: Vec<&FulfillmentId> = Vec::new();
@@ -421,7 +421,7 @@ impl Entity for Order {
         publications.extend(touched.into_iter().filter_map(|fid| {
             let f = self.fulfillment(fid)?;
             Some(Publication {
-                subject: format!("keel.v1.evt.fulfillment.{}.{fid}", f.location),
+                subject: keel_protocol::events::fulfillment(&f.location, fid),
                 payload: views::fulfillment_event(self, f),
             })
         }));
