@@ -10,6 +10,11 @@
 //!   not finished (its outbox and its command batches in flight to the other nodes, which
 //!   were crossing before the kill) are finished by the new owners, each command applied
 //!   once, by the node that got it first or by the new owner.
+//! * **A command batch applied, its answer lost.** Node b is set to abort once it has applied
+//!   and flushed a command batch from node a, before answering it. Writes go through node a
+//!   only; b dies on the first batch, a takes its partitions over (restoring b's changelog,
+//!   with the batch's effects and dedupe records), a's saga sends the batch again and is
+//!   answered from the records: every acknowledged write is there exactly once.
 //! * **Fencing.** Two nodes share the partitions. Node a is SIGSTOPped until node b took its
 //!   partitions over, and writes are sent to its gateway meanwhile; then it is SIGCONTed. It
 //!   exits with status 75, nothing in the changelog or the event stream after the takeover
@@ -150,6 +155,47 @@ fn a_lost_node_and_its_disk_are_replaced_by_the_others_with_nothing_lost() {
     }
     verify(&b, &world, &outcomes);
     verify(&c, &world, &outcomes);
+}
+
+#[test]
+fn a_command_batch_whose_receiver_dies_before_answering_is_applied_once() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let a = node(&url, "a");
+    let mut b = Keel::start_beside(
+        &url,
+        &[
+            "--node-id",
+            "b",
+            "--lease-secs",
+            LEASE_SECS,
+            "--crash-at",
+            "batch-reply",
+        ],
+    );
+    eventually_within(REBALANCE, "two nodes share the partitions", || {
+        spread_evenly(&[&a, &b])
+    });
+    let world = World::create(&a);
+    // Everything goes through node a: its sagas reserve at SKU-locations node b owns with
+    // command batches, and b dies after applying and flushing the first, before answering.
+    let outcomes = run_clients(&[a.api()], &world, (0..4, 20), &[], false, |_| {});
+    eventually("node b reached its crash point and died", || {
+        b.has_exited()
+            .then_some(())
+            .ok_or("still running".to_owned())
+    });
+    let log = std::fs::read_to_string(b.log_path()).expect("node b's log");
+    assert!(
+        log.contains("crash point reached: a command batch applied, not answered"),
+        "node b died elsewhere:\n{log}"
+    );
+    eventually_within(REBALANCE, "node a holds every partition", || {
+        spread_evenly(&[&a])
+    });
+    // The batch's commands were applied by b and are in the changelog a restored; a's retry
+    // was answered from their dedupe records, not applied again.
+    verify(&a, &world, &outcomes);
 }
 
 #[test]

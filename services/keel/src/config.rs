@@ -126,6 +126,9 @@ pub enum CrashAt {
     LogTruncation,
     /// Half-way through an archive sweep's orders.
     Archiving,
+    /// After applying a command batch from another node and making it durable, before
+    /// answering it (the sender then hears nothing and sends it again).
+    BatchReply,
 }
 
 /// Subcommands (without one, `keel` runs the platform).
@@ -165,9 +168,10 @@ impl Config {
         options.checkpoint.crash_at = self.crash_at.and_then(|point| match point {
             CrashAt::CheckpointWrites => Some(keel_store::CrashPoint::CheckpointWrites),
             CrashAt::LogTruncation => Some(keel_store::CrashPoint::LogTruncation),
-            CrashAt::Archiving => None,
+            CrashAt::Archiving | CrashAt::BatchReply => None,
         });
         options.crash_mid_archive = matches!(self.crash_at, Some(CrashAt::Archiving));
+        options.crash_before_batch_reply = matches!(self.crash_at, Some(CrashAt::BatchReply));
         options.dedupe_retention =
             std::time::Duration::from_secs(self.dedupe_retention_secs.max(1));
         options.store_compression = self.store_compression;

@@ -54,6 +54,13 @@ pub(crate) async fn answer(
         let message = format!("the batch's effects could not be made durable: {e}");
         return refuse(ErrorCode::Unavailable, &message);
     }
+    if mesh.crash_before_batch_reply {
+        tracing::error!(
+            partition,
+            "crash point reached: a command batch applied, not answered"
+        );
+        std::process::abort();
+    }
     match serde_json::to_vec(&outcomes) {
         Ok(body) => (ReplyStatus::Ok, body),
         Err(e) => refuse(ErrorCode::Internal, &e.to_string()),

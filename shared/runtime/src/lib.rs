@@ -78,6 +78,9 @@ pub struct NodeOptions {
     pub archive_after: Option<Duration>,
     /// For fault tests: abort the process half-way through an archive sweep.
     pub crash_mid_archive: bool,
+    /// For fault tests: abort the process once a command batch from another node is applied
+    /// and durable, before it is answered.
+    pub crash_before_batch_reply: bool,
     /// How long ids of commands between actors are remembered (at least; at most twice it).
     pub dedupe_retention: Duration,
     /// Whether a store created now compresses its pages (see
@@ -99,6 +102,7 @@ impl NodeOptions {
             clock: Arc::new(SystemClock),
             archive_after: Some(Duration::from_secs(7 * 24 * 3600)),
             crash_mid_archive: false,
+            crash_before_batch_reply: false,
             dedupe_retention: keel_store::Options::default().dedupe_retention,
             store_compression: None,
         }
@@ -201,6 +205,7 @@ impl Node {
             clock: Arc::clone(&options.clock),
             sharding: options.cluster.clone(),
             arbiters: Arc::clone(&handles),
+            crash_before_batch_reply: options.crash_before_batch_reply,
         };
         let hosts = Hosts::new(parts, catalog, options.idle_after);
         let hosts_weak = Arc::downgrade(&hosts);

@@ -51,6 +51,9 @@ pub(crate) struct Mesh {
     pub partitions: Partitions,
     /// Delivers outbox entries outside the actors that owe them.
     pub relay: Relay,
+    /// For fault tests: abort once a command batch from another node is applied and
+    /// durable, before it is answered.
+    pub crash_before_batch_reply: bool,
     /// The actors of this node.
     local: Weak<dyn Local>,
 }
@@ -62,6 +65,8 @@ pub(crate) struct Parts {
     pub clock: Arc<dyn crate::Clock>,
     pub sharding: Option<Arc<dyn crate::Sharding>>,
     pub arbiters: Arc<[actix::ArbiterHandle]>,
+    /// For fault tests: see [`Mesh::crash_before_batch_reply`].
+    pub crash_before_batch_reply: bool,
 }
 
 /// What applying a command at its target came to: a SKU-location and a hold answer a reply.
@@ -90,6 +95,7 @@ impl Mesh {
             clock,
             sharding,
             arbiters,
+            crash_before_batch_reply,
         } = parts;
         Arc::new_cyclic(|me: &Weak<Mesh>| {
             let to: Weak<dyn Deliver> = me.clone();
@@ -102,6 +108,7 @@ impl Mesh {
                 commands: CommandStats::default(),
                 partitions: Partitions::new(sharding),
                 relay: Relay::start(to, &arbiters),
+                crash_before_batch_reply,
                 local,
             }
         })
