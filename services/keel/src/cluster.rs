@@ -102,6 +102,17 @@ impl keel_runtime::Sharding for Sharding {
     }
 }
 
+/// What a node saw of another member's heartbeats, by its own clock.
+struct Beats {
+    /// The member's join time as it states it (a restart changes it).
+    joined_ms: u64,
+    revision: u64,
+    /// When the revision last changed.
+    changed: Instant,
+    /// When this node first saw this incarnation of the member.
+    joined: Instant,
+}
+
 /// This node's membership.
 pub struct Membership {
     js: async_nats::jetstream::Context,
@@ -118,8 +129,8 @@ pub struct Membership {
     handed_off: Mutex<Option<Duration>>,
     /// The last cluster-wide view, refreshed every round.
     view: Mutex<Option<ClusterStatus>>,
-    /// Each other member's last heartbeat revision, and when this node saw it change.
-    beats: Mutex<BTreeMap<String, (u64, Instant)>>,
+    /// What this node saw of each other member's heartbeats.
+    beats: Mutex<BTreeMap<String, Beats>>,
     /// Whether the node holds every partition the plan gives it (and so is ready).
     balanced: AtomicBool,
     leaving: AtomicBool,
@@ -302,7 +313,8 @@ impl Membership {
     /// number of) those it moves away.
     async fn balance(&self, node: &Arc<Node>) -> anyhow::Result<()> {
         self.coordinator.heartbeat(&self.member).await?;
-        let view = ClusterStatus::read_with(&self.coordinator, |m| self.beating(m)).await?;
+        let view =
+            ClusterStatus::read_with(&self.coordinator, |m, holds| self.live(m, holds)).await?;
         let me = self.member.node.as_str();
         let take = self.to_take(&view, &node.served_partitions());
         let give: Vec<Partition> = view
@@ -324,32 +336,43 @@ impl Membership {
         }
         // Ready once the plan gives it nothing more to take (moves from others arrive as the
         // others hand them off, while this node serves).
-        let orphans_left = ClusterStatus::read_with(&self.coordinator, |m| self.beating(m))
-            .await
-            .map(|v| !self.to_take(&v, &node.served_partitions()).is_empty())
-            .unwrap_or(waiting_for_moves);
+        let orphans_left =
+            ClusterStatus::read_with(&self.coordinator, |m, holds| self.live(m, holds))
+                .await
+                .map(|v| !self.to_take(&v, &node.served_partitions()).is_empty())
+                .unwrap_or(waiting_for_moves);
         self.balanced.store(!orphans_left, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Whether `member` still beats: its heartbeat record changed less than half a lease time
-    /// ago by this node's clock (a live member beats every third of it). A member that
-    /// stopped (paused, cut off) keeps its record until it expires, up to a whole lease time
-    /// after its leases could lapse: planning moves to it then would hand partitions to a
-    /// node that cannot take them, or that is about to be fenced out when it wakes up.
-    fn beating(&self, member: &Member) -> bool {
+    /// Whether `member` (holding `holds` partitions) may be given partitions: its heartbeat
+    /// record changed less than half a lease time ago by this node's clock (a live member
+    /// beats every third of it), and it holds a partition or joined less than a lease time
+    /// ago. A member that stopped (paused, cut off) keeps its record until it expires, up to
+    /// a whole lease time after its leases could lapse, and once they lapsed it holds none:
+    /// planning moves to it would hand partitions to a node that cannot take them, or that
+    /// is fenced out when it wakes up.
+    fn live(&self, member: &Member, holds: usize) -> bool {
         if member.node == self.member.node {
             return true;
         }
-        let now = Instant::now();
+        let (now, ttl) = (Instant::now(), self.coordinator.ttl());
         let mut beats = self.beats.lock();
-        let (revision, changed) = beats
-            .entry(member.node.clone())
-            .or_insert((member.revision, now));
-        if *revision != member.revision {
-            (*revision, *changed) = (member.revision, now);
+        let seen = beats.entry(member.node.clone()).or_insert(Beats {
+            joined_ms: member.joined_ms,
+            revision: member.revision,
+            changed: now,
+            joined: now,
+        });
+        if seen.joined_ms != member.joined_ms {
+            // Restarted: it joined again.
+            (seen.joined_ms, seen.joined) = (member.joined_ms, now);
         }
-        now.duration_since(*changed) < self.coordinator.ttl() / 2
+        if seen.revision != member.revision {
+            (seen.revision, seen.changed) = (member.revision, now);
+        }
+        now.duration_since(seen.changed) < ttl / 2
+            && (holds > 0 || now.duration_since(seen.joined) < ttl)
     }
 
     /// The partitions to take now: the free ones the plan gives this node, and those whose

@@ -31,18 +31,22 @@ pub struct ClusterStatus {
 impl ClusterStatus {
     /// Reads the current status.
     pub async fn read(coordinator: &Coordinator) -> Result<ClusterStatus, Error> {
-        ClusterStatus::read_with(coordinator, |_| true).await
+        ClusterStatus::read_with(coordinator, |_, _| true).await
     }
 
-    /// Reads the current status, counting as members only those `alive` accepts: the plan
-    /// then moves nothing to the others, and counts what they hold as orphans.
+    /// Reads the current status, counting as members only those `alive` accepts (given each
+    /// member and the number of partitions it holds): the plan then moves nothing to the
+    /// others, and counts what they hold as orphans.
     pub async fn read_with(
         coordinator: &Coordinator,
-        alive: impl Fn(&Member) -> bool,
+        alive: impl Fn(&Member, usize) -> bool,
     ) -> Result<ClusterStatus, Error> {
         let mut members = coordinator.members().await?;
-        members.retain(|_, member| alive(member));
         let leases = coordinator.leases().await?;
+        members.retain(|node, member| {
+            let holds = leases.values().filter(|l| &l.owner == node).count();
+            alive(member, holds)
+        });
         let partitions = coordinator.partitioning().count();
         let names: BTreeSet<String> = members.keys().cloned().collect();
         let owners: BTreeMap<Partition, String> =

@@ -12,12 +12,16 @@ use crate::Error;
 use keel_bus::Message;
 use keel_domain::ErrorCode;
 use keel_protocol::{error_body, ReplyStatus, COMMAND_DEAD_LETTERS};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use tracing::Instrument;
 
 /// Applies a batch of commands for `partition`, which this node serves, and answers their
-/// outcomes once their effects are durable: in order, up to and including the first that
-/// failed for a reason other than a refusal (the ones after it are not applied).
+/// outcomes, one per command in the batch's order, once their effects are durable. Commands
+/// for different targets are applied concurrently (their actors batch what waits in their
+/// mailboxes), each target's in the batch's order; after a command that failed for a reason
+/// other than a refusal, its target's later commands are not applied and answer
+/// `unavailable` (the sender sends them again).
 pub(crate) async fn answer(
     mesh: &Mesh,
     partition: u32,
@@ -37,17 +41,37 @@ pub(crate) async fn answer(
         let message = format!("partition {partition} is not served here now");
         return refuse(ErrorCode::Unavailable, &message);
     };
-    let mut outcomes = Vec::with_capacity(entries.len());
+    let mut by_target: Vec<(String, Vec<&OutboxEntry>)> = Vec::new();
     for entry in &entries {
-        let (command_id, outcome) = apply(mesh, partition, entry).await;
-        let stop = matches!(&outcome, Err(e) if !e.is_refusal());
-        outcomes.push(OutcomeMessage::new(command_id, &outcome));
-        if stop {
-            break;
+        let target = entry.target();
+        match by_target.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, group)) => group.push(entry),
+            None => by_target.push((target, vec![entry])),
         }
     }
-    let applied = u64::try_from(outcomes.len()).unwrap_or(u64::MAX);
-    mesh.commands.consumed.fetch_add(applied, Ordering::Relaxed);
+    let applied: Vec<Vec<(&str, Outcome)>> = futures::future::join_all(
+        by_target
+            .iter()
+            .map(|(_, group)| apply_in_order(mesh, partition, group)),
+    )
+    .await;
+    let mut outcomes: HashMap<&str, Outcome> = applied.into_iter().flatten().collect();
+    let outcomes: Vec<OutcomeMessage> = entries
+        .iter()
+        .map(|entry| {
+            let id = entry.id();
+            let outcome = outcomes.remove(id).unwrap_or_else(|| {
+                Err(Error::Unavailable(format!(
+                    "{id} was not applied: an earlier command for its target failed"
+                )))
+            });
+            OutcomeMessage::new(id, &outcome)
+        })
+        .collect();
+    mesh.commands.consumed.fetch_add(
+        u64::try_from(entries.len()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
     // The sender may act on an outcome only once it is durable: its own flush does not cover
     // this node's writes.
     if let Err(e) = mesh.store.flush().await {
@@ -65,6 +89,25 @@ pub(crate) async fn answer(
         Ok(body) => (ReplyStatus::Ok, body),
         Err(e) => refuse(ErrorCode::Internal, &e.to_string()),
     }
+}
+
+/// Applies one target's commands of a batch in order, up to and including the first that
+/// failed for a reason other than a refusal.
+async fn apply_in_order<'a>(
+    mesh: &Mesh,
+    partition: u32,
+    group: &[&'a OutboxEntry],
+) -> Vec<(&'a str, Outcome)> {
+    let mut outcomes = Vec::with_capacity(group.len());
+    for entry in group {
+        let (id, outcome) = apply(mesh, partition, entry).await;
+        let stop = matches!(&outcome, Err(e) if !e.is_refusal());
+        outcomes.push((id, outcome));
+        if stop {
+            break;
+        }
+    }
+    outcomes
 }
 
 /// Applies one command of a batch; answers its id and outcome.

@@ -9,6 +9,7 @@ mod actors;
 mod api;
 mod archive;
 mod availability;
+mod batches;
 mod catalog;
 mod clock;
 mod commands;

@@ -54,6 +54,10 @@ pub(crate) struct Mesh {
     /// For fault tests: abort once a command batch from another node is applied and
     /// durable, before it is answered.
     pub crash_before_batch_reply: bool,
+    /// Command batches on their way to other nodes, coalesced per partition.
+    batches: crate::batches::Batches,
+    /// This mesh (its batch senders run as tasks of their own).
+    me: Weak<Mesh>,
     /// The actors of this node.
     local: Weak<dyn Local>,
 }
@@ -83,9 +87,6 @@ enum Route {
     Bus,
 }
 
-/// The most bytes of commands one batch request carries (NATS' default limit is 1 MiB).
-const BATCH_BYTES: usize = 256 * 1024;
-
 impl Mesh {
     /// A mesh whose commands for this node go to `local`; starts the relay.
     pub(crate) fn new(parts: Parts, local: Weak<dyn Local>) -> Arc<Mesh> {
@@ -109,6 +110,8 @@ impl Mesh {
                 partitions: Partitions::new(sharding),
                 relay: Relay::start(to, &arbiters),
                 crash_before_batch_reply,
+                batches: crate::batches::Batches::default(),
+                me: me.clone(),
                 local,
             }
         })
@@ -238,50 +241,37 @@ impl Mesh {
             })
     }
 
-    /// Sends commands to the node serving `partition` in batches of at most [`BATCH_BYTES`]
-    /// and answers their outcomes, in order, up to the first one that failed (the ones after
-    /// it were not applied). The whole call fails when no batch was answered.
+    /// Sends commands to the node serving `partition` (coalesced with other callers' while
+    /// earlier requests are on their way, see `batches.rs`) and answers their outcomes, in
+    /// order; fewer than the commands when the request was answered only in part.
     async fn send_batch(
         &self,
         partition: u32,
         entries: &[&OutboxEntry],
     ) -> Result<Vec<Outcome>, Error> {
-        let mut outcomes = Vec::with_capacity(entries.len());
-        let mut encoded = entries
+        let commands = entries
             .iter()
-            .map(|entry| Ok((entry, serde_json::to_vec(entry)?)))
-            .collect::<Result<Vec<_>, serde_json::Error>>()?
-            .into_iter()
-            .peekable();
-        while encoded.peek().is_some() {
-            let mut payload = vec![b'['];
-            let mut ids = Vec::new();
-            while let Some((entry, json)) = encoded
-                .next_if(|(_, json)| ids.is_empty() || payload.len() + json.len() < BATCH_BYTES)
-            {
-                if !ids.is_empty() {
-                    payload.push(b',');
-                }
-                payload.extend_from_slice(&json);
-                ids.push(command_id_of(entry));
-            }
-            payload.push(b']');
-            let sent = self.send_one_batch(partition, &payload, &ids).await;
-            let answered = match sent {
-                Ok(answered) => answered,
-                Err(e) if outcomes.is_empty() => return Err(e),
-                Err(e) => {
-                    outcomes.push(Err(e));
-                    return Ok(outcomes);
-                }
-            };
-            let complete = answered.len() == ids.len() && answered.iter().all(Result::is_ok);
-            outcomes.extend(answered);
-            if !complete {
-                break;
+            .map(|entry| Ok((entry.id().to_owned(), serde_json::to_vec(entry)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let caller = crate::batches::Caller { commands, answer };
+        if self.batches.queue(partition, caller) {
+            if let Some(me) = self.me.upgrade() {
+                actix_rt::spawn(async move { me.send_batches(partition).await });
             }
         }
-        Ok(outcomes)
+        answered
+            .await
+            .unwrap_or_else(|_| Err(Error::Unavailable("the node is stopping".into())))
+    }
+
+    /// A sender of command batches to `partition`: sends what waits until nothing does.
+    async fn send_batches(&self, partition: u32) {
+        while let Some(callers) = self.batches.take(partition) {
+            let (payload, ids) = crate::batches::request(&callers);
+            let sent = self.send_one_batch(partition, &payload, &ids).await;
+            crate::batches::answer(callers, sent);
+        }
     }
 
     /// One batch request: its outcomes, checked against the commands sent.
@@ -454,13 +444,5 @@ impl Deliver for Mesh {
 
     fn delivered(&self, id: u64) {
         Mesh::delivered(self, id);
-    }
-}
-
-/// The command id of a command entry.
-fn command_id_of(entry: &OutboxEntry) -> &str {
-    match entry {
-        OutboxEntry::Effect { command_id, .. } => command_id,
-        OutboxEntry::Publish { message_id, .. } => message_id,
     }
 }

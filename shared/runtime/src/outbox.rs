@@ -43,6 +43,14 @@ impl OutboxEntry {
         }
     }
 
+    /// The id that makes it idempotent: a command's id, a publication's message id.
+    pub(crate) fn id(&self) -> &str {
+        match self {
+            OutboxEntry::Effect { command_id, .. } => command_id,
+            OutboxEntry::Publish { message_id, .. } => message_id,
+        }
+    }
+
     /// The entity whose messages must stay in order (or the subject, for publications).
     pub(crate) fn target(&self) -> String {
         match self {
