@@ -6,7 +6,6 @@
 //! target's next command only after the previous one was answered, so several requests in
 //! flight never reorder a target's commands.
 
-use crate::mesh::Outcome;
 use crate::Error;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -18,31 +17,40 @@ const IN_FLIGHT: usize = 4;
 /// caller's commands always go whole.
 const BATCH_BYTES: usize = 256 * 1024;
 
-/// What one caller hands in: its commands (id and JSON) and where their outcomes go.
-pub(crate) struct Caller {
+/// What one caller hands in: its commands (id and JSON) and where their outcomes (`T`) go.
+pub(crate) struct Caller<T> {
     pub commands: Vec<(String, Vec<u8>)>,
-    pub answer: oneshot::Sender<Result<Vec<Outcome>, Error>>,
+    pub answer: oneshot::Sender<Result<Vec<T>, Error>>,
 }
 
 /// One partition's waiting callers and requests on their way.
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<Caller>,
+struct Queue<T> {
+    waiting: Vec<Caller<T>>,
     in_flight: usize,
 }
 
-/// The outgoing command batches of a node.
-#[derive(Default)]
-pub(crate) struct Batches {
-    partitions: Mutex<HashMap<u32, Queue>>,
+/// The outgoing command batches of a node, whose commands answer a `T` each.
+pub(crate) struct Batches<T> {
+    partitions: Mutex<HashMap<u32, Queue<T>>>,
 }
 
-impl Batches {
+impl<T> Default for Batches<T> {
+    fn default() -> Self {
+        Batches {
+            partitions: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> Batches<T> {
     /// Queues a caller for `partition`; answers whether the caller must start a sender for it
     /// (a request slot is free).
-    pub(crate) fn queue(&self, partition: u32, caller: Caller) -> bool {
+    pub(crate) fn queue(&self, partition: u32, caller: Caller<T>) -> bool {
         let mut partitions = self.partitions.lock();
-        let queue = partitions.entry(partition).or_default();
+        let queue = partitions.entry(partition).or_insert_with(|| Queue {
+            waiting: Vec::new(),
+            in_flight: 0,
+        });
         queue.waiting.push(caller);
         let start = queue.in_flight < IN_FLIGHT;
         if start {
@@ -53,7 +61,7 @@ impl Batches {
 
     /// The callers to send to `partition` next (whole ones, up to [`BATCH_BYTES`]), or `None`
     /// when none wait, which ends the asking sender (its slot is free again).
-    pub(crate) fn take(&self, partition: u32) -> Option<Vec<Caller>> {
+    pub(crate) fn take(&self, partition: u32) -> Option<Vec<Caller<T>>> {
         let mut partitions = self.partitions.lock();
         let queue = partitions.get_mut(&partition)?;
         if queue.waiting.is_empty() {
@@ -79,7 +87,7 @@ impl Batches {
 }
 
 /// One request's body (a JSON array) and ids, from `callers`' commands in order.
-pub(crate) fn request(callers: &[Caller]) -> (Vec<u8>, Vec<&str>) {
+pub(crate) fn request<T>(callers: &[Caller<T>]) -> (Vec<u8>, Vec<&str>) {
     let mut payload = vec![b'['];
     let mut ids = Vec::new();
     for (id, json) in callers.iter().flat_map(|c| &c.commands) {
@@ -94,7 +102,7 @@ pub(crate) fn request(callers: &[Caller]) -> (Vec<u8>, Vec<&str>) {
 }
 
 /// Hands each caller its share of a request's outcomes (in order), or the request's error.
-pub(crate) fn answer(callers: Vec<Caller>, sent: Result<Vec<Outcome>, Error>) {
+pub(crate) fn answer<T>(callers: Vec<Caller<T>>, sent: Result<Vec<T>, Error>) {
     match sent {
         Err(e) => {
             for caller in callers {
@@ -115,10 +123,15 @@ pub(crate) fn answer(callers: Vec<Caller>, sent: Result<Vec<Outcome>, Error>) {
 mod tests {
     use super::*;
 
+    type Outcome = Result<(), Error>;
+
     fn caller(
         ids: &[&str],
         size: usize,
-    ) -> (Caller, oneshot::Receiver<Result<Vec<Outcome>, Error>>) {
+    ) -> (
+        Caller<Outcome>,
+        oneshot::Receiver<Result<Vec<Outcome>, Error>>,
+    ) {
         let (answer, receiver) = oneshot::channel();
         let commands = ids
             .iter()
@@ -129,7 +142,7 @@ mod tests {
 
     #[test]
     fn callers_coalesce_once_every_slot_is_busy_and_keep_their_order() {
-        let batches = Batches::default();
+        let batches = Batches::<Outcome>::default();
         for n in 0..IN_FLIGHT {
             assert!(
                 batches.queue(7, caller(&[&format!("c{n}")], 10).0),
@@ -159,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_request_holds_whole_callers_up_to_the_byte_limit_and_each_gets_its_share() {
-        let batches = Batches::default();
+        let batches = Batches::<Outcome>::default();
         let (big, big_answer) = caller(&["b1", "b2"], BATCH_BYTES / 2);
         let (small, small_answer) = caller(&["s1"], 10);
         assert!(batches.queue(1, big));
@@ -171,10 +184,7 @@ mod tests {
             "the second caller does not fit beside the first"
         );
         let second = batches.take(1).expect("the rest");
-        answer(
-            first,
-            Ok(vec![Ok(None), Err(Error::Unavailable("x".into()))]),
-        );
+        answer(first, Ok(vec![Ok(()), Err(Error::Unavailable("x".into()))]));
         answer(second, Err(Error::Unavailable("no answer".into())));
         let big = big_answer.blocking_recv().expect("answered").expect("sent");
         assert!(

@@ -55,7 +55,7 @@ pub(crate) struct Mesh {
     /// durable, before it is answered.
     pub crash_before_batch_reply: bool,
     /// Command batches on their way to other nodes, coalesced per partition.
-    batches: crate::batches::Batches,
+    batches: crate::batches::Batches<Outcome>,
     /// This mesh (its batch senders run as tasks of their own).
     me: Weak<Mesh>,
     /// The actors of this node.
