@@ -35,8 +35,9 @@ pub const INVENTORY_EVENTS: &str = "keel.v1.evt.inventory.>";
 /// Where a node sends the node serving `partition` a batch of commands between actors (core
 /// NATS request-reply, on the partition's forwarding prefix, which only its serving node
 /// subscribes to): the payload is a JSON array of commands, the reply a JSON array of their
-/// outcomes in order, sent once their effects are durable (fewer outcomes than commands: the
-/// rest were not applied, and the sender sends them again).
+/// outcomes in the same order, sent once their effects are durable (a command not applied,
+/// because an earlier one for its target failed, answers `unavailable`, and the sender sends
+/// it again).
 pub fn command_batch_subject(partition: u32) -> String {
     format!("{}{COMMAND_BATCH}", forward_prefix(partition))
 }
