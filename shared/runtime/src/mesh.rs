@@ -184,26 +184,17 @@ impl Mesh {
         Ok(())
     }
 
-    /// Sends commands to the node serving `partition`, once the decisions that owe them are
-    /// durable here (a crash must not leave another node with the effect of a decision this
-    /// one lost).
+    /// Sends commands to the node serving `partition`.
     async fn deliver_to(&self, partition: u32, entries: &[&OutboxEntry]) -> Result<(), Partial> {
-        let failed = |error| Partial {
-            delivered: 0,
-            error,
-        };
-        self.store.flush().await.map_err(|e| failed(e.into()))?;
-        let outcomes = self.send_batch(partition, entries).await.map_err(failed)?;
-        let answered = outcomes.len();
+        let outcomes = self
+            .send_batch(partition, entries)
+            .await
+            .map_err(|error| Partial {
+                delivered: 0,
+                error,
+            })?;
         for (delivered, outcome) in outcomes.into_iter().enumerate() {
             outcome.map_err(|error| Partial { delivered, error })?;
-        }
-        if answered < entries.len() {
-            let error = Error::Unavailable(format!("partition {partition}: no outcome"));
-            return Err(Partial {
-                delivered: answered,
-                error,
-            });
         }
         Ok(())
     }
@@ -241,14 +232,16 @@ impl Mesh {
             })
     }
 
-    /// Sends commands to the node serving `partition` (coalesced with other callers' while
-    /// earlier requests are on their way, see `batches.rs`) and answers their outcomes, in
-    /// order; fewer than the commands when the request was answered only in part.
+    /// Sends commands to the node serving `partition` once the decisions that owe them are
+    /// durable here (a crash must not leave another node with the effect of a decision this
+    /// one lost), coalesced with other callers' while earlier requests are on their way (see
+    /// `batches.rs`), and answers one outcome per command, in order.
     async fn send_batch(
         &self,
         partition: u32,
         entries: &[&OutboxEntry],
     ) -> Result<Vec<Outcome>, Error> {
+        self.store.flush().await?;
         let commands = entries
             .iter()
             .map(|entry| Ok((entry.id().to_owned(), serde_json::to_vec(entry)?)))
@@ -274,7 +267,8 @@ impl Mesh {
         }
     }
 
-    /// One batch request: its outcomes, checked against the commands sent.
+    /// One batch request: its outcomes, checked against the commands sent (the owner answers
+    /// every one).
     async fn send_one_batch(
         &self,
         partition: u32,
@@ -287,7 +281,7 @@ impl Mesh {
         self.commands.batches_sent.fetch_add(1, Ordering::Relaxed);
         let sent = u64::try_from(ids.len()).unwrap_or(u64::MAX);
         self.commands.sent.fetch_add(sent, Ordering::Relaxed);
-        if answered.len() > ids.len() {
+        if answered.len() != ids.len() {
             return Err(Error::Internal(format!(
                 "partition {partition} answered {} outcomes for {} commands",
                 answered.len(),
@@ -303,13 +297,6 @@ impl Mesh {
                 )));
             }
             outcomes.push(outcome);
-        }
-        if outcomes.len() < ids.len() && outcomes.last().is_none_or(Result::is_ok) {
-            outcomes.push(Err(Error::Unavailable(format!(
-                "partition {partition} applied {} of {} commands",
-                outcomes.len(),
-                ids.len()
-            ))));
         }
         Ok(outcomes)
     }
@@ -327,7 +314,6 @@ impl Mesh {
             effect: effect.clone(),
             trace: keel_telemetry::traceparent(&tracing::Span::current()),
         };
-        self.store.flush().await?;
         let mut outcomes = self.send_batch(partition, &[&entry]).await?;
         outcomes.pop().unwrap_or_else(|| {
             Err(Error::Unavailable(format!(
