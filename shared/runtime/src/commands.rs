@@ -41,18 +41,14 @@ pub(crate) async fn answer(
         let message = format!("partition {partition} is not served here now");
         return refuse(ErrorCode::Unavailable, &message);
     };
-    let mut by_target: Vec<(String, Vec<&OutboxEntry>)> = Vec::new();
+    let mut by_target: HashMap<String, Vec<&OutboxEntry>> = HashMap::new();
     for entry in &entries {
-        let target = entry.target();
-        match by_target.iter_mut().find(|(t, _)| *t == target) {
-            Some((_, group)) => group.push(entry),
-            None => by_target.push((target, vec![entry])),
-        }
+        by_target.entry(entry.target()).or_default().push(entry);
     }
     let applied: Vec<Vec<(&str, Outcome)>> = futures::future::join_all(
         by_target
-            .iter()
-            .map(|(_, group)| apply_in_order(mesh, partition, group)),
+            .values()
+            .map(|group| apply_in_order(mesh, partition, group)),
     )
     .await;
     let mut outcomes: HashMap<&str, Outcome> = applied.into_iter().flatten().collect();
