@@ -26,7 +26,17 @@ struct Answer {
 }
 
 async fn ask(client: &async_nats::Client, subject: &str, payload: Vec<u8>) -> Answer {
+    ask_with(client, subject, async_nats::HeaderMap::new(), payload).await
+}
+
+async fn ask_with(
+    client: &async_nats::Client,
+    subject: &str,
+    headers: async_nats::HeaderMap,
+    payload: Vec<u8>,
+) -> Answer {
     let request = async_nats::Request::new()
+        .headers(headers)
         .payload(payload.into())
         .timeout(Some(REPLY_TIMEOUT));
     let reply = client
@@ -226,8 +236,22 @@ fn bad_messages_on_every_inbound_subject_get_their_documented_error() {
         let command = keel_protocol::command_batch_subject(partition);
         let answer = ask(&client, &command, b"not a command".to_vec()).await;
         assert_code(&answer, "malformed_request", "a command batch that does not decode");
+        // A batch whose epochs header does not parse: refused and set aside the same way.
+        let epochs = |value: &str| {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(keel_protocol::EPOCHS_HEADER, value);
+            headers
+        };
+        let answer = ask_with(&client, &command, epochs("7=seven"), b"[]".to_vec()).await;
+        assert_code(&answer, "malformed_request", "an epochs header that does not parse");
+        // A stale owner: once a batch from partition 7's owner at epoch 1000 was applied, one
+        // from epoch 999 (the owner before) is refused, and counted.
+        let answer = ask_with(&client, &command, epochs("7=1000"), b"[]".to_vec()).await;
+        assert_eq!(answer.status, "ok", "{answer:?}");
+        let answer = ask_with(&client, &command, epochs("3=1,7=999"), b"[]".to_vec()).await;
+        assert_code(&answer, "stale_epoch", "epoch 999");
 
-        let letters = dead_letters(&js, 7).await;
+        let letters = dead_letters(&js, 8).await;
         let expected = [
             (&east, "malformed_request", "not a confirmation"),
             (&east, "malformed_request", "Nats-Msg-Id"),
@@ -261,6 +285,11 @@ fn bad_messages_on_every_inbound_subject_get_their_documented_error() {
                 && code == "malformed_request"),
             "the bad command is dead-lettered: {letters:#?}"
         );
+        assert!(
+            letters.iter().any(|(_, code, reason)| code == "malformed_request"
+                && reason.contains("Keel-Epochs")),
+            "the bad epochs header is dead-lettered: {letters:#?}"
+        );
 
         // A good confirmation on the same subject is applied after all that.
         publish(&js, &east, Some("bi-w7"), step(&fulfillment, "picked").as_bytes()).await;
@@ -274,7 +303,8 @@ fn bad_messages_on_every_inbound_subject_get_their_documented_error() {
     );
     assert_eq!(keel.get("/readyz").0, 200, "the node still serves");
     keel.assert_metrics(&[
-        "keel_dead_letters_total 7",
+        "keel_dead_letters_total 8",
+        "keel_command_batches_stale_total 1",
         "keel_wms_confirmations_applied_total 1",
     ]);
     assert_eq!(keel.starts(), 1, "the node never restarted");

@@ -32,6 +32,7 @@ fn an_order_on_one_node_costs_a_few_nats_messages() {
     );
 
     let before = keel.nats().settled_in_msgs();
+    let changelog_before = keel.api().metric("keel_changelog_batches_total");
     let placed: usize = (0..CLIENTS)
         .map(|client| {
             let (api, channel) = (keel.api(), net.channel.clone());
@@ -53,11 +54,13 @@ fn an_order_on_one_node_costs_a_few_nats_messages() {
         .map(|client| client.join().expect("a client panicked"))
         .sum();
     let after = keel.nats().settled_in_msgs();
+    let changelog = keel.api().metric("keel_changelog_batches_total") - changelog_before;
 
     let per_order = (after - before) as f64 / placed as f64;
     eprintln!(
-        "NATS messages per order on one node: {per_order:.2} ({} in {placed} orders)",
-        after - before
+        "NATS messages per order on one node: {per_order:.2} ({} in {placed} orders; {:.2} of them changelog messages)",
+        after - before,
+        changelog as f64 / placed as f64
     );
     assert!(
         per_order <= LIMIT,

@@ -447,7 +447,7 @@ impl Membership {
             let done =
                 takeover::take_partition(&self.js, &self.changelog, store, partition, epoch, after)
                     .await?;
-            node.serve_partition(partition).await?;
+            node.serve_partition(partition, epoch).await?;
             Ok::<_, anyhow::Error>(done)
         };
         match taken.await {
@@ -560,7 +560,7 @@ impl Membership {
                 if self.leaving.load(Ordering::SeqCst) {
                     break;
                 }
-                match self.retake(partition).await {
+                match self.retake(&node, partition).await {
                     Ok(true) => {}
                     Ok(false) => fenced_out(&format!(
                         "partition {partition} was taken over by another node"
@@ -573,7 +573,7 @@ impl Membership {
 
     /// Takes a lapsed lease again, at a new epoch, if no other node holds it or claimed its
     /// partition in the changelog since this node's last write; answers whether it did.
-    async fn retake(&self, partition: Partition) -> anyhow::Result<bool> {
+    async fn retake(&self, node: &Node, partition: Partition) -> anyhow::Result<bool> {
         let Some(held) = self.coordinator.acquire(partition).await? else {
             return Ok(false);
         };
@@ -582,6 +582,7 @@ impl Membership {
             return Ok(false);
         }
         self.changelog.set_epoch(lane, held.epoch);
+        node.renew_epoch(partition, held.epoch);
         self.acquired.fetch_add(1, Ordering::Relaxed);
         tracing::info!(partition, epoch = held.epoch, "took a lapsed lease back");
         self.held.lock().insert(partition, held);

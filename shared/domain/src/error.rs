@@ -30,11 +30,14 @@ pub enum ErrorCode {
     /// The hold expired, was released, or went to another order.
     HoldExpired,
     UnknownHold,
+    /// A command batch from a node whose epoch for the commands' partition is older than one
+    /// the receiver already applied: another node owns that partition now (between nodes only).
+    StaleEpoch,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and round-trip tests.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::MalformedRequest,
         ErrorCode::InvalidId,
         ErrorCode::InvalidQuantity,
@@ -55,6 +58,7 @@ impl ErrorCode {
         ErrorCode::HoldMismatch,
         ErrorCode::HoldExpired,
         ErrorCode::UnknownHold,
+        ErrorCode::StaleEpoch,
     ];
 
     /// The wire spelling, e.g. `unknown_sku`.
@@ -80,6 +84,7 @@ impl ErrorCode {
             ErrorCode::HoldMismatch => "hold_mismatch",
             ErrorCode::HoldExpired => "hold_expired",
             ErrorCode::UnknownHold => "unknown_hold",
+            ErrorCode::StaleEpoch => "stale_epoch",
         }
     }
 
@@ -107,7 +112,8 @@ impl ErrorCode {
             | ErrorCode::InvalidTransition
             | ErrorCode::InsufficientStock
             | ErrorCode::HoldMismatch
-            | ErrorCode::HoldExpired => 409,
+            | ErrorCode::HoldExpired
+            | ErrorCode::StaleEpoch => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,

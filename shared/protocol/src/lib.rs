@@ -43,6 +43,31 @@ pub fn command_batch_subject(partition: u32) -> String {
 }
 /// The last token of [`command_batch_subject`].
 pub const COMMAND_BATCH: &str = "commands";
+/// Header of a command batch: the sender's epoch for each partition whose commands the batch
+/// holds (`{partition}={epoch}`, comma-separated; see [`source_epochs`]). The receiver refuses
+/// a batch from an epoch older than the last it applied for that partition (`stale_epoch`).
+pub const EPOCHS_HEADER: &str = "Keel-Epochs";
+
+/// The [`EPOCHS_HEADER`] of a batch from these (partition, epoch) pairs.
+pub fn epochs_header(epochs: impl IntoIterator<Item = (u32, u64)>) -> String {
+    let pairs: Vec<String> = epochs
+        .into_iter()
+        .map(|(partition, epoch)| format!("{partition}={epoch}"))
+        .collect();
+    pairs.join(",")
+}
+
+/// The (partition, epoch) pairs of an [`EPOCHS_HEADER`]; `None` when it does not parse.
+pub fn source_epochs(header: &str) -> Option<Vec<(u32, u64)>> {
+    header
+        .split(',')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (partition, epoch) = pair.split_once('=')?;
+            Some((partition.trim().parse().ok()?, epoch.trim().parse().ok()?))
+        })
+        .collect()
+}
 /// Where a node sends an API request for an entity of `partition` that another node serves:
 /// the prefix, followed by the request's own subject. Only the serving node subscribes.
 pub fn forward_prefix(partition: u32) -> String {
@@ -261,6 +286,17 @@ mod tests {
             "error": { "code": "unknown_sku", "message": "unknown sku X" }
         });
         assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn a_batch_names_its_source_epochs_in_a_header() {
+        let header = epochs_header([(3, 7), (120, 1)]);
+        assert_eq!(header, "3=7,120=1");
+        assert_eq!(source_epochs(&header), Some(vec![(3, 7), (120, 1)]));
+        assert_eq!(source_epochs(""), Some(vec![]));
+        assert_eq!(source_epochs("3=x"), None);
+        assert_eq!(source_epochs("3"), None);
+        assert_eq!(source_epochs("-1=2"), None);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! applies them in order, makes their effects durable and answers their outcomes. The sender
 //! counts a command delivered only once it has that answer and sends it again otherwise; the
 //! targets' command-id dedupe makes a repeat harmless. No JetStream work queue is involved.
+//! A batch names the sender's epochs for the partitions its commands come from, and one from
+//! a stale owner is refused (see `fences.rs`).
 
 use crate::mesh::{Mesh, Outcome};
 use crate::outbox::OutboxEntry;
@@ -11,7 +13,7 @@ use crate::replies::OutcomeMessage;
 use crate::Error;
 use keel_bus::Message;
 use keel_domain::ErrorCode;
-use keel_protocol::{error_body, ReplyStatus, COMMAND_DEAD_LETTERS};
+use keel_protocol::{error_body, source_epochs, ReplyStatus, COMMAND_DEAD_LETTERS, EPOCHS_HEADER};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use tracing::Instrument;
@@ -29,10 +31,9 @@ pub(crate) async fn answer(
 ) -> (ReplyStatus, Vec<u8>) {
     let refuse =
         |code: ErrorCode, message: &str| (ReplyStatus::Error(code), error_body(code, message));
-    let entries = match serde_json::from_slice::<Vec<OutboxEntry>>(&request.payload) {
-        Ok(entries) => entries,
-        Err(e) => {
-            let reason = format!("a command batch that does not decode: {e}");
+    let (entries, epochs) = match decode(request) {
+        Ok(decoded) => decoded,
+        Err(reason) => {
             set_aside(mesh, request, &reason).await;
             return refuse(ErrorCode::MalformedRequest, &reason);
         }
@@ -41,6 +42,11 @@ pub(crate) async fn answer(
         let message = format!("partition {partition} is not served here now");
         return refuse(ErrorCode::Unavailable, &message);
     };
+    if let Err(stale) = mesh.fences.admit(&epochs) {
+        mesh.commands.stale.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(partition, %stale, "refused a command batch from a stale owner");
+        return refuse(ErrorCode::StaleEpoch, &stale.to_string());
+    }
     let mut by_target: HashMap<String, Vec<&OutboxEntry>> = HashMap::new();
     for entry in &entries {
         by_target.entry(entry.target()).or_default().push(entry);
@@ -85,6 +91,23 @@ pub(crate) async fn answer(
         Ok(body) => (ReplyStatus::Ok, body),
         Err(e) => refuse(ErrorCode::Internal, &e.to_string()),
     }
+}
+
+/// The epochs a batch names, (partition, epoch) pairs.
+type Epochs = Vec<(u32, u64)>;
+
+/// A batch's commands and the epochs of the partitions they come from, or why it is malformed.
+fn decode(request: &Message) -> Result<(Vec<OutboxEntry>, Epochs), String> {
+    let entries = serde_json::from_slice::<Vec<OutboxEntry>>(&request.payload)
+        .map_err(|e| format!("a command batch that does not decode: {e}"))?;
+    let header = request
+        .headers
+        .get(EPOCHS_HEADER)
+        .map_or("", String::as_str);
+    let epochs = source_epochs(header).ok_or_else(|| {
+        format!("a command batch whose {EPOCHS_HEADER} header does not parse: {header:?}")
+    })?;
+    Ok((entries, epochs))
 }
 
 /// Applies one target's commands of a batch in order, up to and including the first that

@@ -33,6 +33,8 @@ pub struct CommandStats {
     pub batches_sent: AtomicU64,
     /// Commands in those batches.
     pub sent: AtomicU64,
+    /// Command batches refused here because they came from a stale owner (an older epoch).
+    pub stale: AtomicU64,
     /// Warehouse confirmations applied from `keel.v1.wms.*` and acknowledged.
     pub wms_applied: AtomicU64,
     /// Messages that could not be applied at all and were set aside on `keel.v1.dlq.*`.

@@ -41,11 +41,14 @@ impl Error {
     }
 
     /// Whether a rule refused the command (here or on the node serving its target): sending
-    /// it again would be refused again.
+    /// it again would be refused again. A `stale_epoch` is not: it says this node no longer
+    /// owns the sender's partition, not that the command is wrong (its new owner sends it).
     pub fn is_refusal(&self) -> bool {
         match self {
             Error::Domain(_) => true,
-            Error::Remote { code, .. } => code.http_status() < 500,
+            Error::Remote { code, .. } => {
+                code.http_status() < 500 && *code != ErrorCode::StaleEpoch
+            }
             _ => false,
         }
     }

@@ -25,13 +25,14 @@ pub(crate) async fn forward(
     bus: &SharedBus,
     partition: u32,
     subject: &str,
+    headers: keel_bus::Headers,
     payload: &[u8],
 ) -> Reply {
     let to = format!("{}{subject}", keel_protocol::forward_prefix(partition));
     let deadline = Instant::now() + FORWARD_BUDGET;
     let mut backoff = Duration::from_millis(5);
     loop {
-        let mut headers = keel_bus::Headers::new();
+        let mut headers = headers.clone();
         keel_telemetry::inject(&tracing::Span::current(), &mut headers);
         let left = deadline.saturating_duration_since(Instant::now());
         let answered = bus

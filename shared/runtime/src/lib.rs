@@ -17,6 +17,7 @@ mod consumer;
 mod directory;
 mod entity;
 mod error;
+mod fences;
 mod forget;
 mod forward;
 mod holds;
@@ -140,6 +141,8 @@ pub struct NodeStats {
     pub outbox_retried: u64,
     /// Commands their target refused (orchestration bugs; logged).
     pub outbox_refused: u64,
+    /// Entries of partitions this node no longer serves, left to their new owner.
+    pub outbox_handed_over: u64,
     /// Size of the store on disk.
     pub disk_bytes: u64,
     /// Commands other nodes sent in batches, applied here (in a cluster).
@@ -148,6 +151,8 @@ pub struct NodeStats {
     pub command_batches_sent: u64,
     /// The commands in those batches.
     pub commands_sent: u64,
+    /// Command batches refused because they came from a stale owner (an older epoch).
+    pub command_batches_stale: u64,
     /// Warehouse confirmations applied from `keel.v1.wms.*`.
     pub wms_applied: u64,
     /// Messages set aside on `keel.v1.dlq.*`.
@@ -239,21 +244,21 @@ impl Node {
         if self.hosts.mesh.partitions.clustered() {
             return Ok(Recovery::default());
         }
-        self.serve_partition(0).await
+        self.serve_partition(0, 0).await
     }
 
     /// Starts serving `partition`, whose state the store holds (restored, and claimed by
-    /// this node): answers the requests and command batches other nodes send it (and, for
+    /// this node at lease `epoch`, which its command batches carry): answers the requests and command batches other nodes send it (and, for
     /// partition 0, consumes the warehouse confirmations), redelivers its outbox and finishes
     /// its interrupted allocations.
     ///
     /// # Errors
     /// The bus' error when a consumer or a subscription cannot be made; the store's.
-    pub async fn serve_partition(&self, partition: u32) -> Result<Recovery, Error> {
+    pub async fn serve_partition(&self, partition: u32, epoch: u64) -> Result<Recovery, Error> {
         use keel_protocol as p;
         let hosts = &self.hosts;
         let bus = Arc::clone(&hosts.mesh.bus);
-        if !hosts.mesh.partitions.add(partition) {
+        if !hosts.mesh.partitions.add(partition, epoch) {
             // A second consumer would take the first one's messages over mid-stream.
             return Ok(Recovery::default());
         }
@@ -305,6 +310,12 @@ impl Node {
         self.hosts.warehouses.evict(elsewhere);
         self.hosts.holds.evict(elsewhere);
         finished
+    }
+
+    /// This node took `partition`'s lapsed lease back, at `epoch` (nobody else owned it
+    /// meanwhile): its command batches carry the new epoch from now on.
+    pub fn renew_epoch(&self, partition: u32, epoch: u64) {
+        self.hosts.mesh.partitions.set_epoch(partition, epoch);
     }
 
     /// The partitions this node serves.
@@ -466,6 +477,7 @@ impl Node {
             outbox_pending: relay.pending(),
             outbox_retried: relay.retried.load(Ordering::Relaxed),
             outbox_refused: relay.refused.load(Ordering::Relaxed),
+            outbox_handed_over: relay.handed_over.load(Ordering::Relaxed),
             disk_bytes: self.hosts.mesh.store.size_on_disk().unwrap_or(0),
             commands_consumed: self.hosts.mesh.commands.consumed.load(Ordering::Relaxed),
             command_batches_sent: self
@@ -475,6 +487,7 @@ impl Node {
                 .batches_sent
                 .load(Ordering::Relaxed),
             commands_sent: self.hosts.mesh.commands.sent.load(Ordering::Relaxed),
+            command_batches_stale: self.hosts.mesh.commands.stale.load(Ordering::Relaxed),
             wms_applied: self.hosts.mesh.commands.wms_applied.load(Ordering::Relaxed),
             dead_lettered: self
                 .hosts

@@ -54,6 +54,8 @@ pub(crate) struct Mesh {
     /// For fault tests: abort once a command batch from another node is applied and
     /// durable, before it is answered.
     pub crash_before_batch_reply: bool,
+    /// The highest epoch of each partition whose commands this node applied from a batch.
+    pub fences: crate::fences::Fences,
     /// Command batches on their way to other nodes, coalesced per partition.
     batches: crate::batches::Batches<Outcome>,
     /// This mesh (its batch senders run as tasks of their own).
@@ -110,6 +112,7 @@ impl Mesh {
                 partitions: Partitions::new(sharding),
                 relay: Relay::start(to, &arbiters),
                 crash_before_batch_reply,
+                fences: crate::fences::Fences::default(),
                 batches: crate::batches::Batches::default(),
                 me: me.clone(),
                 local,
@@ -276,7 +279,19 @@ impl Mesh {
         ids: &[&str],
     ) -> Result<Vec<Outcome>, Error> {
         let subject = keel_protocol::COMMAND_BATCH;
-        let (_, body) = crate::forward::forward(&self.bus, partition, subject, payload).await?;
+        let mut sources: Vec<u32> = ids
+            .iter()
+            .map(|id| self.partitions.of(crate::outbox::source_key(id)))
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let epochs = sources.into_iter().map(|p| (p, self.partitions.epoch(p)));
+        let headers = keel_bus::Headers::from([(
+            keel_protocol::EPOCHS_HEADER.to_owned(),
+            keel_protocol::epochs_header(epochs),
+        )]);
+        let (_, body) =
+            crate::forward::forward(&self.bus, partition, subject, headers, payload).await?;
         let answered: Vec<OutcomeMessage> = serde_json::from_value(body)?;
         self.commands.batches_sent.fetch_add(1, Ordering::Relaxed);
         let sent = u64::try_from(ids.len()).unwrap_or(u64::MAX);
@@ -430,5 +445,10 @@ impl Deliver for Mesh {
 
     fn delivered(&self, id: u64) {
         Mesh::delivered(self, id);
+    }
+
+    fn owes(&self, entry: &OutboxEntry) -> bool {
+        let source = self.partitions.of(entry.source_key());
+        self.partitions.serves(source)
     }
 }

@@ -39,6 +39,10 @@ pub const COMMANDS_CONSUMED: &str = "keel_commands_consumed_total";
 pub const COMMAND_BATCHES_SENT: &str = "keel_command_batches_sent_total";
 /// Counter: the commands in those batches.
 pub const COMMANDS_SENT: &str = "keel_commands_sent_total";
+/// Counter: command batches refused because they came from a stale owner.
+pub const COMMAND_BATCHES_STALE: &str = "keel_command_batches_stale_total";
+/// Counter: outbox entries left to a partition's new owner.
+pub const OUTBOX_HANDED_OVER: &str = "keel_outbox_handed_over_total";
 /// Counter: warehouse confirmations applied from `keel.v1.wms.*`.
 pub const WMS_APPLIED: &str = "keel_wms_confirmations_applied_total";
 /// Counter: messages set aside as dead letters.
@@ -126,6 +130,12 @@ pub fn render(stats: &NodeStats) -> String {
         &[("", stats.outbox_refused)],
     );
     metric(
+        OUTBOX_HANDED_OVER,
+        "counter",
+        "Outbox messages of partitions this node no longer serves, left to their new owner (who delivers them from the outbox it restored).",
+        &[("", stats.outbox_handed_over)],
+    );
+    metric(
         COMMANDS_CONSUMED,
         "counter",
         "Commands other nodes sent in batches, applied here.",
@@ -142,6 +152,12 @@ pub fn render(stats: &NodeStats) -> String {
         "counter",
         "Commands in the batches sent to other partitions' owners.",
         &[("", stats.commands_sent)],
+    );
+    metric(
+        COMMAND_BATCHES_STALE,
+        "counter",
+        "Command batches refused because their sender's epoch for the commands' partition is older than one applied here (a stale owner).",
+        &[("", stats.command_batches_stale)],
     );
     metric(
         WMS_APPLIED,

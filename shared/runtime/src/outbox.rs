@@ -51,6 +51,11 @@ impl OutboxEntry {
         }
     }
 
+    /// The entity that owes it: every command and message id begins with its key and `#`.
+    pub(crate) fn source_key(&self) -> &str {
+        source_key(self.id())
+    }
+
     /// The entity whose messages must stay in order (or the subject, for publications).
     pub(crate) fn target(&self) -> String {
         match self {
@@ -84,6 +89,11 @@ pub(crate) fn outgoing(
 /// Encodes a publication for the bus.
 pub(crate) fn publication_payload(p: &Publication) -> Bytes {
     Bytes::from(serde_json::to_vec(&p.payload).unwrap_or_default())
+}
+
+/// The key of the entity that issued a command or message id (`{key}#...`).
+pub(crate) fn source_key(id: &str) -> &str {
+    id.split_once('#').map_or(id, |(key, _)| key)
 }
 
 /// The entity key of `effect`'s target.

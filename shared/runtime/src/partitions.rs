@@ -7,7 +7,7 @@
 use futures::future::{AbortHandle, BoxFuture};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -35,6 +35,8 @@ pub(crate) struct Served {
     /// What feeds the partition its work (request and command subscriptions), stopped at
     /// the hand-off.
     feeds: Mutex<Vec<AbortHandle>>,
+    /// This node's lease epoch for the partition, which its command batches carry.
+    epoch: AtomicU64,
 }
 
 /// One piece of work on a served partition (a request, a command, a resumed saga); the
@@ -104,15 +106,32 @@ impl Partitions {
         Some(Work(Some(served)))
     }
 
-    /// Starts serving `partition`; false when it is served already.
-    pub(crate) fn add(&self, partition: u32) -> bool {
+    /// Starts serving `partition` at lease `epoch`; false when it is served already.
+    pub(crate) fn add(&self, partition: u32, epoch: u64) -> bool {
         match self.served.write().entry(partition) {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(free) => {
-                free.insert(Arc::default());
+                let served = Served::default();
+                served.epoch.store(epoch, Ordering::SeqCst);
+                free.insert(Arc::new(served));
                 true
             }
         }
+    }
+
+    /// This node took `partition`'s lease again, at `epoch`.
+    pub(crate) fn set_epoch(&self, partition: u32, epoch: u64) {
+        if let Some(served) = self.served.read().get(&partition) {
+            served.epoch.store(epoch, Ordering::SeqCst);
+        }
+    }
+
+    /// This node's epoch for `partition` while it serves it (draining included), else 0.
+    pub(crate) fn epoch(&self, partition: u32) -> u64 {
+        self.served
+            .read()
+            .get(&partition)
+            .map_or(0, |served| served.epoch.load(Ordering::SeqCst))
     }
 
     /// Registers a task that feeds `partition` work, to stop at its hand-off.
@@ -175,7 +194,10 @@ mod tests {
     async fn a_hand_off_waits_for_the_work_in_flight_and_takes_no_more() {
         let partitions = Arc::new(Partitions::new(Some(Arc::new(Mod4))));
         assert!(!partitions.serves(1) && partitions.enter(1).is_none());
-        assert!(partitions.add(1) && !partitions.add(1), "served once");
+        assert!(partitions.add(1, 3) && !partitions.add(1, 4), "served once");
+        assert_eq!(partitions.epoch(1), 3);
+        partitions.set_epoch(1, 5);
+        assert_eq!(partitions.epoch(1), 5, "a lease taken again");
         let work = partitions.enter(1).expect("served");
         let draining = tokio::spawn({
             let partitions = Arc::clone(&partitions);
@@ -188,6 +210,7 @@ mod tests {
         drop(work);
         assert!(draining.await.unwrap(), "finished in time");
         assert!(partitions.served().is_empty());
+        assert_eq!(partitions.epoch(1), 0, "not served: no epoch");
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub(crate) trait Deliver: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), Partial>>;
     /// Removes a delivered entry from the outbox.
     fn delivered(&self, id: u64);
+    /// Whether this node still serves the partition of the entity that owes `entry`. Once it
+    /// does not, the entry is its new owner's to deliver (from the outbox it restored), and
+    /// this node may not delete it: the deletion would reach the changelog.
+    fn owes(&self, entry: &OutboxEntry) -> bool;
 }
 
 /// Counters of the relay.
@@ -35,6 +39,8 @@ pub struct RelayStats {
     pub retried: AtomicU64,
     /// Commands their target refused: a bug in the orchestration, logged with the entry.
     pub refused: AtomicU64,
+    /// Entries of partitions this node no longer serves: their new owner delivers them.
+    pub handed_over: AtomicU64,
 }
 
 impl RelayStats {
@@ -44,11 +50,10 @@ impl RelayStats {
 
     /// Entries handed to the relay and not delivered yet.
     pub fn pending(&self) -> u64 {
-        // Delivered is read first: it never passes queued, so the difference never underflows.
-        let delivered = self.delivered.load(Ordering::Acquire);
-        self.queued
-            .load(Ordering::Acquire)
-            .saturating_sub(delivered)
+        // Those done are read first: they never pass queued, so the difference never underflows.
+        let done =
+            self.delivered.load(Ordering::Acquire) + self.handed_over.load(Ordering::Acquire);
+        self.queued.load(Ordering::Acquire).saturating_sub(done)
     }
 }
 
@@ -130,6 +135,17 @@ async fn run_shard(
             let Some(to) = to.upgrade() else {
                 return;
             };
+            let before = batch.len();
+            let mut at = 0;
+            batch.retain(|(_, entry)| {
+                at += 1;
+                at <= done || to.owes(entry)
+            });
+            let left = u64::try_from(before - batch.len()).unwrap_or(u64::MAX);
+            stats.handed_over.fetch_add(left, Ordering::Relaxed);
+            if done == batch.len() {
+                break;
+            }
             let entries: Vec<&OutboxEntry> = batch[done..].iter().map(|(_, e)| e).collect();
             let (delivered, failure) = match to.deliver_in_order(&entries).await {
                 Ok(()) => (entries.len(), None),

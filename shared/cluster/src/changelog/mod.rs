@@ -278,12 +278,16 @@ impl Replica for Changelog {
     }
 }
 
-/// Sends each lane's queued records, one batch in flight per lane, until the process ends.
+/// Sends the queued records in rounds until the process ends: a round is one batch per lane
+/// holding records, all sent at once, and the next round is taken when the last of them has
+/// landed. A waiter needs every record appended before its own (the watermark spans lanes),
+/// so sending lanes on their own clocks would not answer anyone sooner; in rounds, what
+/// piles up while one round is out goes as one message per lane, not one per commit.
 async fn pump(inner: Arc<Inner>) {
     let mut in_flight: FuturesUnordered<BoxFuture<'static, (Batch, Sent)>> =
         FuturesUnordered::new();
     loop {
-        if inner.fenced.borrow().is_none() {
+        if inner.fenced.borrow().is_none() && in_flight.is_empty() {
             let batches = inner.lanes.lock().take_batches(
                 &inner.incarnation,
                 std::time::Instant::now(),

@@ -205,9 +205,14 @@ async fn available(
         if !hosts.mesh.partitions.serves(partition) {
             let body = serde_json::json!({ "sku": sku, "location": loc }).to_string();
             let subject = keel_protocol::subjects::INVENTORY_POSITION;
-            let (_, position) =
-                crate::forward::forward(&hosts.mesh.bus, partition, subject, body.as_bytes())
-                    .await?;
+            let (_, position) = crate::forward::forward(
+                &hosts.mesh.bus,
+                partition,
+                subject,
+                keel_bus::Headers::new(),
+                body.as_bytes(),
+            )
+            .await?;
             let available = position["available"].as_u64().unwrap_or(0);
             hosts.mesh.availability.set(&key, available);
             return Ok(available);

@@ -242,6 +242,7 @@ async fn inventory(hosts: &Hosts, payload: &[u8]) -> Reply {
                 &hosts.mesh.bus,
                 partition,
                 s::INVENTORY_POSITION,
+                keel_bus::Headers::new(),
                 body.as_bytes(),
             )
             .await?;

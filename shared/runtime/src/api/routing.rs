@@ -21,7 +21,16 @@ pub(crate) async fn dispatch(hosts: &Arc<Hosts>, subject: &str, payload: &[u8]) 
     let partition = hosts.mesh.partitions.of(&key);
     match hosts.mesh.partitions.enter(partition) {
         Some(_work) => handle(hosts, subject, payload).await,
-        None => forward(&hosts.mesh.bus, partition, subject, payload).await,
+        None => {
+            forward(
+                &hosts.mesh.bus,
+                partition,
+                subject,
+                keel_bus::Headers::new(),
+                payload,
+            )
+            .await
+        }
     }
 }
 
