@@ -411,6 +411,27 @@ fn creates_and_confirmations_are_idempotent_and_a_changed_body_is_a_conflict() {
     );
     wait_position(&keel, a, &net.east, 5, 2);
 
+    // /metrics measured all that: the order counted once, by the status it was placed in (a
+    // replay is not a new order), its saga and its commit's wait; every request by route and
+    // status, and the conflicts by their code.
+    let placed = format!(
+        "keel_orders_placed_total{{status=\"{}\"}}",
+        text(&first, "status")
+    );
+    assert_eq!(keel.metric(&placed), 1, "{placed}");
+    for (sample, expected) in [
+        ("keel_saga_duration_seconds_count{result=\"finished\",start=\"placed\"}", 1),
+        ("keel_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/orders\",status=\"201\"}", 1),
+        ("keel_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/orders\",status=\"200\"}", 1),
+        ("keel_http_errors_total{code=\"conflict\",route=\"/v1/orders\"}", 1),
+        ("keel_http_errors_total{code=\"conflict\",route=\"/v1/skus\"}", 1),
+        ("keel_api_request_duration_seconds_count{status=\"created\",subject=\"keel.v1.api.orders.place\"}", 1),
+        ("keel_api_errors_total{code=\"conflict\",subject=\"keel.v1.api.orders.place\"}", 1),
+    ] {
+        assert_eq!(keel.metric(sample), expected, "{sample}");
+    }
+    assert!(keel.metric("keel_store_flush_wait_seconds_count") >= 4);
+
     // Confirmations: repeating the current step answers 200 and ships only once.
     keel.wait_order_status("id-o1", "released");
     let f = text(fulfillment_at(&stored, &net.east), "id").to_string();

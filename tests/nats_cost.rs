@@ -55,6 +55,19 @@ fn an_order_on_one_node_costs_a_few_nats_messages() {
         .sum();
     let after = keel.nats().settled_in_msgs();
     let changelog = keel.api().metric("keel_changelog_batches_total") - changelog_before;
+    // The node's own count of what it sent agrees with its changelog writer's.
+    let sent = keel
+        .api()
+        .metric("keel_nats_messages_sent_total{kind=\"changelog\"}");
+    assert!(
+        sent >= changelog,
+        "{sent} changelog messages counted sent, {changelog} written"
+    );
+    assert!(
+        keel.api()
+            .metric("keel_nats_messages_sent_total{kind=\"event\"}")
+            > 0
+    );
 
     let per_order = (after - before) as f64 / placed as f64;
     eprintln!(

@@ -10,9 +10,10 @@ use keel_domain::ErrorCode;
 pub(crate) fn error(code: ErrorCode, message: &str) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(code.http_status())
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status)
+    let response = HttpResponse::build(status)
         .content_type("application/json")
-        .body(keel_protocol::error_body(code, message))
+        .body(keel_protocol::error_body(code, message));
+    crate::metrics::tag(response, code)
 }
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].

@@ -4,6 +4,7 @@
 //! reply's status header becomes the HTTP status (see docs/http-api.md).
 
 mod body;
+mod metrics;
 mod routes;
 mod tracing_middleware;
 
@@ -23,22 +24,17 @@ pub struct Gateway {
     bus: SharedBus,
     timeout: Duration,
     ready: Arc<dyn Fn() -> bool + Send + Sync>,
-    metrics: Arc<dyn Fn() -> String + Send + Sync>,
     status: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
 }
 
 impl Gateway {
-    /// A gateway that asks `bus`, reports readiness from `ready` and serves `metrics` text.
-    pub fn new(
-        bus: SharedBus,
-        ready: Arc<dyn Fn() -> bool + Send + Sync>,
-        metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    ) -> Self {
+    /// A gateway that asks `bus` and reports readiness from `ready`; `/metrics` renders the
+    /// process' registry (`keel_telemetry::metrics`).
+    pub fn new(bus: SharedBus, ready: Arc<dyn Fn() -> bool + Send + Sync>) -> Self {
         Gateway {
             bus,
             timeout: Duration::from_secs(10),
             ready,
-            metrics,
             status: Arc::new(|| serde_json::json!({})),
         }
     }

@@ -187,10 +187,10 @@ async fn status(g: web::Data<Gateway>) -> HttpResponse {
     HttpResponse::Ok().json((g.status)())
 }
 
-async fn metrics(g: web::Data<Gateway>) -> HttpResponse {
+async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body((g.metrics)())
+        .body(keel_telemetry::metrics::render())
 }
 
 /// Asks the node and turns its reply into an HTTP response.
@@ -200,16 +200,21 @@ async fn forward(g: &Gateway, subject: &str, body: Bytes) -> HttpResponse {
     let reply = g.bus.request(subject, headers, body, g.timeout).await;
     match reply {
         Ok(msg) => {
-            let status = match ReplyStatus::from_headers(&msg.headers) {
+            let replied = ReplyStatus::from_headers(&msg.headers);
+            let status = match replied {
                 ReplyStatus::Ok => 200,
                 ReplyStatus::Created => 201,
                 ReplyStatus::Error(code) => code.http_status(),
             };
             let status = actix_web::http::StatusCode::from_u16(status)
                 .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-            HttpResponse::build(status)
+            let response = HttpResponse::build(status)
                 .content_type("application/json")
-                .body(msg.payload)
+                .body(msg.payload);
+            match replied {
+                ReplyStatus::Error(code) => crate::metrics::tag(response, code),
+                _ => response,
+            }
         }
         Err(keel_bus::Error::PayloadTooLarge { max, .. }) => error(
             ErrorCode::PayloadTooLarge,

@@ -21,6 +21,7 @@ use keel_cluster::{
 };
 use keel_runtime::Node;
 use keel_store::Lane;
+use keel_telemetry::metrics::Sample;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -650,9 +651,8 @@ impl Membership {
         })
     }
 
-    /// Prometheus text for the cluster counters.
-    pub fn metrics(&self) -> String {
-        let held = self.held.lock().len();
+    /// The cluster's counters and gauges, for `/metrics`.
+    pub fn samples(&self) -> Vec<Sample> {
         let load = |value: &AtomicU64| value.load(Ordering::Relaxed);
         let written = self.changelog.stats();
         let counters = [
@@ -691,23 +691,39 @@ impl Membership {
                 "Changelog sends that failed and were sent again.",
                 load(&written.retried),
             ),
-        ]
-        .map(|(name, help, value)| keel_bus::Counter { name, help, value });
+        ];
         let (restore, takeover) = self.took.lock().as_ref().map_or((0.0, 0.0), |t| {
             (t.restoring.as_secs_f64(), t.elapsed.as_secs_f64())
         });
-        let handoff = self.handed_off.lock().map_or(0.0, |d| d.as_secs_f64());
-        format!(
-            "# HELP keel_cluster_partitions_held Partitions whose lease this node holds.\n\
-             # TYPE keel_cluster_partitions_held gauge\nkeel_cluster_partitions_held {held}\n\
-             # HELP keel_cluster_restore_seconds Time the last round of takeovers spent restoring from the changelog (summed over its partitions).\n\
-             # TYPE keel_cluster_restore_seconds gauge\nkeel_cluster_restore_seconds {restore}\n\
-             # HELP keel_cluster_takeover_seconds From the first lease to serving every partition, in the last round of takeovers.\n\
-             # TYPE keel_cluster_takeover_seconds gauge\nkeel_cluster_takeover_seconds {takeover}\n\
-             # HELP keel_cluster_handoff_seconds How long the last hand-off of a partition took (drain, flush, release).\n\
-             # TYPE keel_cluster_handoff_seconds gauge\nkeel_cluster_handoff_seconds {handoff}\n{}",
-            keel_runtime::metrics::render_counters(&counters)
-        )
+        let gauges = [
+            (
+                "keel_cluster_partitions_held",
+                "Partitions whose lease this node holds.",
+                self.held.lock().len() as f64,
+            ),
+            (
+                "keel_cluster_restore_seconds",
+                "Time the last round of takeovers spent restoring from the changelog (summed over its partitions).",
+                restore,
+            ),
+            (
+                "keel_cluster_takeover_seconds",
+                "From the first lease to serving every partition, in the last round of takeovers.",
+                takeover,
+            ),
+            (
+                "keel_cluster_handoff_seconds",
+                "How long the last hand-off of a partition took (drain, flush, release).",
+                self.handed_off.lock().map_or(0.0, |d| d.as_secs_f64()),
+            ),
+        ];
+        let counters = counters
+            .into_iter()
+            .map(|(name, help, value)| Sample::counter(name, help, value));
+        let gauges = gauges
+            .into_iter()
+            .map(|(name, help, value)| Sample::gauge(name, help, value));
+        counters.chain(gauges).collect()
     }
 }
 

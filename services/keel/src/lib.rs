@@ -44,29 +44,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     options.replica = membership.as_ref().map(|m| m.replica());
     options.cluster = membership.as_ref().map(|m| m.sharding());
     let node = Arc::new(Node::start(&options, Arc::clone(&bus)).context("starting the node")?);
-    let gateway = Gateway::new(
-        Arc::clone(&bus),
-        {
-            // Not ready while the bus is down (requests could not reach the node) or while
-            // the node has yet to take the partitions the cluster gives it.
-            let (node, bus, membership) = (Arc::clone(&node), Arc::clone(&bus), membership.clone());
-            Arc::new(move || {
-                node.is_ready()
-                    && bus.is_connected()
-                    && membership.as_ref().is_none_or(|m| m.is_ready())
-            })
-        },
-        {
-            let (node, membership) = (Arc::clone(&node), membership.clone());
-            Arc::new(move || {
-                let mut text = keel_runtime::metrics::render(&node.stats());
-                if let Some(m) = &membership {
-                    text.push_str(&m.metrics());
-                }
-                text
-            })
-        },
-    )
+    {
+        let (node, membership) = (Arc::clone(&node), membership.clone());
+        keel_telemetry::metrics::sampled(Box::new(move || {
+            let mut samples = keel_runtime::metrics::samples(&node.stats());
+            if let Some(m) = &membership {
+                samples.extend(m.samples());
+            }
+            samples
+        }));
+    }
+    let gateway = Gateway::new(Arc::clone(&bus), {
+        // Not ready while the bus is down (requests could not reach the node) or while
+        // the node has yet to take the partitions the cluster gives it.
+        let (node, bus, membership) = (Arc::clone(&node), Arc::clone(&bus), membership.clone());
+        Arc::new(move || {
+            node.is_ready()
+                && bus.is_connected()
+                && membership.as_ref().is_none_or(|m| m.is_ready())
+        })
+    })
     .with_status({
         let membership = membership.clone();
         Arc::new(move || match &membership {
@@ -149,17 +146,16 @@ async fn run_gateway(config: &Config) -> anyhow::Result<()> {
         "--role gateway forwards to nodes over NATS: give --nats URL (or KEEL_NATS_URL)"
     );
     let bus = transport::connect(config, None).await?.bus;
-    let gateway = Gateway::new(
-        Arc::clone(&bus),
-        {
-            let bus = Arc::clone(&bus);
-            Arc::new(move || bus.is_connected())
-        },
-        {
-            let bus = Arc::clone(&bus);
-            Arc::new(move || keel_runtime::metrics::render_counters(&bus.counters()))
-        },
-    )
+    {
+        let bus = Arc::clone(&bus);
+        keel_telemetry::metrics::sampled(Box::new(move || {
+            keel_runtime::metrics::bus_samples(&bus.counters())
+        }));
+    }
+    let gateway = Gateway::new(Arc::clone(&bus), {
+        let bus = Arc::clone(&bus);
+        Arc::new(move || bus.is_connected())
+    })
     .with_status(Arc::new(|| serde_json::json!({ "mode": "gateway" })))
     .with_timeout(std::time::Duration::from_secs(
         config.request_timeout_secs.max(1),

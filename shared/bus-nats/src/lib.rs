@@ -259,6 +259,7 @@ impl NatsBus {
         } = message;
         keel_bus::subject::validate_subject(&subject)?;
         self.check_size(&headers, &payload)?;
+        count_sent(&subject);
         if self.is_kept(&subject) {
             return self.send_kept(&subject, headers, payload).await.map(Some);
         }
@@ -268,6 +269,17 @@ impl NatsBus {
             .map(|()| None)
             .map_err(convert::publish_error)
     }
+}
+
+/// Counts a message this process publishes on `subject`, by its kind
+/// (`keel_nats_messages_sent_total`, see [`keel_protocol::sent`]).
+pub fn count_sent(subject: &str) {
+    use keel_protocol::sent;
+    static SENT: std::sync::OnceLock<keel_telemetry::metrics::IntCounterVec> =
+        std::sync::OnceLock::new();
+    SENT.get_or_init(|| keel_telemetry::metrics::counter(sent::METRIC, sent::HELP, &["kind"]))
+        .with_label_values(&[sent::kind(subject)])
+        .inc();
 }
 
 /// The oldest nats-server Keel runs on: 2.10 brought what the cluster may rely on (several
@@ -347,6 +359,7 @@ impl Bus for NatsBus {
         {
             return futures::future::ready(Err(e)).boxed();
         }
+        count_sent(subject);
         let (bus, subject) = (self.clone(), subject.to_owned());
         async move {
             if bus.is_kept(&subject) {
@@ -413,6 +426,7 @@ impl Bus for NatsBus {
         {
             return futures::future::ready(Err(e)).boxed();
         }
+        count_sent(subject);
         let (client, subject, reply) = (self.client.clone(), subject.to_owned(), reply.to_owned());
         async move {
             client
@@ -452,6 +466,7 @@ impl Bus for NatsBus {
         {
             return futures::future::ready(Err(e)).boxed();
         }
+        count_sent(subject);
         let (client, subject) = (self.client.clone(), subject.to_owned());
         async move {
             let request = async_nats::Request::new()

@@ -143,6 +143,35 @@ pub mod changelog {
     }
 }
 
+/// Counting what a process sends on NATS, by kind of message.
+pub mod sent {
+    /// The counter's name (label `kind`, one of the kinds [`kind`] answers).
+    pub const METRIC: &str = "keel_nats_messages_sent_total";
+    /// Its help text.
+    pub const HELP: &str = "Messages this process published on NATS, by kind: event, changelog, command_batch, forward (a request for another node's partition), request (an API request), reply, dead_letter, wms, other.";
+
+    /// The kind of a message published on `subject`.
+    pub fn kind(subject: &str) -> &'static str {
+        let Some(rest) = subject.strip_prefix("keel.v1.") else {
+            return if subject.starts_with("_INBOX.") {
+                "reply"
+            } else {
+                "other"
+            };
+        };
+        match rest.split('.').next() {
+            Some("evt") => "event",
+            Some("log") => "changelog",
+            Some("fwd") if rest.rsplit('.').next() == Some(super::COMMAND_BATCH) => "command_batch",
+            Some("fwd") => "forward",
+            Some("api") => "request",
+            Some("dlq") => "dead_letter",
+            Some("wms") => "wms",
+            _ => "other",
+        }
+    }
+}
+
 pub mod subjects {
     pub const LOCATIONS_CREATE: &str = "keel.v1.api.locations.create";
     pub const LOCATIONS_GET: &str = "keel.v1.api.locations.get";
@@ -297,6 +326,25 @@ mod tests {
         assert_eq!(source_epochs("3=x"), None);
         assert_eq!(source_epochs("3"), None);
         assert_eq!(source_epochs("-1=2"), None);
+    }
+
+    #[test]
+    fn messages_sent_are_counted_by_kind() {
+        for (subject, kind) in [
+            (events::order("web", "o1"), "event"),
+            (changelog::subject("7"), "changelog"),
+            (command_batch_subject(7), "command_batch"),
+            (
+                format!("{}{}", forward_prefix(7), subjects::ORDERS_GET),
+                "forward",
+            ),
+            (subjects::ORDERS_PLACE.to_owned(), "request"),
+            ("_INBOX.abc.def".to_owned(), "reply"),
+            (COMMAND_DEAD_LETTERS.to_owned(), "dead_letter"),
+            ("$KV.KEEL_LEASES.p.1".to_owned(), "other"),
+        ] {
+            assert_eq!(sent::kind(&subject), kind, "{subject}");
+        }
     }
 
     #[test]

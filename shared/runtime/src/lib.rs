@@ -24,6 +24,7 @@ mod holds;
 pub mod keys;
 mod mesh;
 pub mod metrics;
+mod observed;
 mod outbox;
 mod partitions;
 mod periodic;

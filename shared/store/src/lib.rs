@@ -269,10 +269,13 @@ impl Store {
     /// there is one (the local fsync is then not needed: a node that stops uncleanly rebuilds
     /// its partitions from the replica), else on disk (in a shared round of the log).
     pub async fn flush(&self) -> Result<(), Error> {
-        match &self.replica {
+        let started = std::time::Instant::now();
+        let flushed = match &self.replica {
             Some(replica) => replica.durable().await.map_err(Error::Replica),
             None => self.log.flush().await,
-        }
+        };
+        flush_waits().observe(started.elapsed().as_secs_f64());
+        flushed
     }
 
     /// Waits until everything written so far is checkpointed on the local disk, with or
@@ -471,3 +474,17 @@ fn finish_legacy_journal(tree: &sled::Tree) -> Result<(), Error> {
 mod props;
 #[cfg(test)]
 mod tests;
+
+/// How long durable writes waited for their commit round ([`Store::flush`]).
+fn flush_waits() -> &'static keel_telemetry::metrics::Histogram {
+    static WAITS: std::sync::OnceLock<keel_telemetry::metrics::Histogram> =
+        std::sync::OnceLock::new();
+    WAITS.get_or_init(|| {
+        keel_telemetry::metrics::histogram(
+            "keel_store_flush_wait_seconds",
+            "How long a durable write waited for its commit round: the log's write and fsync, or in a cluster the round's changelog messages.",
+            &[],
+        )
+        .with_label_values::<&str>(&[])
+    })
+}

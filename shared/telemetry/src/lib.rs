@@ -10,6 +10,7 @@
 //! and [`set_parent`] carry `traceparent`/`tracestate` across NATS and HTTP hops either way.
 //! Exported spans name their process: `service.name` and `service.instance.id` (a node's id).
 
+pub mod metrics;
 mod propagation;
 
 pub use propagation::{inject, set_parent, set_parent_from, traceparent};

@@ -278,16 +278,16 @@ impl Replica for Changelog {
     }
 }
 
-/// Sends the queued records in rounds until the process ends: a round is one batch per lane
-/// holding records, all sent at once, and the next round is taken when the last of them has
-/// landed. A waiter needs every record appended before its own (the watermark spans lanes),
-/// so sending lanes on their own clocks would not answer anyone sooner; in rounds, what
-/// piles up while one round is out goes as one message per lane, not one per commit.
+/// Sends each lane's queued records, one batch in flight per lane, until the process ends.
+/// (Sending in whole rounds, the next one taken when the last batch of the one before has
+/// landed, was measured on 2026-12-07: it saved no messages, since an order's commits are
+/// sequential saga steps that land in different rounds anyway, and it made three nodes
+/// slower, every round waiting for its slowest lane.)
 async fn pump(inner: Arc<Inner>) {
     let mut in_flight: FuturesUnordered<BoxFuture<'static, (Batch, Sent)>> =
         FuturesUnordered::new();
     loop {
-        if inner.fenced.borrow().is_none() && in_flight.is_empty() {
+        if inner.fenced.borrow().is_none() {
             let batches = inner.lanes.lock().take_batches(
                 &inner.incarnation,
                 std::time::Instant::now(),
@@ -365,6 +365,7 @@ async fn send(js: &jetstream::Context, node: &str, batch: &Batch, claim: bool) -
     if let Lane::Partition(_) = batch.lane {
         message = message.expected_last_subject_sequence(batch.after);
     }
+    keel_bus_nats::count_sent(&subject);
     let acked = match js.send_publish(subject.clone(), message).await {
         Ok(ack) => ack.await,
         Err(e) => return Sent::Failed(e.to_string()),

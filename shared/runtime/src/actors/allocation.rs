@@ -129,8 +129,22 @@ pub(crate) async fn next_plan(
     Ok(plan.lines)
 }
 
-/// Does what the saga asks, from `outcome` on, until the order is allocated (or backordered).
+/// Does what the saga asks, from `outcome` on, until the order is allocated (or backordered),
+/// and books how long that took.
 async fn drive(
+    hosts: &Hosts,
+    d: &mut Durable<Order>,
+    locations: &[Location],
+    outcome: SagaOutcome,
+) -> Result<(), Error> {
+    let started = std::time::Instant::now();
+    let resumed = matches!(outcome, SagaOutcome::Interrupted);
+    let driven = drive_steps(hosts, d, locations, outcome).await;
+    crate::observed::saga(resumed, driven.is_ok(), started.elapsed());
+    driven
+}
+
+async fn drive_steps(
     hosts: &Hosts,
     d: &mut Durable<Order>,
     locations: &[Location],

@@ -398,7 +398,11 @@ async fn place(hosts: &Hosts, payload: &[u8]) -> Reply {
     }
     let key = crate::keys::order(&request.id);
     let (order, created) = hosts.orders.ask(&key, Place { request }).await??;
-    Ok((created_status(created), views::order(&order)))
+    let view = views::order(&order);
+    if created {
+        crate::observed::order_placed(view["status"].as_str().unwrap_or("unknown"));
+    }
+    Ok((created_status(created), view))
 }
 
 fn created_status(created: bool) -> ReplyStatus {

@@ -46,6 +46,18 @@ pub(crate) enum Served {
     Forwarded(u32),
 }
 
+impl Served {
+    /// The API subject (or `commands`) a request on `subject` asks.
+    fn subject(self, subject: &str) -> &str {
+        match self {
+            Served::Api => subject,
+            Served::Forwarded(partition) => subject
+                .strip_prefix(&keel_protocol::forward_prefix(partition))
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// Serves the API requests of `requests` until the subscription ends.
 pub(crate) async fn serve(
     hosts: Arc<Hosts>,
@@ -60,7 +72,9 @@ pub(crate) async fn serve(
         };
         let (hosts, bus) = (Arc::clone(&hosts), Arc::clone(&bus));
         actix_rt::spawn(async move {
+            let started = std::time::Instant::now();
             let (status, body) = answer(&hosts, &request, served).await;
+            crate::observed::request(served.subject(&request.subject), status, started.elapsed());
             let sent = match bus.respond(&request, status.headers(), body.into()).await {
                 // The caller must hear something rather than wait for its timeout.
                 Err(keel_bus::Error::PayloadTooLarge { size, max }) => {
@@ -83,19 +97,12 @@ pub(crate) async fn serve(
 }
 
 async fn answer(hosts: &Arc<Hosts>, request: &Message, served: Served) -> (ReplyStatus, Vec<u8>) {
-    let subject = match served {
-        Served::Api => request.subject.as_str(),
-        Served::Forwarded(partition) => {
-            let subject = request
-                .subject
-                .strip_prefix(&keel_protocol::forward_prefix(partition))
-                .unwrap_or_default();
-            if subject == keel_protocol::COMMAND_BATCH {
-                return crate::commands::answer(&hosts.mesh, partition, request).await;
-            }
-            subject
+    let subject = served.subject(&request.subject);
+    if let Served::Forwarded(partition) = served {
+        if subject == keel_protocol::COMMAND_BATCH {
+            return crate::commands::answer(&hosts.mesh, partition, request).await;
         }
-    };
+    }
     let span = tracing::info_span!("api.request", subject = %subject);
     keel_telemetry::set_parent_from(&span, &request.headers);
     if !subject.starts_with(API_PREFIX) {
