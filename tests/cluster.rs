@@ -270,6 +270,29 @@ fn partitions_spread_over_the_nodes_and_come_back_at_a_graceful_leave() {
         assert_eq!(fixtures::int(&position, "on_hand"), 5, "{position}");
     }
 
+    // An HTTP gateway (`--role gateway`, no node of its own; ready once it knows the cluster's
+    // partitioning) sends each request about one entity straight to the node serving its
+    // partition: each receipt is answered by one node, none by a node that forwards it on.
+    let gateway = Keel::start_beside(&url, &["--role", "gateway"]);
+    eventually("the gateway is ready", || match gateway.get("/readyz") {
+        (200, _) => Ok(()),
+        (code, body) => Err(format!("{code} {body}")),
+    });
+    let receipts = "keel_api_request_duration_seconds_count{status=\"created\",subject=\"keel.v1.api.inventory.receipt\"}";
+    let answered = || a.api().metric(receipts) + b.api().metric(receipts);
+    let before = answered();
+    for sku in &skus {
+        gateway.receive(&format!("g-{sku}"), sku, "east", 1);
+    }
+    assert_eq!(
+        answered() - before,
+        skus.len() as u64,
+        "one node answered each receipt"
+    );
+    let direct = "keel_nats_messages_sent_total{kind=\"forward\"}";
+    assert_eq!(gateway.api().metric(direct), skus.len() as u64);
+    drop(gateway);
+
     // SIGTERM: node a drains, flushes, hands its partitions off and leaves; node b takes them
     // at once, restoring node a's writes from the changelog.
     let (took, clean) = a.terminate();
@@ -298,7 +321,11 @@ fn partitions_spread_over_the_nodes_and_come_back_at_a_graceful_leave() {
     assert_eq!(b.get("/v1/locations/east").0, 200, "the catalog stays");
     for sku in &skus {
         let position = b.position(sku, "east");
-        assert_eq!(fixtures::int(&position, "on_hand"), 5, "{position}");
+        assert_eq!(
+            fixtures::int(&position, "on_hand"),
+            6,
+            "both receipts, through a node and through the gateway: {position}"
+        );
     }
 }
 

@@ -15,6 +15,10 @@ use std::time::Duration;
 pub use routes::configure;
 pub use tracing_middleware::traced;
 
+/// The subject of the node serving the entity a request (API subject, body) is about, if the
+/// request is about one and the partitioning is known.
+pub type Owner = Arc<dyn Fn(&str, &[u8]) -> Option<String> + Send + Sync>;
+
 /// The largest request body accepted (`413 payload_too_large` above it).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -24,6 +28,7 @@ pub struct Gateway {
     bus: SharedBus,
     timeout: Duration,
     ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    owner: Option<Owner>,
     status: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
 }
 
@@ -35,8 +40,18 @@ impl Gateway {
             bus,
             timeout: Duration::from_secs(10),
             ready,
+            owner: None,
             status: Arc::new(|| serde_json::json!({})),
         }
+    }
+
+    /// Sends a request about one entity straight to the subject of the node serving the
+    /// entity's partition, as `owner` names it (one hop instead of two in a cluster), and on
+    /// the API subject when it names none. When nobody answers there (a hand-off is under
+    /// way), the request goes on the API subject after all, where a node forwards it.
+    pub fn with_owner_routing(mut self, owner: Owner) -> Self {
+        self.owner = Some(owner);
+        self
     }
 
     /// Serves `status` on `GET /status` (the node's place in its cluster).

@@ -10,6 +10,7 @@ use std::time::Duration;
 struct HttpMetrics {
     duration: HistogramVec,
     errors: IntCounterVec,
+    detours: IntCounterVec,
 }
 
 fn metrics() -> &'static HttpMetrics {
@@ -25,7 +26,17 @@ fn metrics() -> &'static HttpMetrics {
             "HTTP error replies by route pattern and error code.",
             &["route", "code"],
         ),
+        detours: counter(
+            "keel_http_owner_detours_total",
+            "Requests sent to their partition's owner that nobody served there at that moment (a hand-off) and went by the API subject instead, by subject.",
+            &["subject"],
+        ),
     })
+}
+
+/// Books a request that had to go the long way round (see `with_owner_routing`).
+pub(crate) fn detour(subject: &str) {
+    metrics().detours.with_label_values(&[subject]).inc();
 }
 
 /// Books one answered request.

@@ -171,6 +171,19 @@ async fn confirm(g: web::Data<Gateway>, p: web::Path<(String, String)>) -> HttpR
     .await
 }
 
+/// Whether a request sent to a partition's owner found nobody serving the partition there now
+/// (no subscriber, or a node that just handed it off): the nodes then forward it, waiting out
+/// the hand-off. Every request is idempotent, so asking again is harmless.
+fn is_unserved(reply: &Result<keel_bus::Message, keel_bus::Error>) -> bool {
+    match reply {
+        Err(keel_bus::Error::NoResponders(_)) => true,
+        Ok(msg) => {
+            ReplyStatus::from_headers(&msg.headers) == ReplyStatus::Error(ErrorCode::Unavailable)
+        }
+        Err(_) => false,
+    }
+}
+
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
@@ -193,11 +206,27 @@ async fn metrics() -> HttpResponse {
         .body(keel_telemetry::metrics::render())
 }
 
-/// Asks the node and turns its reply into an HTTP response.
+/// Asks the node serving the request's entity (or any node) and turns its reply into an HTTP
+/// response.
 async fn forward(g: &Gateway, subject: &str, body: Bytes) -> HttpResponse {
     let mut headers = keel_bus::Headers::new();
     keel_telemetry::inject(&tracing::Span::current(), &mut headers);
-    let reply = g.bus.request(subject, headers, body, g.timeout).await;
+    let owner = g.owner.as_ref().and_then(|owner| owner(subject, &body));
+    let reply = match owner {
+        Some(owner) => {
+            let direct = g
+                .bus
+                .request(&owner, headers.clone(), body.clone(), g.timeout)
+                .await;
+            if is_unserved(&direct) {
+                crate::metrics::detour(subject);
+                g.bus.request(subject, headers, body, g.timeout).await
+            } else {
+                direct
+            }
+        }
+        None => g.bus.request(subject, headers, body, g.timeout).await,
+    };
     match reply {
         Ok(msg) => {
             let replied = ReplyStatus::from_headers(&msg.headers);

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod config;
+mod owners;
 pub mod seed;
 pub mod takeover;
 pub mod transport;
@@ -70,7 +71,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Some(m) => m.status(),
             None => serde_json::json!({ "mode": "embedded" }),
         })
-    })
+    });
+    let gateway = match &membership {
+        Some(m) => {
+            let sharding = m.sharding();
+            gateway.with_owner_routing(owners::by(move |key| sharding.partition_of(key)))
+        }
+        None => gateway,
+    }
     .with_timeout(std::time::Duration::from_secs(
         config.request_timeout_secs.max(1),
     ));
@@ -145,7 +153,17 @@ async fn run_gateway(config: &Config) -> anyhow::Result<()> {
         config.nats_url.is_some(),
         "--role gateway forwards to nodes over NATS: give --nats URL (or KEEL_NATS_URL)"
     );
-    let bus = transport::connect(config, None).await?.bus;
+    let transport = transport::connect(config, None).await?;
+    let bus = transport.bus;
+    // Ready once connected and, on NATS, once it knows the cluster's partitioning: before a
+    // node created the cluster, nothing could answer its requests anyway.
+    let (owners, partitioning_known) = match transport.nats {
+        Some(client) => {
+            let (owners, known) = owners::observed(client);
+            (Some(owners), known)
+        }
+        None => (None, Arc::new(|| true) as owners::Known),
+    };
     {
         let bus = Arc::clone(&bus);
         keel_telemetry::metrics::sampled(Box::new(move || {
@@ -154,9 +172,13 @@ async fn run_gateway(config: &Config) -> anyhow::Result<()> {
     }
     let gateway = Gateway::new(Arc::clone(&bus), {
         let bus = Arc::clone(&bus);
-        Arc::new(move || bus.is_connected())
+        Arc::new(move || bus.is_connected() && partitioning_known())
     })
-    .with_status(Arc::new(|| serde_json::json!({ "mode": "gateway" })))
+    .with_status(Arc::new(|| serde_json::json!({ "mode": "gateway" })));
+    let gateway = match owners {
+        Some(owners) => gateway.with_owner_routing(owners),
+        None => gateway,
+    }
     .with_timeout(std::time::Duration::from_secs(
         config.request_timeout_secs.max(1),
     ));
@@ -203,12 +225,7 @@ async fn cluster_command(config: &Config, command: &ClusterCommand) -> anyhow::R
         .nats_url
         .as_deref()
         .context("keel cluster needs --nats URL (or KEEL_NATS_URL)")?;
-    let options = match &config.nats_credentials {
-        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
-            .await
-            .with_context(|| format!("reading {}", path.display()))?,
-        None => async_nats::ConnectOptions::new(),
-    };
+    let options = keel_bus_nats::connect_options(url, config.nats_credentials.as_deref()).await?;
     let client = options
         .connect(url)
         .await

@@ -50,7 +50,8 @@ pub struct Transport {
 }
 
 /// Connects the bus the configuration asks for; on NATS, what it keeps in JetStream is
-/// stamped with `origin` (the node id).
+/// stamped with `origin` (the node id). A gateway (`--role gateway`) keeps nothing in
+/// JetStream, so it leaves the streams alone (its NATS user may not manage them).
 pub async fn connect(config: &Config, origin: Option<&str>) -> anyhow::Result<Transport> {
     let Some(url) = &config.nats_url else {
         return Ok(Transport {
@@ -59,7 +60,9 @@ pub async fn connect(config: &Config, origin: Option<&str>) -> anyhow::Result<Tr
         });
     };
     let mut options = NatsOptions::new(url.clone(), "keel");
-    options.streams = streams();
+    if config.role != crate::config::Role::Gateway {
+        options.streams = streams();
+    }
     options.credentials.clone_from(&config.nats_credentials);
     options.origin = origin.map(str::to_owned);
     let within = Duration::from_secs(config.nats_connect_secs.max(1));

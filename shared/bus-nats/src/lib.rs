@@ -121,12 +121,7 @@ impl NatsBus {
     pub async fn connect(options: &NatsOptions, connect_within: Duration) -> Result<Self, Error> {
         let stats = Arc::new(NatsStats::default());
         let events = Arc::clone(&stats);
-        let connect = match &options.credentials {
-            Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
-                .await
-                .map_err(|e| Error::Connect(format!("credentials {}: {e}", path.display())))?,
-            None => async_nats::ConnectOptions::new(),
-        };
+        let connect = connect_options(&options.url, options.credentials.as_deref()).await?;
         let connect = connect
             .name(&options.name)
             .retry_on_initial_connect()
@@ -269,6 +264,33 @@ impl NatsBus {
             .map(|()| None)
             .map_err(convert::publish_error)
     }
+}
+
+/// How to authenticate to the servers of `url` (comma-separated): with a credentials file
+/// when one is given, else with the user and password the first URL names
+/// (`nats://user:password@host:4222`), which the client library would otherwise ignore.
+///
+/// # Errors
+/// [`Error::Connect`] when the credentials file cannot be read or a URL does not parse.
+pub async fn connect_options(
+    url: &str,
+    credentials: Option<&std::path::Path>,
+) -> Result<async_nats::ConnectOptions, Error> {
+    if let Some(path) = credentials {
+        return async_nats::ConnectOptions::with_credentials_file(path)
+            .await
+            .map_err(|e| Error::Connect(format!("credentials {}: {e}", path.display())));
+    }
+    let first = url.split(',').next().unwrap_or_default().trim();
+    let server: async_nats::ServerAddr = first
+        .parse()
+        .map_err(|e| Error::Connect(format!("{first}: {e}")))?;
+    Ok(match (server.username(), server.password()) {
+        (Some(user), Some(password)) => {
+            async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+        }
+        _ => async_nats::ConnectOptions::new(),
+    })
 }
 
 /// Counts a message this process publishes on `subject`, by its kind

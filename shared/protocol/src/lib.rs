@@ -7,6 +7,7 @@
 //! `Keel-Error: <code>` and the body `{"error":{"code","message"}}`. The JSON bodies are the
 //! same as the HTTP API's (docs/http-api.md).
 
+pub mod entities;
 pub mod wire;
 
 use keel_bus::Headers;
@@ -72,6 +73,11 @@ pub fn source_epochs(header: &str) -> Option<Vec<(u32, u64)>> {
 /// the prefix, followed by the request's own subject. Only the serving node subscribes.
 pub fn forward_prefix(partition: u32) -> String {
     format!("keel.v1.fwd.{partition}.")
+}
+/// Where a request on API `subject` about an entity of `partition` goes to be answered by the
+/// node serving that partition (only it subscribes there).
+pub fn forwarded_subject(partition: u32, subject: &str) -> String {
+    format!("{}{subject}", forward_prefix(partition))
 }
 /// The JetStream stream that keeps dead letters: messages that could not be handled at all,
 /// each with the reason in [`DEAD_LETTER_REASON_HEADER`].

@@ -28,7 +28,7 @@ pub(crate) async fn forward(
     headers: keel_bus::Headers,
     payload: &[u8],
 ) -> Reply {
-    let to = format!("{}{subject}", keel_protocol::forward_prefix(partition));
+    let to = keel_protocol::forwarded_subject(partition, subject);
     let deadline = Instant::now() + FORWARD_BUDGET;
     let mut backoff = Duration::from_millis(5);
     loop {

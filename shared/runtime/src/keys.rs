@@ -1,26 +1,9 @@
 //! Keys of entities in the store; they also name actors in the directories.
 
-use keel_domain::{LocationId, OrderId, SkuId};
+use keel_domain::OrderId;
 
-/// The store key of an order.
-pub fn order(id: &OrderId) -> String {
-    format!("o/{id}")
-}
-
-/// The store key of a SKU-location (`@` cannot occur in ids).
-pub fn sku_location(sku: &SkuId, location: &LocationId) -> String {
-    format!("s/{sku}@{location}")
-}
-
-/// The store key of a cart hold.
-pub fn hold(id: &keel_domain::HoldId) -> String {
-    format!("h/{id}")
-}
-
-/// The store key of a warehouse node.
-pub fn warehouse(location: &LocationId) -> String {
-    format!("w/{location}")
-}
+/// The keys of entities, which place them in partitions (shared with whoever routes requests).
+pub use keel_protocol::entities::{hold, order, sku_location, warehouse};
 
 /// Marker keys of closed orders by the time they closed, scanned by the archiver.
 pub const ARCHIVE_DUE_PREFIX: &str = "archive/";
