@@ -297,11 +297,20 @@ pub async fn connect_options(
 /// (`keel_nats_messages_sent_total`, see [`keel_protocol::sent`]).
 pub fn count_sent(subject: &str) {
     use keel_protocol::sent;
-    static SENT: std::sync::OnceLock<keel_telemetry::metrics::IntCounterVec> =
+    // Every kind's counter is looked up once: a send pays one atomic add, not a label lookup.
+    static SENT: std::sync::OnceLock<Vec<(&str, keel_telemetry::metrics::IntCounter)>> =
         std::sync::OnceLock::new();
-    SENT.get_or_init(|| keel_telemetry::metrics::counter(sent::METRIC, sent::HELP, &["kind"]))
-        .with_label_values(&[sent::kind(subject)])
-        .inc();
+    let counters = SENT.get_or_init(|| {
+        let family = keel_telemetry::metrics::counter(sent::METRIC, sent::HELP, &["kind"]);
+        sent::KINDS
+            .into_iter()
+            .map(|kind| (kind, family.with_label_values(&[kind])))
+            .collect()
+    });
+    let kind = sent::kind(subject);
+    if let Some((_, counter)) = counters.iter().find(|(k, _)| *k == kind) {
+        counter.inc();
+    }
 }
 
 /// The oldest nats-server Keel runs on: 2.10 brought what the cluster may rely on (several

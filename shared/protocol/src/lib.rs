@@ -156,6 +156,19 @@ pub mod sent {
     /// Its help text.
     pub const HELP: &str = "Messages this process published on NATS, by kind: event, changelog, command_batch, forward (a request for another node's partition), request (an API request), reply, dead_letter, wms, other.";
 
+    /// Every kind [`kind`] answers.
+    pub const KINDS: [&str; 9] = [
+        "event",
+        "changelog",
+        "command_batch",
+        "forward",
+        "request",
+        "reply",
+        "dead_letter",
+        "wms",
+        "other",
+    ];
+
     /// The kind of a message published on `subject`.
     pub fn kind(subject: &str) -> &'static str {
         let Some(rest) = subject.strip_prefix("keel.v1.") else {
@@ -350,6 +363,7 @@ mod tests {
             ("$KV.KEEL_LEASES.p.1".to_owned(), "other"),
         ] {
             assert_eq!(sent::kind(&subject), kind, "{subject}");
+            assert!(sent::KINDS.contains(&kind));
         }
     }
 

@@ -10,7 +10,7 @@
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, HistogramOpts, Opts, TextEncoder};
-pub use prometheus::{Histogram, HistogramVec, IntCounterVec};
+pub use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
