@@ -73,8 +73,9 @@ pub(crate) async fn serve(
         let (hosts, bus) = (Arc::clone(&hosts), Arc::clone(&bus));
         actix_rt::spawn(async move {
             let started = std::time::Instant::now();
-            let (status, body) = answer(&hosts, &request, served).await;
-            crate::observed::request(served.subject(&request.subject), status, started.elapsed());
+            let subject = served.subject(&request.subject);
+            let (status, body) = answer(&hosts, &request, subject, served).await;
+            crate::observed::request(subject, status, started.elapsed());
             let sent = match bus.respond(&request, status.headers(), body.into()).await {
                 // The caller must hear something rather than wait for its timeout.
                 Err(keel_bus::Error::PayloadTooLarge { size, max }) => {
@@ -96,8 +97,13 @@ pub(crate) async fn serve(
     tracing::info!("the API loop stopped: its subscription ended");
 }
 
-async fn answer(hosts: &Arc<Hosts>, request: &Message, served: Served) -> (ReplyStatus, Vec<u8>) {
-    let subject = served.subject(&request.subject);
+/// Answers `request`, which asks `subject` (its subject without a forwarding prefix).
+async fn answer(
+    hosts: &Arc<Hosts>,
+    request: &Message,
+    subject: &str,
+    served: Served,
+) -> (ReplyStatus, Vec<u8>) {
     if let Served::Forwarded(partition) = served {
         if subject == keel_protocol::COMMAND_BATCH {
             return crate::commands::answer(&hosts.mesh, partition, request).await;
