@@ -202,6 +202,9 @@ def restore(keel: str, root: str, nats: Nats, nodes) -> dict:
         "restore_ms": took["restore_ms"],
         "restored_messages": took["restored_messages"],
         "restored_writes": took["restored_writes"],
+        # Partitions restored from a snapshot (and the messages after it) and their bytes.
+        "from_snapshots": took.get("from_snapshots"),
+        "snapshot_bytes": took.get("snapshot_bytes"),
     }
 
 

@@ -12,6 +12,8 @@
 //!   written through either node is readable through both; SIGTERM on the first hands its
 //!   half back to the second, which then holds all 128. Node loss, fencing and scaling
 //!   1 → 3 → 1 under load are in `cluster_faults.rs`.
+//! * Snapshots: a partition's snapshot replaces its changelog below it, and a restore from it
+//!   (into an empty store, or over an older local copy) has the same state.
 //! * Cart holds over two nodes: conversions across nodes, and expiry timers that fire on the
 //!   node a leaving node's partitions moved to.
 
@@ -105,34 +107,17 @@ async fn leases_are_exclusive_expire_and_rise_in_epoch() {
 /// restored, nothing the old owner commits becomes durable, and it learns it is fenced out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_fences_the_previous_writer_out_of_the_changelog() {
-    use keel_cluster::changelog::{self, Changelog};
-    use keel_store::{Commit, Lane, Options, Store};
+    use keel_cluster::changelog;
+    use keel_store::{Lane, Options, Store};
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     changelog::ensure_stream(&js, 1).await.unwrap();
     // One partition, so every key is on the lane claimed here.
     let lane = Lane::Partition(0);
-    let node = |name: &str| {
-        let fence: changelog::Fence = std::sync::Arc::new(|_| true);
-        let writer = Changelog::start(js.clone(), name, keel_cluster::Partitioning::new(1), fence);
-        let dir = tempfile::tempdir().unwrap();
-        let options = Options {
-            replica: Some(std::sync::Arc::new(writer.clone())),
-            ..Options::default()
-        };
-        let store = Store::open(dir.path(), &options).unwrap();
-        (writer, store, dir)
-    };
-    let commit = |key: &str| Commit {
-        key: key.to_owned(),
-        expected_version: 0,
-        version: 1,
-        state: b"{}".to_vec(),
-        ..Commit::default()
-    };
-    let (old, old_store, _old_dir) = node("old");
-    let (new, new_store, _new_dir) = node("new");
+    let commit = |key: &str| first_commit(key, b"{}");
+    let (old, old_store, _old_dir) = writer(&js, "old");
+    let (new, new_store, _new_dir) = writer(&js, "new");
 
     let claimed = old.claim(lane, 1, 0).await.unwrap();
     old.open(lane, 1, claimed);
@@ -176,6 +161,148 @@ async fn a_claim_fences_the_previous_writer_out_of_the_changelog() {
         "the fenced write never landed"
     );
     assert!(store.load("o/3").unwrap().is_some());
+}
+
+/// A changelog writer `name` on a one-partition cluster (every key on `Lane::Partition(0)`,
+/// which it may always write) and a store replicated by it.
+fn writer(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+) -> (
+    keel_cluster::changelog::Changelog,
+    keel_store::Store,
+    tempfile::TempDir,
+) {
+    use keel_cluster::changelog::{Changelog, Fence};
+    let fence: Fence = std::sync::Arc::new(|_| true);
+    let writer = Changelog::start(js.clone(), name, keel_cluster::Partitioning::new(1), fence);
+    let dir = tempfile::tempdir().unwrap();
+    let options = keel_store::Options {
+        replica: Some(std::sync::Arc::new(writer.clone())),
+        ..keel_store::Options::default()
+    };
+    let store = keel_store::Store::open(dir.path(), &options).unwrap();
+    (writer, store, dir)
+}
+
+/// An entity's first commit, of `state`.
+fn first_commit(key: &str, state: &[u8]) -> keel_store::Commit {
+    keel_store::Commit {
+        key: key.to_owned(),
+        expected_version: 0,
+        version: 1,
+        state: state.to_vec(),
+        ..keel_store::Commit::default()
+    }
+}
+
+/// A partition's snapshot stands in for its changelog below it: the changelog is purged there,
+/// a fresh store restores the snapshot and the messages after it to the same state, a newer
+/// snapshot replaces the older (whose object goes), and a local copy older than the snapshot
+/// is brought to it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_replaces_the_changelog_below_it() {
+    use keel_cluster::changelog::{self, Snapshots};
+    use keel_store::{Lane, Options, Store};
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    changelog::ensure_stream(&js, 1).await.unwrap();
+    let snapshots = Snapshots::open(&js, 1).await.unwrap();
+    let lane = Lane::Partition(0);
+    let (owner, store, _dir) = writer(&js, "owner");
+    let claimed = owner.claim(lane, 1, 0).await.unwrap();
+    owner.open(lane, 1, claimed);
+    for i in 0..20 {
+        store
+            .commit(&first_commit(&format!("o/{i}"), b"placed"))
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let early = Store::open(
+        tempfile::tempdir().unwrap().keep().as_path(),
+        &Options::default(),
+    )
+    .unwrap();
+    let early_at = changelog::restore(&js, &early, Some(lane), 0)
+        .await
+        .unwrap()
+        .heads[&lane];
+
+    assert!(snapshots
+        .take(0, store.fold(), "owner", 0)
+        .await
+        .unwrap()
+        .is_some());
+    let first = snapshots.head(0).await.unwrap().unwrap().0;
+    let replay = Store::open(
+        tempfile::tempdir().unwrap().keep().as_path(),
+        &Options::default(),
+    )
+    .unwrap();
+    let replayed = changelog::restore(&js, &replay, Some(lane), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed.messages, 1,
+        "only the snapshot's own message is left below it"
+    );
+    assert!(
+        snapshots
+            .take(0, store.fold(), "owner", 0)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing new to fold"
+    );
+
+    let mut update = first_commit("o/3", b"shipped");
+    (update.expected_version, update.version) = (1, 2);
+    store.commit(&update).unwrap();
+    store.commit(&first_commit("o/20", b"placed")).unwrap();
+    store.flush().await.unwrap();
+
+    let fresh = Store::open(
+        tempfile::tempdir().unwrap().keep().as_path(),
+        &Options::default(),
+    )
+    .unwrap();
+    let restored = changelog::restore_partition(&js, &snapshots, &fresh, 0, None)
+        .await
+        .unwrap();
+    assert_eq!(restored.snapshot, Some((first.sequence, first.bytes)));
+    assert!(
+        (1..=2).contains(&restored.messages),
+        "only the update and the new order are replayed, in one or two messages: {restored:?}"
+    );
+    for i in 0..=20 {
+        let key = format!("o/{i}");
+        assert_eq!(
+            fresh.load(&key).unwrap(),
+            store.load(&key).unwrap(),
+            "{key}"
+        );
+    }
+
+    let second = snapshots
+        .take(0, store.fold(), "owner", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(second.head.sequence > first.sequence);
+    assert!(
+        snapshots.read(&first).await.is_err(),
+        "the replaced snapshot is deleted"
+    );
+    let brought = changelog::restore_partition(&js, &snapshots, &early, 0, Some(early_at))
+        .await
+        .unwrap();
+    assert_eq!(
+        brought.snapshot,
+        Some((second.head.sequence, second.head.bytes))
+    );
+    assert_eq!(early.load("o/3").unwrap(), store.load("o/3").unwrap());
+    assert_eq!(early.load("o/20").unwrap(), store.load("o/20").unwrap());
 }
 
 fn status(keel: &Keel) -> Value {

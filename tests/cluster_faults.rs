@@ -48,8 +48,22 @@ const GRACE_PERIOD: Duration = Duration::from_secs(60);
 /// The partitions of a cluster the tests create.
 const PARTITIONS: u64 = 128;
 
+/// Snapshots after a few KB of writes per partition, so that every fault test also snapshots
+/// and purges the changelog under load and restores from snapshots.
+const SNAPSHOT_BYTES: &str = "2048";
+
 fn node(url: &str, id: &str) -> Keel {
-    Keel::start_beside(url, &["--node-id", id, "--lease-secs", LEASE_SECS])
+    Keel::start_beside(
+        url,
+        &[
+            "--node-id",
+            id,
+            "--lease-secs",
+            LEASE_SECS,
+            "--snapshot-bytes",
+            SNAPSHOT_BYTES,
+        ],
+    )
 }
 
 fn status(keel: &Keel) -> Value {
@@ -139,6 +153,18 @@ fn a_lost_node_and_its_disk_are_replaced_by_the_others_with_nothing_lost() {
             batches(&a) > 0 && batches(&b) + batches(&c) > 0,
             "no command batches between the nodes before the kill"
         );
+        eventually(
+            "node a snapshotted partitions (and purged the changelog below)",
+            || {
+                let made = a.metric("keel_changelog_snapshots_total");
+                let purged = a.metric("keel_changelog_purged_total");
+                if made > 0 && purged > 0 {
+                    Ok((made, purged))
+                } else {
+                    Err(format!("{made} made, {purged} purged"))
+                }
+            },
+        );
         a.lose_with_disk();
         let lost = Instant::now();
         let spread = eventually_within(REBALANCE, "nodes b and c hold every partition", || {
@@ -149,10 +175,16 @@ fn a_lost_node_and_its_disk_are_replaced_by_the_others_with_nothing_lost() {
     });
     eprintln!("node loss: its partitions were owned again {took:?} after the SIGKILL (lease {LEASE_SECS} s)");
 
+    let mut from_snapshots = 0;
     for owner in [&b, &c] {
         let takeover = &status(owner)["takeover"];
         assert!(takeover["partitions"].as_u64() > Some(0), "{takeover}");
+        from_snapshots += takeover["from_snapshots"].as_u64().unwrap_or(0);
     }
+    assert!(
+        from_snapshots > 0,
+        "node a's partitions were restored from its snapshots"
+    );
     verify(&b, &world, &outcomes);
     verify(&c, &world, &outcomes);
 }

@@ -15,7 +15,7 @@
 use crate::takeover::{self, CleanStop, Takeover};
 use anyhow::Context;
 use futures::StreamExt;
-use keel_cluster::changelog::{self, Changelog, Restored};
+use keel_cluster::changelog::{self, Changelog, Restored, Snapshots};
 use keel_cluster::{
     ClusterStatus, Coordinator, Held, JoinOptions, Member, Partition, MOVES_PER_ROUND,
 };
@@ -65,6 +65,8 @@ pub struct Settings {
     pub address: String,
     /// JetStream replicas of the changelog and the coordination buckets.
     pub replicas: usize,
+    /// When this node snapshots the partitions it writes.
+    pub snapshots: changelog::SnapshotPolicy,
 }
 
 /// The exit status of a node that found its partitions taken over (a restart brings it back
@@ -121,7 +123,10 @@ pub struct Membership {
     member: Member,
     held: Arc<Mutex<BTreeMap<Partition, Held>>>,
     changelog: Changelog,
-    /// The changelog sequence the local copy holds each lane at (a clean stop records it).
+    snapshots: Snapshots,
+    snapshot_policy: changelog::SnapshotPolicy,
+    /// The changelog sequence the local copy holds each lane at (a clean stop records it;
+    /// 0: it holds something of the lane, of no known sequence).
     applied: Mutex<BTreeMap<Lane, u64>>,
     catalog: watch::Sender<u64>,
     /// The last round's takeovers, for `/status` and the metrics.
@@ -163,6 +168,7 @@ impl Membership {
             .await
             .context("joining the cluster")?;
         changelog::ensure_stream(&js, settings.replicas).await?;
+        let snapshots = Snapshots::open(&js, settings.replicas).await?;
         let held: Arc<Mutex<BTreeMap<Partition, Held>>> = Arc::default();
         // A lane is written only under a lease this node holds, valid by its own clock; the
         // catalog (first writer wins per entry) by any node.
@@ -194,6 +200,8 @@ impl Membership {
             member,
             held,
             changelog,
+            snapshots,
+            snapshot_policy: settings.snapshots,
             applied: Mutex::default(),
             catalog: watch::channel(0).0,
             took: Mutex::new(None),
@@ -254,6 +262,12 @@ impl Membership {
         self.applied.lock().insert(Lane::Catalog, head);
         self.catalog.send_replace(head);
         self.changelog.open(Lane::Catalog, 0, 0);
+        let store = store.clone();
+        self.changelog.keep_snapshotted(
+            self.snapshots.clone(),
+            move || store.fold(),
+            self.snapshot_policy,
+        );
         Ok(())
     }
 
@@ -442,22 +456,30 @@ impl Membership {
         self.acquired.fetch_add(1, Ordering::Relaxed);
         self.held.lock().insert(partition, held.clone());
         let lane = Lane::Partition(partition);
-        let after = self.applied.lock().get(&lane).copied().unwrap_or(0);
+        let local = self.applied.lock().get(&lane).copied();
         let store = node.store();
         let taken = async {
-            let done =
-                takeover::take_partition(&self.js, &self.changelog, store, partition, epoch, after)
-                    .await?;
+            let lanes = takeover::Lanes {
+                js: &self.js,
+                changelog: &self.changelog,
+                snapshots: &self.snapshots,
+            };
+            let done = takeover::take_partition(&lanes, store, partition, epoch, local).await?;
             node.serve_partition(partition, epoch).await?;
             Ok::<_, anyhow::Error>(done)
         };
         match taken.await {
             Ok(done) => Some(done),
             Err(e) => {
-                tracing::warn!(partition, error = %e, "taking a partition over failed; giving it back");
+                tracing::warn!(
+                    partition,
+                    error = format!("{e:#}"),
+                    "taking a partition over failed; giving it back"
+                );
                 let _ = node.hand_off(partition).await;
                 self.changelog.close(lane);
-                self.applied.lock().remove(&lane);
+                // It may hold part of a restore: forgotten before the next one.
+                self.applied.lock().insert(lane, 0);
                 self.give_back(&held).await;
                 None
             }
@@ -484,8 +506,9 @@ impl Membership {
         let lane = Lane::Partition(partition);
         match self.changelog.close(lane) {
             Some(seq) => self.applied.lock().insert(lane, seq),
-            // Not everything reached the changelog: restore it in full if it comes back.
-            None => self.applied.lock().remove(&lane),
+            // Not everything reached the changelog: forget it and restore it in full if it
+            // comes back.
+            None => self.applied.lock().insert(lane, 0),
         };
         let held = self.held.lock().get(&partition).cloned();
         if let Some(held) = held {
@@ -640,6 +663,8 @@ impl Membership {
                 "partitions": t.partitions,
                 "restored_messages": t.messages,
                 "restored_writes": t.writes,
+                "from_snapshots": t.from_snapshots,
+                "snapshot_bytes": t.snapshot_bytes,
                 "restore_ms": t.restoring.as_millis() as u64,
                 "caught_up": t.caught_up,
                 "elapsed_ms": t.elapsed.as_millis() as u64,
@@ -690,6 +715,26 @@ impl Membership {
                 "keel_changelog_retries_total",
                 "Changelog sends that failed and were sent again.",
                 load(&written.retried),
+            ),
+            (
+                "keel_changelog_snapshots_total",
+                "Partition snapshots this node made (the changelog is purged below each).",
+                load(&written.snapshots),
+            ),
+            (
+                "keel_changelog_snapshot_bytes_total",
+                "Bytes of the partition snapshots this node made.",
+                load(&written.snapshot_bytes),
+            ),
+            (
+                "keel_changelog_purged_total",
+                "Changelog messages purged below this node's snapshots.",
+                load(&written.purged),
+            ),
+            (
+                "keel_changelog_snapshot_failures_total",
+                "Snapshots that failed (tried again later).",
+                load(&written.snapshot_failures),
             ),
         ];
         let (restore, takeover) = self.took.lock().as_ref().map_or((0.0, 0.0), |t| {

@@ -113,6 +113,11 @@ pub struct Config {
     /// coordination buckets, when this node creates them: 3 on a 3-server NATS cluster.
     #[arg(long, env = "KEEL_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
+    /// A partition's snapshot is made once this many bytes (and at least as many as its last
+    /// snapshot holds) were written to its changelog after the last one; the changelog is
+    /// then purged below it (on NATS).
+    #[arg(long, env = "KEEL_SNAPSHOT_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub snapshot_bytes: u64,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -216,6 +216,10 @@ fn cluster_settings(config: &Config) -> anyhow::Result<cluster::Settings> {
         lease_ttl: std::time::Duration::from_secs(config.lease_secs.max(1)),
         address: format!("http://{}", config.http_addr),
         replicas: config.replicas.max(1),
+        snapshots: keel_cluster::changelog::SnapshotPolicy {
+            min_bytes: config.snapshot_bytes.max(1),
+            ..keel_cluster::changelog::SnapshotPolicy::default()
+        },
     })
 }
 

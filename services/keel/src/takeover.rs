@@ -4,7 +4,7 @@
 //! the changelog at this node's epoch, which fences its previous owner out.
 
 use anyhow::Context;
-use keel_cluster::changelog::{self, Changelog, Restored};
+use keel_cluster::changelog::{self, Changelog, Restored, Snapshots};
 use keel_cluster::Partition;
 use keel_store::{Lane, Store};
 use std::collections::BTreeMap;
@@ -59,6 +59,10 @@ pub struct Takeover {
     /// Changelog messages and key writes replayed into the local copy.
     pub messages: u64,
     pub writes: u64,
+    /// Partitions restored from a snapshot (and the messages after it), and those snapshots'
+    /// bytes.
+    pub from_snapshots: usize,
+    pub snapshot_bytes: u64,
     /// Time spent replaying (summed over the partitions).
     pub restoring: Duration,
     /// Claims that found another writer ahead and replayed the rest first.
@@ -73,51 +77,63 @@ impl Takeover {
         self.partitions += 1;
         self.messages += one.messages;
         self.writes += one.writes;
+        if let Some((_, bytes)) = one.snapshot {
+            self.from_snapshots += 1;
+            self.snapshot_bytes += bytes;
+        }
         self.restoring += one.elapsed;
         self.caught_up += usize::from(caught_up);
     }
 }
 
-/// Brings `store` to the head of `partition`'s changelog subject from sequence `after` (what
-/// the local copy holds; 0 for nothing) and claims the partition at `epoch`. Answers what it
-/// replayed, whether the claim had to catch up, and the sequence the lane is open at.
+/// The cluster's copies of every partition: the changelog (and this node's writer of it) and
+/// the snapshots.
+pub struct Lanes<'a> {
+    pub js: &'a async_nats::jetstream::Context,
+    pub changelog: &'a Changelog,
+    pub snapshots: &'a Snapshots,
+}
+
+/// Brings `store` to the head of `partition`'s changelog (from its snapshot, or from what the
+/// local copy holds: `local`, see [`changelog::restore_partition`]) and claims the partition
+/// at `epoch`. Answers what it restored and whether the claim had to catch up.
 pub async fn take_partition(
-    js: &async_nats::jetstream::Context,
-    changelog: &Changelog,
+    lanes: &Lanes<'_>,
     store: &Store,
     partition: Partition,
     epoch: u64,
-    after: u64,
+    local: Option<u64>,
 ) -> anyhow::Result<(Restored, bool)> {
     let lane = Lane::Partition(partition);
-    let restored = changelog::restore(js, store, Some(lane), after)
-        .await
-        .context("restoring a partition")?;
-    let head = restored.heads.get(&lane).copied().unwrap_or(after);
-    let caught_up = claim(js, changelog, store, lane, epoch, head).await?;
-    Ok((restored, caught_up))
-}
-
-/// Claims `lane`, first replaying whatever another writer added after `head`; answers
-/// whether it had to.
-async fn claim(
-    js: &async_nats::jetstream::Context,
-    changelog: &Changelog,
-    store: &Store,
-    lane: Lane,
-    epoch: u64,
-    mut head: u64,
-) -> anyhow::Result<bool> {
+    let mut restored =
+        changelog::restore_partition(lanes.js, lanes.snapshots, store, partition, local)
+            .await
+            .context("restoring a partition")?;
     let mut caught_up = false;
     loop {
-        match changelog.claim(lane, epoch, head).await {
+        let head = restored.heads.get(&lane).copied().unwrap_or(0);
+        match lanes.changelog.claim(lane, epoch, head).await {
             Ok(sequence) => {
-                changelog.open(lane, epoch, sequence);
-                return Ok(caught_up);
+                lanes.changelog.open(lane, epoch, sequence);
+                lanes.changelog.restored(lane, &restored);
+                return Ok((restored, caught_up));
             }
             Err(keel_cluster::Error::Stale { .. }) => {
-                let rest = changelog::restore(js, store, Some(lane), head).await?;
-                head = rest.heads.get(&lane).copied().unwrap_or(head);
+                // Another writer added after what was restored: the rest first.
+                let rest = changelog::restore_partition(
+                    lanes.js,
+                    lanes.snapshots,
+                    store,
+                    partition,
+                    Some(head),
+                )
+                .await?;
+                restored.messages += rest.messages;
+                restored.writes += rest.writes;
+                restored.bytes += rest.bytes;
+                restored.elapsed += rest.elapsed;
+                restored.snapshot = rest.snapshot.or(restored.snapshot);
+                restored.heads.extend(rest.heads);
                 caught_up = true;
             }
             Err(e) => return Err(e).context("claiming a partition in the changelog"),

@@ -371,7 +371,7 @@ fn parse_key(key: &str) -> Option<Partition> {
 /// A KV bucket: opened when it exists, else created as the stream async-nats' own
 /// `create_key_value` would make (which first queries the account, in a form nats-server 2.9
 /// does not answer).
-async fn open(js: &jetstream::Context, bucket: Bucket) -> Result<kv::Store, Error> {
+pub(crate) async fn open(js: &jetstream::Context, bucket: Bucket) -> Result<kv::Store, Error> {
     if let Ok(store) = js.get_key_value(bucket.name).await {
         return Ok(store);
     }
@@ -401,10 +401,11 @@ async fn open(js: &jetstream::Context, bucket: Bucket) -> Result<kv::Store, Erro
 }
 
 /// What [`open`] creates.
-struct Bucket {
-    name: &'static str,
-    max_age: Duration,
-    replicas: usize,
+pub(crate) struct Bucket {
+    pub name: &'static str,
+    /// How long an entry lives (zero: for good).
+    pub max_age: Duration,
+    pub replicas: usize,
 }
 
 /// The keys with a message in the bucket (deleted ones too: [`read`] skips those). Not

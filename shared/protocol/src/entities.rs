@@ -8,8 +8,11 @@ use serde_json::Value;
 
 /// The key of an order (its fulfillments live with it).
 pub fn order(id: &OrderId) -> String {
-    format!("o/{id}")
+    format!("{ORDER}{id}")
 }
+
+/// What every order's key begins with.
+const ORDER: &str = "o/";
 
 /// The key of a SKU-location (`@` cannot occur in ids).
 pub fn sku_location(sku: &SkuId, location: &LocationId) -> String {
@@ -24,6 +27,35 @@ pub fn hold(id: &HoldId) -> String {
 /// The key of a warehouse node.
 pub fn warehouse(location: &LocationId) -> String {
     format!("w/{location}")
+}
+
+/// Marker keys of closed orders by the time they closed, scanned by the archiver.
+pub const ARCHIVE_DUE_PREFIX: &str = "archive/";
+
+/// The marker key of an order closed at `closed_at` (zero-padded: they sort by time).
+pub fn archive_due(closed_at: u64, id: &OrderId) -> String {
+    format!("{ARCHIVE_DUE_PREFIX}{closed_at:020}/{id}")
+}
+
+/// Marker keys of orders whose allocation was interrupted, scanned at start-up.
+pub const ALLOCATING_PREFIX: &str = "allocating/";
+
+/// The marker key of an order being allocated.
+pub fn allocating(id: &OrderId) -> String {
+    format!("{ALLOCATING_PREFIX}{id}")
+}
+
+/// The entity whose partition a stored state key belongs to: a marker's order, else the key
+/// itself (an entity's own key).
+pub fn owner_of(state_key: &str) -> std::borrow::Cow<'_, str> {
+    let marked = state_key.strip_prefix(ALLOCATING_PREFIX).or_else(|| {
+        let rest = state_key.strip_prefix(ARCHIVE_DUE_PREFIX)?;
+        Some(rest.split_once('/')?.1)
+    });
+    match marked {
+        Some(id) => format!("{ORDER}{id}").into(),
+        None => state_key.into(),
+    }
 }
 
 /// The entity the request `payload` on API `subject` is about, if it is about one (an
@@ -90,5 +122,14 @@ mod tests {
         assert_eq!(key(s::INVENTORY_GET, r#"{"sku":"A"}"#), None, "fanned out");
         assert_eq!(key(s::ORDERS_GET, "not json"), None, "gets its error here");
         assert_eq!(key(s::ORDERS_GET, r#"{"id":""}"#), None);
+    }
+
+    #[test]
+    fn a_marker_belongs_to_its_order() {
+        let id = OrderId::parse("o-1").unwrap();
+        assert_eq!(owner_of(&allocating(&id)), order(&id));
+        assert_eq!(owner_of(&archive_due(17, &id)), order(&id));
+        assert_eq!(owner_of(&order(&id)), order(&id));
+        assert_eq!(owner_of("s/A@L"), "s/A@L");
     }
 }

@@ -209,3 +209,27 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     }
     None
 }
+
+/// The kinds of keys that belong to one partition's entity (or, for outbox entries, name
+/// their partition): what [`partition_of_key`] can place.
+pub(crate) const PARTITIONED_PREFIXES: [&[u8]; 7] =
+    [STATE, ARCHIVE, LEDGER, LEDGER_PAGE, ROW, TIMER, OUTBOX];
+
+/// The partition a key of [`PARTITIONED_PREFIXES`] belongs to, given the partition of an
+/// entity's (or marker's) key; `None` for any other key.
+pub(crate) fn partition_of_key(key: &[u8], entity: impl Fn(&str) -> u32) -> Option<u32> {
+    let (prefix, rest) = key.split_at_checked(STATE.len())?;
+    let entity_of = |bytes: &[u8]| std::str::from_utf8(bytes).ok().map(&entity);
+    match prefix {
+        STATE | ARCHIVE => entity_of(rest),
+        LEDGER | LEDGER_PAGE | ROW => entity_of(before_nul(rest)?),
+        TIMER => entity_of(before_nul(rest.get(8..)?)?),
+        OUTBOX => Some(outbox_partition(outbox_id(key))),
+        _ => None,
+    }
+}
+
+/// The bytes before the first `\0` (which ends an entity key inside a longer key).
+fn before_nul(bytes: &[u8]) -> Option<&[u8]> {
+    bytes.iter().position(|b| *b == 0).map(|end| &bytes[..end])
+}

@@ -27,6 +27,7 @@ mod log;
 mod memtable;
 mod record;
 mod replica;
+mod snapshot;
 
 pub use commit::{Commit, TimerChange};
 pub use compact::{compact, Compaction};
@@ -34,6 +35,7 @@ pub use error::Error;
 pub use files::open_raw;
 pub use log::{CheckpointPolicy, CrashPoint, LogStats};
 pub use replica::{Durable, Lane, Replica};
+pub use snapshot::Fold;
 
 use commit::Stripes;
 use sled::IVec;

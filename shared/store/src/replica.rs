@@ -21,7 +21,7 @@ pub type Durable = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// A durable copy of the store's commits, kept outside the node.
 pub trait Replica: Send + Sync + std::fmt::Debug + 'static {
-    /// The partition an entity's state key belongs to.
+    /// The partition an entity's state key belongs to (a marker key: its entity's).
     fn partition_of(&self, key: &str) -> u32;
     /// Queues a record (encoded writes, `record.rs`) on `lane`, keeping the order of the calls.
     /// It is called while the commit holds its entity's lock and before the commit touches

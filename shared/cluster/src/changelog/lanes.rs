@@ -41,6 +41,10 @@ struct LaneState {
     in_flight: Option<Batch>,
     /// Batches taken so far (names each batch's message id).
     batches: u64,
+    /// Bytes of the lane's messages after its snapshot, as far as this writer knows, and the
+    /// size of that snapshot: what decides when the next one is due.
+    tail: u64,
+    snapshot: u64,
 }
 
 /// Every lane's queue.
@@ -196,6 +200,37 @@ impl Lanes {
         if let Some((epoch, _)) = state.open {
             state.open = Some((epoch, sequence));
         }
+        state.tail += batch.payload.len() as u64;
+    }
+
+    /// Notes what a restore found of `lane`: `tail` bytes after a snapshot of `snapshot` bytes.
+    pub(crate) fn restored(&mut self, lane: Lane, tail: u64, snapshot: u64) {
+        if let Some(state) = self.lanes.get_mut(&lane) {
+            (state.tail, state.snapshot) = (tail, snapshot);
+        }
+    }
+
+    /// The open partition lanes due for a snapshot (at least `min` bytes, and at least their
+    /// last snapshot's size, written after it), each with its tail so far.
+    pub(crate) fn due_snapshots(&self, min: u64) -> Vec<(Lane, u64)> {
+        self.lanes
+            .iter()
+            .filter(|(lane, s)| {
+                matches!(lane, Lane::Partition(_))
+                    && s.open.is_some()
+                    && s.tail >= min.max(s.snapshot)
+            })
+            .map(|(lane, s)| (*lane, s.tail))
+            .collect()
+    }
+
+    /// A snapshot of `lane` of `snapshot` bytes folded at least the `tail` bytes it had then.
+    /// (`None`: no snapshot was made, and the lane waits for as much again).
+    pub(crate) fn snapshotted(&mut self, lane: Lane, tail: u64, snapshot: Option<u64>) {
+        if let Some(state) = self.lanes.get_mut(&lane) {
+            state.tail = state.tail.saturating_sub(tail);
+            state.snapshot = snapshot.unwrap_or(state.snapshot);
+        }
     }
 
     /// The batch in flight on `lane` did not land; it is to be sent again as it was.
@@ -224,6 +259,38 @@ pub(crate) fn lane_token(lane: Lane) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_is_due_once_its_lane_wrote_as_much_as_the_last_one_holds() {
+        let mut lanes = Lanes::default();
+        let p = Lane::Partition(1);
+        lanes.open(p, 1, 0);
+        lanes.open(Lane::Catalog, 0, 0);
+        lanes.restored(p, 30, 100);
+        let land = |lanes: &mut Lanes, lane, bytes: &[u8]| {
+            lanes.append(lane, bytes.to_vec()).unwrap();
+            lanes.take_batches("n", Instant::now(), |_| true);
+            lanes.landed(lane, 1);
+        };
+        land(&mut lanes, Lane::Catalog, &[0; 200]);
+        assert!(lanes.due_snapshots(50).is_empty(), "the catalog has none");
+        land(&mut lanes, p, &[0; 60]);
+        assert!(
+            lanes.due_snapshots(50).is_empty(),
+            "90 written after 100 held"
+        );
+        land(&mut lanes, p, &[0; 10]);
+        assert_eq!(lanes.due_snapshots(50), vec![(p, 100)]);
+        land(&mut lanes, p, &[0; 5]);
+        lanes.snapshotted(p, 100, Some(20));
+        assert!(lanes.due_snapshots(50).is_empty(), "5 written after it");
+        land(&mut lanes, p, &[0; 45]);
+        assert_eq!(
+            lanes.due_snapshots(50),
+            vec![(p, 50)],
+            "the floor when it is small"
+        );
+    }
 
     #[test]
     fn a_lane_sends_one_batch_at_a_time_and_resumes_from_its_ack() {

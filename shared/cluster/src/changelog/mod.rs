@@ -14,12 +14,17 @@
 //! **Restoring.** A new owner replays the partition's subject into its (emptied) store
 //! ([`restore`]); sled is a cache of this log.
 //!
-//! Nothing compacts the log yet: it grows with every commit (see docs/cluster.md).
+//! **Snapshots.** Each partition's owner folds its lane into a snapshot once enough was
+//! written since the last one ([`Snapshots`]), and the lane is purged below it: a restore is
+//! the snapshot and the messages after it, and the changelog does not grow with history.
 
 mod lanes;
 mod restore;
+mod snapshots;
 
-pub use restore::{follow, head, lane_of, last_written_by, restore, Restored};
+use restore::read_after;
+pub use restore::{follow, head, lane_of, last_written_by, restore, restore_partition, Restored};
+pub use snapshots::{Head, Snapshots, Taken, SNAPSHOTS_BUCKET, SNAPSHOT_HEADS_BUCKET};
 
 use crate::{Error, Partitioning};
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
@@ -93,6 +98,33 @@ pub struct ChangelogStats {
     pub bytes: AtomicU64,
     /// Sends that failed and were retried.
     pub retried: AtomicU64,
+    /// Snapshots made, their bytes, and the changelog messages purged below them.
+    pub snapshots: AtomicU64,
+    pub snapshot_bytes: AtomicU64,
+    pub purged: AtomicU64,
+    /// Snapshots that failed (tried again later).
+    pub snapshot_failures: AtomicU64,
+}
+
+/// When this node snapshots the partitions it writes.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotPolicy {
+    /// A partition is snapshotted once at least this many bytes, and at least as many as its
+    /// last snapshot holds, were written to its changelog after that snapshot: so the
+    /// snapshots' writing costs at most about what the commits wrote, and a restore reads at
+    /// most about twice the partition's state.
+    pub min_bytes: u64,
+    /// How often the partitions are looked at.
+    pub every: Duration,
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> Self {
+        SnapshotPolicy {
+            min_bytes: 4 * 1024 * 1024,
+            every: Duration::from_secs(1),
+        }
+    }
 }
 
 /// The node's changelog writer: a [`Replica`] for its store.
@@ -222,11 +254,72 @@ impl Changelog {
     pub fn stats(&self) -> &ChangelogStats {
         &self.inner.stats
     }
+
+    /// Notes what the restore of `lane` found, which the next snapshot's timing counts from.
+    pub fn restored(&self, lane: Lane, restored: &Restored) {
+        let snapshot = restored.snapshot.map_or(0, |(_, bytes)| bytes);
+        self.inner
+            .lanes
+            .lock()
+            .restored(lane, restored.bytes, snapshot);
+    }
+
+    /// Snapshots the partitions this node writes, by `policy`, one at a time, until the
+    /// process ends; `fold` makes an empty fold (with the store's retention of command ids).
+    pub fn keep_snapshotted(
+        &self,
+        snapshots: Snapshots,
+        fold: impl Fn() -> keel_store::Fold + Send + 'static,
+        policy: SnapshotPolicy,
+    ) {
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(policy.every).await;
+                let due = inner.lanes.lock().due_snapshots(policy.min_bytes);
+                for (lane, tail) in due {
+                    let Lane::Partition(partition) = lane else {
+                        continue;
+                    };
+                    let now = u64::try_from(unix_ms()).unwrap_or(u64::MAX);
+                    let taken = snapshots.take(partition, fold(), &inner.node, now).await;
+                    let stats = &inner.stats;
+                    let made = match taken {
+                        Ok(Some(taken)) => {
+                            stats.snapshots.fetch_add(1, Ordering::Relaxed);
+                            stats
+                                .snapshot_bytes
+                                .fetch_add(taken.head.bytes, Ordering::Relaxed);
+                            stats.purged.fetch_add(taken.purged, Ordering::Relaxed);
+                            tracing::debug!(
+                                partition,
+                                sequence = taken.head.sequence,
+                                bytes = taken.head.bytes,
+                                folded = taken.messages,
+                                purged = taken.purged,
+                                "snapshot taken"
+                            );
+                            Some(taken.head.bytes)
+                        }
+                        Ok(None) => None,
+                        Err(e) => {
+                            stats.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(partition, error = %e, "snapshot failed; trying again later");
+                            continue;
+                        }
+                    };
+                    inner.lanes.lock().snapshotted(lane, tail, made);
+                }
+            }
+        });
+    }
 }
 
 impl Replica for Changelog {
     fn partition_of(&self, key: &str) -> u32 {
-        self.inner.partitioning.of(key)
+        self.inner
+            .partitioning
+            .of(&keel_protocol::entities::owner_of(key))
     }
 
     fn append(&self, lane: Lane, record: Vec<u8>) -> Result<(), String> {

@@ -1,7 +1,8 @@
 //! Reading the changelog back: the last message of a lane, and replaying lanes into a store.
 
+use super::snapshots::{Head, Snapshots};
 use super::{subject, CHANGELOG_STREAM, CHANGELOG_SUBJECTS, NODE_HEADER};
-use crate::Error;
+use crate::{Error, Partition};
 use async_nats::jetstream::{self, consumer, stream::LastRawMessageErrorKind};
 use futures::StreamExt;
 use keel_store::{Lane, Store};
@@ -70,8 +71,12 @@ pub struct Restored {
     pub messages: u64,
     /// Key writes they held.
     pub writes: u64,
+    /// Bytes of records they held.
+    pub bytes: u64,
     /// The last sequence applied per lane.
     pub heads: BTreeMap<Lane, u64>,
+    /// The snapshot it started from (its sequence and size), if it read one.
+    pub snapshot: Option<(u64, u64)>,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -124,6 +129,7 @@ pub async fn restore(
                 .map_err(|e| Error::Restore(format!("sequence {sequence}: {e}")))?;
             restored.messages += 1;
             restored.writes += writes as u64;
+            restored.bytes += message.payload.len() as u64;
             if let Some(lane) = lane_of(&message.subject) {
                 restored.heads.insert(lane, sequence);
             }
@@ -134,6 +140,75 @@ pub async fn restore(
     }
     restored.elapsed = started.elapsed();
     Ok(restored)
+}
+
+/// Brings `store`'s copy of `partition` to the head of its changelog. `local` is what the
+/// store holds of the partition: `None` nothing, `Some(sequence)` the partition as of that
+/// changelog sequence (`Some(0)`: something, of no known sequence). When the partition's
+/// snapshot is ahead of that, the store forgets the partition, applies the snapshot and then
+/// the messages after it; otherwise it replays the messages after `local`. Starts over when a
+/// newer snapshot appears meanwhile (what it was reading may have been purged).
+pub async fn restore_partition(
+    js: &jetstream::Context,
+    snapshots: &Snapshots,
+    store: &Store,
+    partition: Partition,
+    mut local: Option<u64>,
+) -> Result<Restored, Error> {
+    let started = Instant::now();
+    let lane = Lane::Partition(partition);
+    loop {
+        let before = snapshots.head(partition).await?.map(|(head, _)| head);
+        let held = local.unwrap_or(0);
+        let mut from = held;
+        let mut snapshot = None;
+        if let Some(head) = before
+            .as_ref()
+            .filter(|h| h.sequence > held || local == Some(0))
+        {
+            if local.is_some() {
+                store
+                    .forget_partition(partition)
+                    .map_err(|e| Error::Restore(e.to_string()))?;
+            }
+            let bytes = match snapshots.read(head).await {
+                Ok(bytes) => bytes,
+                // Replaced (and deleted) since the head was read: start over from the new one.
+                Err(_) if moved(snapshots, partition, head).await? => {
+                    local = Some(0);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            store
+                .apply_record(&bytes)
+                .map_err(|e| Error::Restore(format!("snapshot {}: {e}", head.object)))?;
+            (from, snapshot) = (head.sequence, Some((head.sequence, head.bytes)));
+        } else if local == Some(0) {
+            store
+                .forget_partition(partition)
+                .map_err(|e| Error::Restore(e.to_string()))?;
+        }
+        let mut restored = restore(js, store, Some(lane), from).await?;
+        let after = snapshots.head(partition).await?.map(|(head, _)| head);
+        if after.as_ref().map(|h| h.sequence) == before.as_ref().map(|h| h.sequence) {
+            restored.snapshot = snapshot;
+            restored.heads.entry(lane).or_insert(from);
+            restored.elapsed = started.elapsed();
+            return Ok(restored);
+        }
+        tracing::info!(
+            partition,
+            "a newer snapshot appeared while restoring; starting over"
+        );
+        local = Some(0);
+    }
+}
+
+/// Whether `partition`'s snapshot head is no longer `head`.
+async fn moved(snapshots: &Snapshots, partition: Partition, head: &Head) -> Result<bool, Error> {
+    let now = snapshots.head(partition).await?;
+    Ok(now.is_none_or(|(now, _)| now != *head))
 }
 
 /// Applies every message of `lane` after stream sequence `after` to `store`, and then each
@@ -157,7 +232,7 @@ pub async fn follow(
 
 /// The messages on `filter` after stream sequence `after`, through an ordered consumer
 /// (nothing to acknowledge, nothing left on the server when dropped).
-async fn read_after<I>(
+pub(super) async fn read_after<I>(
     stream: &jetstream::stream::Stream<I>,
     filter: String,
     after: u64,
