@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::{HeaderMap, Message, RequestError, RequestErrorKind};
-use keel_domain::ErrorCode;
-use keel_protocol::{ERROR_HEADER, STATUS_HEADER};
+use keel_protocol::{ErrorCode, ERROR_HEADER, STATUS_HEADER};
 use tokio::runtime::Runtime;
 
 use super::call::{ApiClient, Call, Transport};

@@ -4,7 +4,7 @@ use crate::MAX_BODY_BYTES;
 use actix_web::{web, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use keel_domain::ErrorCode;
+use keel_protocol::ErrorCode;
 
 /// An error response in the shape clients expect.
 pub(crate) fn error(code: ErrorCode, message: &str) -> HttpResponse {

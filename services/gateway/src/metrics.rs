@@ -2,7 +2,7 @@
 //! error replies by route and code (a handler tags its response with the code it answered).
 
 use actix_web::HttpResponse;
-use keel_domain::ErrorCode;
+use keel_protocol::ErrorCode;
 use keel_telemetry::metrics::{counter, histogram, HistogramVec, IntCounterVec};
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -4,8 +4,7 @@ use crate::body::{error, read};
 use crate::Gateway;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use keel_domain::ErrorCode;
-use keel_protocol::{subjects as s, ReplyStatus};
+use keel_protocol::{subjects as s, ErrorCode, ReplyStatus};
 use serde_json::json;
 
 /// Registers every route on an actix-web app.

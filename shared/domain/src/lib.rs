@@ -16,5 +16,5 @@ pub mod quantity;
 pub mod sourcing;
 pub mod warehouse;
 
-pub use error::{Error, ErrorCode};
+pub use error::Error;
 pub use id::{ChannelId, DocumentId, FulfillmentId, HoldId, LocationId, OrderId, SkuId};

@@ -5,13 +5,16 @@
 //!
 //! A reply carries `Keel-Status: ok | created | error`; an error reply also carries
 //! `Keel-Error: <code>` and the body `{"error":{"code","message"}}`. The JSON bodies are the
-//! same as the HTTP API's (docs/http-api.md).
+//! same as the HTTP API's (docs/http-api.md). The codes, their HTTP statuses and the code of
+//! each domain error are [`ErrorCode`]'s.
 
 pub mod entities;
+mod error_code;
 pub mod wire;
 
+pub use error_code::ErrorCode;
+
 use keel_bus::Headers;
-use keel_domain::ErrorCode;
 
 /// Every API subject starts with this.
 pub const API_PREFIX: &str = "keel.v1.api.";

@@ -12,8 +12,9 @@ use crate::outbox::OutboxEntry;
 use crate::replies::OutcomeMessage;
 use crate::Error;
 use keel_bus::Message;
-use keel_domain::ErrorCode;
-use keel_protocol::{error_body, source_epochs, ReplyStatus, COMMAND_DEAD_LETTERS, EPOCHS_HEADER};
+use keel_protocol::{
+    error_body, source_epochs, ErrorCode, ReplyStatus, COMMAND_DEAD_LETTERS, EPOCHS_HEADER,
+};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use tracing::Instrument;

@@ -9,9 +9,8 @@ use crate::shards::Shards;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use keel_bus::{Deliveries, Delivery, Headers, SharedBus};
-use keel_domain::ErrorCode;
 use keel_protocol::{
-    DEAD_LETTER_ERROR_HEADER, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SUBJECT_HEADER,
+    ErrorCode, DEAD_LETTER_ERROR_HEADER, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SUBJECT_HEADER,
 };
 use keel_store::Store;
 use std::sync::atomic::AtomicU64;

@@ -1,4 +1,4 @@
-use keel_domain::ErrorCode;
+use keel_protocol::ErrorCode;
 
 /// Why the runtime could not carry out a request.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -31,7 +31,7 @@ impl Error {
     /// The stable code a client sees.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Domain(e) => e.code(),
+            Error::Domain(e) => ErrorCode::from(e),
             Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Internal(_) | Error::AlreadyHandled(_) => ErrorCode::Internal,

@@ -4,8 +4,7 @@
 
 use crate::Error;
 use keel_bus::SharedBus;
-use keel_domain::ErrorCode;
-use keel_protocol::ReplyStatus;
+use keel_protocol::{ErrorCode, ReplyStatus};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

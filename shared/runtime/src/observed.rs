@@ -2,8 +2,7 @@
 //! the error replies by code, per subject), orders placed by the status they reached, and how
 //! long reservation sagas take. (Counters the node keeps anyway are sampled: `metrics.rs`.)
 
-use keel_domain::ErrorCode;
-use keel_protocol::{subjects, ReplyStatus, COMMAND_BATCH};
+use keel_protocol::{subjects, ErrorCode, ReplyStatus, COMMAND_BATCH};
 use keel_telemetry::metrics::{counter, histogram, HistogramVec, IntCounterVec};
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 use crate::Error;
 use keel_domain::hold::Hold;
 use keel_domain::inventory::Position;
-use keel_domain::ErrorCode;
+use keel_protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 /// A command's reply.

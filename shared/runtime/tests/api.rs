@@ -2,8 +2,7 @@
 //! limit comes back as an `internal` error naming the limit, never as a caller's timeout.
 
 use keel_bus::{Headers, InProcessBus, InProcessOptions, SharedBus};
-use keel_domain::ErrorCode;
-use keel_protocol::{subjects, ReplyStatus};
+use keel_protocol::{subjects, ErrorCode, ReplyStatus};
 use keel_runtime::{Node, NodeOptions};
 use serde_json::json;
 use std::time::Duration;

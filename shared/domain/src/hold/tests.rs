@@ -1,7 +1,7 @@
 use super::*;
 use crate::effects::{of_hold_event, Effect};
 use crate::inventory::StockCommand;
-use crate::{ErrorCode, LocationId, SkuId};
+use crate::{LocationId, SkuId};
 
 fn request(ttl: i64) -> HoldRequest {
     HoldRequest::new("h1", "web", &[("A", 2), ("B", 1)], "east", ttl).unwrap()
@@ -70,11 +70,11 @@ fn convert(order: &str, channel: &str, lines: &[(&str, u64)]) -> HoldCommand {
 fn ttl_must_be_within_a_day() {
     for bad in [0, -1, 86_401] {
         let err = HoldRequest::new("h", "web", &[("A", 1)], "e", bad).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::MalformedRequest, "{bad}");
+        assert!(matches!(err, Error::Malformed(_)), "{bad}: {err}");
     }
     assert!(HoldRequest::new("h", "web", &[("A", 1)], "e", 86_400).is_ok());
     let err = HoldRequest::new("h 1", "web", &[("A", 1)], "e", 5).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::InvalidId);
+    assert!(matches!(err, Error::InvalidId { .. }), "{err}");
 }
 
 #[test]
@@ -123,22 +123,21 @@ fn placing_again_with_the_same_request_is_a_no_op_and_another_is_a_conflict() {
         at: 5_000,
     };
     let err = run(&mut hold, other).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Conflict);
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
 }
 
 #[test]
 fn conversion_checks_channel_and_lines_and_is_idempotent_for_its_order() {
     let mut hold = active();
     let before = hold.clone();
-    let code = |hold: &mut Hold, c| run(hold, c).unwrap_err().code();
-    assert_eq!(
-        code(&mut hold, convert("o1", "shop", &[("A", 2), ("B", 1)])),
-        ErrorCode::HoldMismatch
-    );
-    assert_eq!(
-        code(&mut hold, convert("o1", "web", &[("A", 2)])),
-        ErrorCode::HoldMismatch
-    );
+    assert!(matches!(
+        run(&mut hold, convert("o1", "shop", &[("A", 2), ("B", 1)])),
+        Err(Error::HoldMismatch(_))
+    ));
+    assert!(matches!(
+        run(&mut hold, convert("o1", "web", &[("A", 2)])),
+        Err(Error::HoldMismatch(_))
+    ));
     assert_eq!(hold, before, "refusals change nothing");
     run(&mut hold, convert("o1", "web", &[("B", 1), ("A", 2)])).unwrap();
     assert_eq!(hold.status, HoldStatus::Converted);
@@ -152,14 +151,14 @@ fn conversion_checks_channel_and_lines_and_is_idempotent_for_its_order() {
         again.is_empty(),
         "the same order again is answered as before"
     );
-    assert_eq!(
-        code(&mut hold, convert("o2", "web", &[("A", 2), ("B", 1)])),
-        ErrorCode::HoldExpired
-    );
-    assert_eq!(
-        code(&mut hold, HoldCommand::Release),
-        ErrorCode::InvalidTransition
-    );
+    assert!(matches!(
+        run(&mut hold, convert("o2", "web", &[("A", 2), ("B", 1)])),
+        Err(Error::HoldExpired(_))
+    ));
+    assert!(matches!(
+        run(&mut hold, HoldCommand::Release),
+        Err(Error::InvalidTransition(_))
+    ));
 }
 
 #[test]
@@ -186,7 +185,7 @@ fn an_ended_hold_cannot_be_converted_and_late_grants_go_straight_back() {
     );
     assert_eq!(hold.status, HoldStatus::Released);
     let err = run(&mut hold, convert("o1", "web", &[("A", 2), ("B", 1)])).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::HoldExpired);
+    assert!(matches!(err, Error::HoldExpired(_)), "{err}");
 }
 
 #[test]
@@ -198,7 +197,7 @@ fn commands_to_a_hold_never_placed_are_unknown_hold() {
         convert("o1", "web", &[("A", 2)]),
     ] {
         let err = run(&mut hold, command).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::UnknownHold);
+        assert!(matches!(err, Error::UnknownHold(_)), "{err}");
     }
 }
 

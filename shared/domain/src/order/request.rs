@@ -87,24 +87,22 @@ impl OrderRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorCode;
 
     #[test]
     fn requests_are_validated_field_by_field() {
         let ok = OrderRequest::new("o1", "web", &[("A", 1), ("B", 2)], "east").unwrap();
         assert_eq!(ok.lines.len(), 2);
-        let code = |r: Result<OrderRequest, Error>| r.unwrap_err().code();
-        assert_eq!(
-            code(OrderRequest::new("o 1", "web", &[("A", 1)], "e")),
-            ErrorCode::InvalidId
-        );
-        assert_eq!(
-            code(OrderRequest::new("o1", "web", &[], "e")),
-            ErrorCode::MalformedRequest
-        );
+        assert!(matches!(
+            OrderRequest::new("o 1", "web", &[("A", 1)], "e"),
+            Err(Error::InvalidId { .. })
+        ));
+        assert!(matches!(
+            OrderRequest::new("o1", "web", &[], "e"),
+            Err(Error::Malformed(_))
+        ));
         let dup = OrderRequest::new("o1", "web", &[("A", 1), ("A", 1)], "e");
-        assert_eq!(code(dup), ErrorCode::MalformedRequest);
+        assert!(matches!(dup, Err(Error::Malformed(_))));
         let zero = OrderRequest::new("o1", "web", &[("A", 0)], "e");
-        assert_eq!(code(zero), ErrorCode::InvalidQuantity);
+        assert!(matches!(zero, Err(Error::InvalidQuantity(_))));
     }
 }

@@ -2,6 +2,7 @@
 
 use super::rules;
 use super::status::{FulfillmentStatus, OrderStatus};
+use crate::ErrorCode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -168,7 +169,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// The code clients match on (the set only grows; HTTP statuses: docs/http-api.md).
     #[schemars(schema_with = "rules::error_code")]
-    pub code: keel_domain::ErrorCode,
+    pub code: ErrorCode,
     /// For humans; its wording may change.
     pub message: String,
 }

@@ -1,6 +1,7 @@
 //! Schema fragments for the rules a request's fields must follow. The node checks them itself
 //! (each with its own error code); the schemas only describe them.
 
+use crate::ErrorCode;
 use schemars::{json_schema, Schema, SchemaGenerator};
 
 /// An identifier: 1–64 characters of `[A-Za-z0-9_-]` (they become subject tokens).
@@ -25,11 +26,8 @@ pub(crate) fn optional_cursor(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// An error code: one of `keel_domain::ErrorCode::ALL`, in its wire spelling.
+/// An error code: one of [`ErrorCode::ALL`], in its wire spelling.
 pub(crate) fn error_code(_: &mut SchemaGenerator) -> Schema {
-    let codes: Vec<&str> = keel_domain::ErrorCode::ALL
-        .iter()
-        .map(|c| c.as_str())
-        .collect();
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     json_schema!({ "type": "string", "enum": codes })
 }

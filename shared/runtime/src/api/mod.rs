@@ -10,9 +10,9 @@ pub(crate) use routing::dispatch;
 use crate::actors::Hosts;
 use futures::StreamExt;
 use keel_bus::{Message, SharedBus, Subscription};
-use keel_domain::ErrorCode;
 use keel_protocol::{
-    error_body, ReplyStatus, API_PREFIX, API_QUEUE_GROUP, API_SUBJECTS, MAX_REQUEST_BYTES,
+    error_body, ErrorCode, ReplyStatus, API_PREFIX, API_QUEUE_GROUP, API_SUBJECTS,
+    MAX_REQUEST_BYTES,
 };
 use std::sync::Arc;
 use tokio::sync::Semaphore;

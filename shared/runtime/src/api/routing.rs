@@ -8,7 +8,7 @@ use super::handlers;
 use crate::actors::Hosts;
 use crate::forward::{forward, Reply};
 use crate::Error;
-use keel_domain::ErrorCode;
+use keel_protocol::ErrorCode;
 use std::sync::Arc;
 
 /// Handles a request here or on the node serving its entity.
