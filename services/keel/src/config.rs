@@ -116,7 +116,7 @@ pub struct Config {
     /// A partition's snapshot is made once this many bytes (and at least as many as its last
     /// snapshot holds) were written to its changelog after the last one; the changelog is
     /// then purged below it (on NATS).
-    #[arg(long, env = "KEEL_SNAPSHOT_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, env = "KEEL_SNAPSHOT_BYTES", default_value_t = 1024 * 1024)]
     pub snapshot_bytes: u64,
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -121,7 +121,7 @@ pub struct SnapshotPolicy {
 impl Default for SnapshotPolicy {
     fn default() -> Self {
         SnapshotPolicy {
-            min_bytes: 4 * 1024 * 1024,
+            min_bytes: 1024 * 1024,
             every: Duration::from_secs(1),
         }
     }
