@@ -112,7 +112,15 @@ struct Beats {
     changed: Instant,
     /// When this node first saw this incarnation of the member.
     joined: Instant,
+    /// When its record was last in the members bucket.
+    listed: Instant,
 }
+
+/// How long this node remembers the heartbeats of a member whose record is gone (it expires a
+/// lease time after its last heartbeat): long enough that a member that stopped, and comes
+/// back to find itself fenced out, is not taken for a new one meanwhile; short enough that
+/// members replaced over the cluster's life do not pile up.
+const FORGET_MEMBER_AFTER_LEASES: u32 = 10;
 
 /// This node's membership.
 pub struct Membership {
@@ -328,6 +336,10 @@ impl Membership {
         self.coordinator.heartbeat(&self.member).await?;
         let view =
             ClusterStatus::read_with(&self.coordinator, |m, holds| self.live(m, holds)).await?;
+        let forget_after = self.coordinator.ttl() * FORGET_MEMBER_AFTER_LEASES;
+        self.beats
+            .lock()
+            .retain(|_, beats| beats.listed.elapsed() < forget_after);
         let me = self.member.node.as_str();
         let take = self.to_take(&view, &node.served_partitions());
         let give: Vec<Partition> = view
@@ -376,7 +388,9 @@ impl Membership {
             revision: member.revision,
             changed: now,
             joined: now,
+            listed: now,
         });
+        seen.listed = now;
         if seen.joined_ms != member.joined_ms {
             // Restarted: it joined again.
             (seen.joined_ms, seen.joined) = (member.joined_ms, now);
