@@ -1,16 +1,15 @@
 //! The `keel` binary's library: configuration, the demo seed, the transport, and running the
 //! platform (one node and the HTTP gateway in one process, over the in-process bus or NATS).
 
-pub mod cluster;
 pub mod config;
 mod owners;
 pub mod seed;
-pub mod takeover;
 pub mod transport;
 
 use anyhow::Context;
-use cluster::Membership;
 use config::{ClusterCommand, Command, Config, Role};
+use keel_cluster::membership::{self as cluster, Membership};
+use keel_cluster::takeover;
 use keel_gateway::Gateway;
 use keel_runtime::Node;
 use std::sync::Arc;

@@ -18,12 +18,22 @@ pub enum Error {
     /// A changelog record could not be applied to the local store.
     #[error("restoring from the changelog: {0}")]
     Restore(String),
+    /// The node's local disk failed (its id, the record of a clean stop).
+    #[error("{0}")]
+    Disk(String),
+    /// The node could not start or stop serving a partition.
+    #[error("the node: {0}")]
+    Node(String),
     /// A record in the cluster store could not be read.
     #[error("corrupt cluster record {key}: {reason}")]
     Corrupt { key: String, reason: String },
 }
 
 impl Error {
+    pub(crate) fn disk(what: &str, path: &std::path::Path, e: std::io::Error) -> Error {
+        Error::Disk(format!("{what} {}: {e}", path.display()))
+    }
+
     pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
         Error::Unavailable(format!("{what}: {e}"))
     }

@@ -9,14 +9,19 @@
 //!   stale owner's messages can be told apart and refused.
 //! - [`changelog`]: every partition's durable copy in JetStream, written with a fencing
 //!   sequence chain and replayed by a new owner.
+//! - [`membership::Membership`]: a node's place in the cluster: it takes the partitions the
+//!   plan gives it (restoring and claiming each, [`takeover`]), hands off the ones it moves
+//!   away, renews its leases, and is fenced out when another node owns its partitions.
 //! - [`ClusterStatus`]: what `keel cluster status` shows.
 
 pub mod changelog;
 mod error;
 mod leases;
+pub mod membership;
 mod partition;
 pub mod placement;
 mod status;
+pub mod takeover;
 
 pub use error::Error;
 pub use leases::{

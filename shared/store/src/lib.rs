@@ -28,6 +28,7 @@ mod memtable;
 mod record;
 mod replica;
 mod snapshot;
+mod timings;
 
 pub use commit::{Commit, TimerChange};
 pub use compact::{compact, Compaction};
@@ -276,7 +277,7 @@ impl Store {
             Some(replica) => replica.durable().await.map_err(Error::Replica),
             None => self.log.flush().await,
         };
-        flush_waits().observe(started.elapsed().as_secs_f64());
+        timings::flush_waits().observe(started.elapsed().as_secs_f64());
         flushed
     }
 
@@ -476,17 +477,3 @@ fn finish_legacy_journal(tree: &sled::Tree) -> Result<(), Error> {
 mod props;
 #[cfg(test)]
 mod tests;
-
-/// How long durable writes waited for their commit round ([`Store::flush`]).
-fn flush_waits() -> &'static keel_telemetry::metrics::Histogram {
-    static WAITS: std::sync::OnceLock<keel_telemetry::metrics::Histogram> =
-        std::sync::OnceLock::new();
-    WAITS.get_or_init(|| {
-        keel_telemetry::metrics::histogram(
-            "keel_store_flush_wait_seconds",
-            "How long a durable write waited for its commit round: the log's write and fsync, or in a cluster the round's changelog messages.",
-            &[],
-        )
-        .with_label_values::<&str>(&[])
-    })
-}

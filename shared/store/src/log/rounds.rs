@@ -42,6 +42,7 @@ pub(super) fn run(shared: &Shared) {
             Vec::new()
         };
         let waited = !round.flush.is_empty() || !round.checkpoint.is_empty() || round.closing;
+        let started = std::time::Instant::now();
         let result = write_round(shared, round.number, records).and_then(|done| {
             if waited {
                 shared.db.flush()?;
@@ -50,6 +51,7 @@ pub(super) fn run(shared: &Shared) {
             }
             Ok(done)
         });
+        crate::timings::rounds(waited).observe(started.elapsed().as_secs_f64());
         match result {
             Ok(done) => {
                 answer(round.flush, &Ok(()));

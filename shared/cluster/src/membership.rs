@@ -1,8 +1,8 @@
 //! The node's place in a cluster on NATS. Every node serves a share of the partitions: each
 //! round it reads the members and the leases, and acts on the moves of the placement plan
-//! that concern it (`keel_cluster::placement::plan`, the same plan on every node): it takes
+//! that concern it (`crate::placement::plan`, the same plan on every node): it takes
 //! the partitions nobody holds that the plan gives it (restoring each from the changelog and
-//! claiming it there, `takeover.rs`), and hands off the ones the plan moves away from it, a
+//! claiming it there, [`crate::takeover`]), and hands off the ones the plan moves away from it, a
 //! bounded number per round (it stops taking work for the partition, finishes the work in
 //! flight, flushes, closes the partition's changelog lane and gives the lease back; the
 //! receiving node takes it at once). A graceful leave hands off everything; after an abrupt
@@ -12,13 +12,12 @@
 //! lease that merely lapsed while NATS was away, with nobody claiming the partition, is taken
 //! again.
 
+use crate::changelog::{self, Changelog, Restored, Snapshots};
 use crate::takeover::{self, CleanStop, Takeover};
-use anyhow::Context;
-use futures::StreamExt;
-use keel_cluster::changelog::{self, Changelog, Restored, Snapshots};
-use keel_cluster::{
-    ClusterStatus, Coordinator, Held, JoinOptions, Member, Partition, MOVES_PER_ROUND,
+use crate::{
+    ClusterStatus, Coordinator, Error, Held, JoinOptions, Member, Partition, MOVES_PER_ROUND,
 };
+use futures::StreamExt;
 use keel_runtime::Node;
 use keel_store::Lane;
 use keel_telemetry::metrics::Sample;
@@ -31,13 +30,12 @@ use tokio::sync::watch;
 
 /// The node id kept in `data_dir` (made on first start): the id names the disk that holds
 /// its partitions' state, so a restarted node with the same disk is the same member.
-pub fn stored_node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+pub fn stored_node_id(data_dir: &std::path::Path) -> Result<String, Error> {
     let path = data_dir.join("node-id");
     if let Ok(id) = std::fs::read_to_string(&path) {
         return Ok(id.trim().to_owned());
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).map_err(|e| Error::disk("creating", data_dir, e))?;
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "keel".into());
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -52,7 +50,7 @@ pub fn stored_node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
             }
         })
         .collect();
-    std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, &id).map_err(|e| Error::disk("writing", &path, e))?;
     Ok(id)
 }
 
@@ -84,7 +82,7 @@ const CATALOG_CATCH_UP: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 struct Sharding {
     js: async_nats::jetstream::Context,
-    partitioning: keel_cluster::Partitioning,
+    partitioning: crate::Partitioning,
     /// The catalog's changelog sequence the node's catalog reflects.
     catalog: watch::Receiver<u64>,
 }
@@ -114,7 +112,15 @@ struct Beats {
     changed: Instant,
     /// When this node first saw this incarnation of the member.
     joined: Instant,
+    /// When its record was last in the members bucket.
+    listed: Instant,
 }
+
+/// How long this node remembers the heartbeats of a member whose record is gone (it expires a
+/// lease time after its last heartbeat): long enough that a member that stopped, and comes
+/// back to find itself fenced out, is not taken for a new one meanwhile; short enough that
+/// members replaced over the cluster's life do not pile up.
+const FORGET_MEMBER_AFTER_LEASES: u32 = 10;
 
 /// This node's membership.
 pub struct Membership {
@@ -156,7 +162,7 @@ impl Membership {
     pub async fn join(
         client: async_nats::Client,
         settings: &Settings,
-    ) -> anyhow::Result<Membership> {
+    ) -> Result<Membership, Error> {
         let js = async_nats::jetstream::new(client);
         let options = JoinOptions {
             node: settings.node.clone(),
@@ -164,9 +170,7 @@ impl Membership {
             lease_ttl: settings.lease_ttl,
             replicas: settings.replicas,
         };
-        let coordinator = Coordinator::join(&js, &options)
-            .await
-            .context("joining the cluster")?;
+        let coordinator = Coordinator::join(&js, &options).await?;
         changelog::ensure_stream(&js, settings.replicas).await?;
         let snapshots = Snapshots::open(&js, settings.replicas).await?;
         let held: Arc<Mutex<BTreeMap<Partition, Held>>> = Arc::default();
@@ -244,14 +248,16 @@ impl Membership {
         &self,
         store: &keel_store::Store,
         clean: Option<&CleanStop>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         let applied: BTreeMap<Lane, u64> = match clean {
             Some(clean) => clean
                 .iter()
                 .filter_map(|(subject, seq)| Some((changelog::lane_of(subject)?, *seq)))
                 .collect(),
             None => {
-                store.clear().context("emptying the local copy")?;
+                store
+                    .clear()
+                    .map_err(|e| Error::Restore(format!("emptying the local copy: {e}")))?;
                 BTreeMap::new()
             }
         };
@@ -326,10 +332,14 @@ impl Membership {
 
     /// One round: takes the free partitions the plan gives this node, hands off (a bounded
     /// number of) those it moves away.
-    async fn balance(&self, node: &Arc<Node>) -> anyhow::Result<()> {
+    async fn balance(&self, node: &Arc<Node>) -> Result<(), Error> {
         self.coordinator.heartbeat(&self.member).await?;
         let view =
             ClusterStatus::read_with(&self.coordinator, |m, holds| self.live(m, holds)).await?;
+        let forget_after = self.coordinator.ttl() * FORGET_MEMBER_AFTER_LEASES;
+        self.beats
+            .lock()
+            .retain(|_, beats| beats.listed.elapsed() < forget_after);
         let me = self.member.node.as_str();
         let take = self.to_take(&view, &node.served_partitions());
         let give: Vec<Partition> = view
@@ -378,7 +388,9 @@ impl Membership {
             revision: member.revision,
             changed: now,
             joined: now,
+            listed: now,
         });
+        seen.listed = now;
         if seen.joined_ms != member.joined_ms {
             // Restarted: it joined again.
             (seen.joined_ms, seen.joined) = (member.joined_ms, now);
@@ -465,8 +477,10 @@ impl Membership {
                 snapshots: &self.snapshots,
             };
             let done = takeover::take_partition(&lanes, store, partition, epoch, local).await?;
-            node.serve_partition(partition, epoch).await?;
-            Ok::<_, anyhow::Error>(done)
+            node.serve_partition(partition, epoch)
+                .await
+                .map_err(|e| Error::Node(format!("serving partition {partition}: {e}")))?;
+            Ok::<_, Error>(done)
         };
         match taken.await {
             Ok(done) => Some(done),
@@ -564,7 +578,7 @@ impl Membership {
                     Ok(renewed) => {
                         held.insert(lease.partition, renewed);
                     }
-                    Err(keel_cluster::Error::Lost(partition)) => {
+                    Err(crate::Error::Lost(partition)) => {
                         self.lost.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(partition, epoch = lease.epoch, "lease lapsed");
                         held.remove(&partition);
@@ -597,7 +611,7 @@ impl Membership {
 
     /// Takes a lapsed lease again, at a new epoch, if no other node holds it or claimed its
     /// partition in the changelog since this node's last write; answers whether it did.
-    async fn retake(&self, node: &Node, partition: Partition) -> anyhow::Result<bool> {
+    async fn retake(&self, node: &Node, partition: Partition) -> Result<bool, Error> {
         let Some(held) = self.coordinator.acquire(partition).await? else {
             return Ok(false);
         };

@@ -3,9 +3,8 @@
 //! else what came after the sequence the local copy holds), then the partition is claimed in
 //! the changelog at this node's epoch, which fences its previous owner out.
 
-use anyhow::Context;
-use keel_cluster::changelog::{self, Changelog, Restored, Snapshots};
-use keel_cluster::Partition;
+use crate::changelog::{self, Changelog, Restored, Snapshots};
+use crate::{Error, Partition};
 use keel_store::{Lane, Store};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,31 +23,34 @@ fn clean_stop_path(data_dir: &Path) -> PathBuf {
 /// Takes the record of the last clean stop, if the last stop was clean. It is removed (and
 /// the removal made durable) before this node writes anything: after a crash from here on the
 /// local copy can hold commits the changelog does not, so it must not be trusted again.
-pub fn take_clean_stop(data_dir: &Path) -> anyhow::Result<Option<CleanStop>> {
+pub fn take_clean_stop(data_dir: &Path) -> Result<Option<CleanStop>, Error> {
     let path = clean_stop_path(data_dir);
     let Ok(raw) = std::fs::read(&path) else {
         return Ok(None);
     };
-    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    std::fs::remove_file(&path).map_err(|e| Error::disk("removing", &path, e))?;
     std::fs::File::open(data_dir)
         .and_then(|dir| dir.sync_all())
-        .with_context(|| format!("syncing {}", data_dir.display()))?;
+        .map_err(|e| Error::disk("syncing", data_dir, e))?;
     Ok(serde_json::from_slice(&raw).ok())
 }
 
 /// Records a clean stop: everything local is synced, and holds each lane of `heads` as of
 /// that changelog sequence.
-pub fn record_clean_stop(data_dir: &Path, heads: &BTreeMap<Lane, u64>) -> anyhow::Result<()> {
+pub fn record_clean_stop(data_dir: &Path, heads: &BTreeMap<Lane, u64>) -> Result<(), Error> {
     let record: CleanStop = heads
         .iter()
         .map(|(lane, seq)| (changelog::subject(*lane), *seq))
         .collect();
     let path = clean_stop_path(data_dir);
-    std::fs::write(&path, serde_json::to_vec(&record)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&record).expect("a map of numbers serializes"),
+    )
+    .map_err(|e| Error::disk("writing", &path, e))?;
     std::fs::File::open(&path)
         .and_then(|file| file.sync_all())
-        .with_context(|| format!("syncing {}", path.display()))
+        .map_err(|e| Error::disk("syncing", &path, e))
 }
 
 /// What taking one or more partitions over did.
@@ -103,12 +105,10 @@ pub async fn take_partition(
     partition: Partition,
     epoch: u64,
     local: Option<u64>,
-) -> anyhow::Result<(Restored, bool)> {
+) -> Result<(Restored, bool), Error> {
     let lane = Lane::Partition(partition);
     let mut restored =
-        changelog::restore_partition(lanes.js, lanes.snapshots, store, partition, local)
-            .await
-            .context("restoring a partition")?;
+        changelog::restore_partition(lanes.js, lanes.snapshots, store, partition, local).await?;
     let mut caught_up = false;
     loop {
         let head = restored.heads.get(&lane).copied().unwrap_or(0);
@@ -118,7 +118,7 @@ pub async fn take_partition(
                 lanes.changelog.restored(lane, &restored);
                 return Ok((restored, caught_up));
             }
-            Err(keel_cluster::Error::Stale { .. }) => {
+            Err(crate::Error::Stale { .. }) => {
                 // Another writer added after what was restored: the rest first.
                 let rest = changelog::restore_partition(
                     lanes.js,
@@ -136,7 +136,7 @@ pub async fn take_partition(
                 restored.heads.extend(rest.heads);
                 caught_up = true;
             }
-            Err(e) => return Err(e).context("claiming a partition in the changelog"),
+            Err(e) => return Err(e),
         }
     }
 }
