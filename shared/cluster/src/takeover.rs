@@ -128,12 +128,7 @@ pub async fn take_partition(
                     Some(head),
                 )
                 .await?;
-                restored.messages += rest.messages;
-                restored.writes += rest.writes;
-                restored.bytes += rest.bytes;
-                restored.elapsed += rest.elapsed;
-                restored.snapshot = rest.snapshot.or(restored.snapshot);
-                restored.heads.extend(rest.heads);
+                restored.add(rest);
                 caught_up = true;
             }
             Err(e) => return Err(e),

@@ -81,6 +81,18 @@ pub struct Restored {
     pub elapsed: Duration,
 }
 
+impl Restored {
+    /// Adds what a later restore of the same lanes did (it goes on from where this one ended).
+    pub fn add(&mut self, later: Restored) {
+        self.messages += later.messages;
+        self.writes += later.writes;
+        self.bytes += later.bytes;
+        self.elapsed += later.elapsed;
+        self.snapshot = later.snapshot.or(self.snapshot);
+        self.heads.extend(later.heads);
+    }
+}
+
 /// Replays into `store` the changelog of `lane` (every lane when `None`) from the message
 /// after stream sequence `after`, up to the last message present when it starts.
 pub async fn restore(
@@ -162,15 +174,17 @@ pub async fn restore_partition(
         let held = local.unwrap_or(0);
         let mut from = held;
         let mut snapshot = None;
-        if let Some(head) = before
+        let ahead = before
             .as_ref()
-            .filter(|h| h.sequence > held || local == Some(0))
-        {
-            if local.is_some() {
-                store
-                    .forget_partition(partition)
-                    .map_err(|e| Error::Restore(e.to_string()))?;
-            }
+            .filter(|h| h.sequence > held || local == Some(0));
+        // Keys of unknown age, or older than a snapshot about to be applied, go first: the
+        // snapshot holds no deletions.
+        if local == Some(0) || (ahead.is_some() && local.is_some()) {
+            store
+                .forget_partition(partition)
+                .map_err(|e| Error::Restore(e.to_string()))?;
+        }
+        if let Some(head) = ahead {
             let bytes = match snapshots.read(head).await {
                 Ok(bytes) => bytes,
                 // Replaced (and deleted) since the head was read: start over from the new one.
@@ -184,10 +198,6 @@ pub async fn restore_partition(
                 .apply_record(&bytes)
                 .map_err(|e| Error::Restore(format!("snapshot {}: {e}", head.object)))?;
             (from, snapshot) = (head.sequence, Some((head.sequence, head.bytes)));
-        } else if local == Some(0) {
-            store
-                .forget_partition(partition)
-                .map_err(|e| Error::Restore(e.to_string()))?;
         }
         let mut restored = restore(js, store, Some(lane), from).await?;
         let after = snapshots.head(partition).await?.map(|(head, _)| head);
