@@ -85,11 +85,16 @@ struct Sharding {
     partitioning: crate::Partitioning,
     /// The catalog's changelog sequence the node's catalog reflects.
     catalog: watch::Receiver<u64>,
+    held: Arc<Mutex<BTreeMap<Partition, Held>>>,
 }
 
 impl keel_runtime::Sharding for Sharding {
     fn partition_of(&self, key: &str) -> u32 {
         self.partitioning.of(key)
+    }
+
+    fn lease_valid(&self, partition: u32) -> bool {
+        self.held.lock().get(&partition).is_some_and(Held::is_valid)
     }
 
     fn catalog_caught_up(&self) -> futures::future::BoxFuture<'static, ()> {
@@ -154,6 +159,8 @@ pub struct Membership {
     lost: AtomicU64,
     /// Partitions handed off to another node.
     handoffs: AtomicU64,
+    /// Partitions taken that were restored from a snapshot (and the changelog after it).
+    from_snapshots: AtomicU64,
 }
 
 impl Membership {
@@ -218,6 +225,7 @@ impl Membership {
             released: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             handoffs: AtomicU64::new(0),
+            from_snapshots: AtomicU64::new(0),
         })
     }
 
@@ -232,6 +240,7 @@ impl Membership {
             js: self.js.clone(),
             partitioning: self.coordinator.partitioning(),
             catalog: self.catalog.subscribe(),
+            held: Arc::clone(&self.held),
         };
         Arc::new(sharding)
     }
@@ -449,6 +458,8 @@ impl Membership {
                 elapsed_ms = done.elapsed.as_millis() as u64,
                 "took partitions"
             );
+            self.from_snapshots
+                .fetch_add(done.from_snapshots as u64, Ordering::Relaxed);
             *self.took.lock() = Some(done);
         }
     }
@@ -714,6 +725,11 @@ impl Membership {
                 "keel_cluster_handoffs_total",
                 "Partitions this node handed off to another node (graceful).",
                 load(&self.handoffs),
+            ),
+            (
+                "keel_cluster_restored_from_snapshots_total",
+                "Partitions this node took that it restored from a snapshot (and the changelog after it).",
+                load(&self.from_snapshots),
             ),
             (
                 "keel_changelog_batches_total",

@@ -9,7 +9,7 @@
 
 use crate::availability::Availability;
 use crate::consumer::CommandStats;
-use crate::outbox::OutboxEntry;
+use crate::outbox::{target_key, OutboxEntry};
 use crate::partitions::Partitions;
 use crate::relay::{Deliver, Partial, Relay};
 use crate::replies::{Answer, Grant, OutcomeMessage};
@@ -133,7 +133,7 @@ impl Mesh {
         match entry {
             OutboxEntry::Publish { .. } => Route::Bus,
             OutboxEntry::Effect { effect, .. } => {
-                let partition = self.partitions.of(&crate::outbox::target_key(effect));
+                let partition = self.partitions.of(&target_key(effect));
                 if self.partitions.serves(partition) {
                     Route::Here
                 } else {
@@ -210,6 +210,20 @@ impl Mesh {
                 delivered: 0,
                 error: e.into(),
             })?;
+        }
+        // A node paused past its lease (its clock says so before its renewals can) may be
+        // fenced out already: the partition's new owner publishes what is owed, in order.
+        let lapsed = entries
+            .iter()
+            .map(|entry| self.partitions.of(entry.source_key()))
+            .find(|p| !self.partitions.lease_valid(*p));
+        if let Some(partition) = lapsed {
+            return Err(Partial {
+                delivered: 0,
+                error: Error::Unavailable(format!(
+                    "this node's lease of partition {partition} lapsed by its own clock"
+                )),
+            });
         }
         let messages = entries
             .iter()
@@ -320,9 +334,20 @@ impl Mesh {
     /// serves the target (its partition then stays here until the command is applied), else
     /// on the node that does, once this node's decisions so far are durable.
     pub(crate) async fn command(&self, command_id: &str, effect: &Effect) -> Outcome {
-        let partition = self.partitions.of(&crate::outbox::target_key(effect));
+        let target = target_key(effect);
+        let partition = self.partitions.of(&target);
         if let Some(_work) = self.partitions.enter(partition) {
-            return self.deliver_local(command_id, effect).await;
+            // On NATS each partition's changelog lane becomes durable on its own: the
+            // decision that owes this command must be durable before the command is applied
+            // (a crash must not keep the effect of a decision it undid), and the command's
+            // effect before the caller acts on its outcome or forgets the outbox entry — as
+            // a command batch to another node waits for both.
+            self.store
+                .flush_lane_of(crate::outbox::source_key(command_id))
+                .await?;
+            let outcome = self.deliver_local(command_id, effect).await?;
+            self.store.flush_lane_of(&target).await?;
+            return Ok(outcome);
         }
         let entry = OutboxEntry::Effect {
             command_id: command_id.to_owned(),

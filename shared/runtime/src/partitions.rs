@@ -20,6 +20,10 @@ pub trait Sharding: Send + Sync + std::fmt::Debug + 'static {
     /// called (any node may add to the catalog; each follows the others' additions), or after
     /// a short bound.
     fn catalog_caught_up(&self) -> BoxFuture<'static, ()>;
+    /// Whether this node's lease of `partition` is still valid by its own clock. A node that
+    /// was paused past its lease must not act for the partition (publish what its decisions
+    /// owe) until it renewed: another node may own it by now.
+    fn lease_valid(&self, partition: u32) -> bool;
 }
 
 /// How long a hand-off waits for the work in flight on a partition.
@@ -79,6 +83,13 @@ impl Partitions {
     /// The partition of an entity key (0 outside a cluster).
     pub(crate) fn of(&self, key: &str) -> u32 {
         self.sharding.as_ref().map_or(0, |s| s.partition_of(key))
+    }
+
+    /// Whether this node may act for `partition` by its own clock (always outside a cluster).
+    pub(crate) fn lease_valid(&self, partition: u32) -> bool {
+        self.sharding
+            .as_ref()
+            .is_none_or(|s| s.lease_valid(partition))
     }
 
     /// Whether this node takes work for `partition` now.
@@ -187,6 +198,9 @@ mod tests {
         }
         fn catalog_caught_up(&self) -> BoxFuture<'static, ()> {
             Box::pin(async {})
+        }
+        fn lease_valid(&self, _: u32) -> bool {
+            true
         }
     }
 

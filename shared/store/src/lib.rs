@@ -281,6 +281,22 @@ impl Store {
         flushed
     }
 
+    /// Waits, on a replica, until every commit of `key`'s lane made before this call is
+    /// durable; without a replica returns at once. For a commit that causes another on this
+    /// node (a command between actors): a replica's lanes become durable independently of
+    /// each other, so a crash could keep the effect and lose its cause, while the local log is
+    /// one sequence whose every prefix (what a crash keeps) holds a commit's causes with it.
+    pub async fn flush_lane_of(&self, key: &str) -> Result<(), Error> {
+        let Some(replica) = &self.replica else {
+            return Ok(());
+        };
+        let lane = Lane::Partition(replica.partition_of(key));
+        let started = std::time::Instant::now();
+        let flushed = replica.durable_on(lane).await.map_err(Error::Replica);
+        timings::flush_waits().observe(started.elapsed().as_secs_f64());
+        flushed
+    }
+
     /// Waits until everything written so far is checkpointed on the local disk, with or
     /// without a replica (before a clean stop, so that a restart may keep the local copy and
     /// has no log to replay).

@@ -39,4 +39,10 @@ pub trait Replica: Send + Sync + std::fmt::Debug + 'static {
     }
     /// Resolves once every record appended before the call is durable in the replica.
     fn durable(&self) -> Durable;
+    /// Resolves once every record appended to `lane` before the call is durable (what one
+    /// entity's commits so far need; other lanes may still be on their way).
+    fn durable_on(&self, lane: Lane) -> Durable {
+        let _ = lane;
+        self.durable()
+    }
 }

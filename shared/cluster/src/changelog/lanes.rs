@@ -126,11 +126,11 @@ impl Lanes {
             .collect()
     }
 
-    /// A lane holding records this node may not publish (it does not own the lane).
-    pub(crate) fn unowned_with_records(&self) -> Option<Lane> {
+    /// The lanes holding records this node may not publish (it does not own them).
+    pub(crate) fn unowned_with_records(&self) -> impl Iterator<Item = Lane> + '_ {
         self.lanes
             .iter()
-            .find(|(_, s)| s.open.is_none() && !s.queue.is_empty())
+            .filter(|(_, s)| s.open.is_none() && !s.queue.is_empty())
             .map(|(lane, _)| *lane)
     }
 
@@ -236,6 +236,14 @@ impl Lanes {
     /// The batch in flight on `lane` did not land; it is to be sent again as it was.
     pub(crate) fn retry(&mut self, lane: Lane) -> Option<Batch> {
         self.lanes.get(&lane)?.in_flight.clone()
+    }
+
+    /// Every record of `lane` numbered below this is in the changelog.
+    pub(crate) fn durable_below_on(&self, lane: Lane) -> u64 {
+        self.lanes
+            .get(&lane)
+            .and_then(|s| s.queue.front().map(|(n, _)| *n))
+            .unwrap_or(self.next)
     }
 
     /// Every record numbered below this is in the changelog.

@@ -335,40 +335,56 @@ impl Replica for Changelog {
     }
 
     fn durable(&self) -> Durable {
-        let inner = Arc::clone(&self.inner);
-        Box::pin(async move {
-            let target = {
+        wait_durable(Arc::clone(&self.inner), None)
+    }
+
+    fn durable_on(&self, lane: Lane) -> Durable {
+        wait_durable(Arc::clone(&self.inner), Some(lane))
+    }
+}
+
+/// Resolves once every record appended so far (to `lane`, or to every lane) is in the
+/// changelog; fails once this node is fenced out or its lease of a lane with records to send
+/// has lapsed.
+fn wait_durable(inner: Arc<Inner>, lane: Option<Lane>) -> Durable {
+    let concerned = move |l: &Lane| lane.is_none_or(|lane| lane == *l);
+    Box::pin(async move {
+        let target = {
+            let lanes = inner.lanes.lock();
+            if let Some(lane) = lanes.unowned_with_records().find(concerned) {
+                return Err(format!("{lane:?} is not owned by this node"));
+            }
+            lanes.appended()
+        };
+        let mut durable = inner.durable.subscribe();
+        let mut fenced = inner.fenced.subscribe();
+        loop {
+            if let Some(reason) = fenced.borrow_and_update().clone() {
+                return Err(reason);
+            }
+            let below = {
                 let lanes = inner.lanes.lock();
-                if let Some(lane) = lanes.unowned_with_records() {
-                    return Err(format!("{lane:?} is not owned by this node"));
-                }
-                lanes.appended()
-            };
-            let mut durable = inner.durable.subscribe();
-            let mut fenced = inner.fenced.subscribe();
-            loop {
-                if let Some(reason) = fenced.borrow_and_update().clone() {
-                    return Err(reason);
-                }
-                let lapsed = inner
-                    .lanes
-                    .lock()
+                let lapsed = lanes
                     .with_records()
+                    .filter(concerned)
                     .find(|l| !(inner.fence)(*l));
                 if let Some(lane) = lapsed {
                     return Err(format!("this node's lease of {lane:?} has lapsed"));
                 }
-                if *durable.borrow_and_update() >= target {
-                    return Ok(());
-                }
-                tokio::select! {
-                    _ = durable.changed() => {}
-                    _ = fenced.changed() => {}
-                    () = tokio::time::sleep(FENCE_POLL) => {}
-                }
+                lane.map_or_else(|| lanes.durable_below(), |l| lanes.durable_below_on(l))
+            };
+            // Every landing notifies, whether or not it moved the watermark.
+            durable.borrow_and_update();
+            if below >= target {
+                return Ok(());
             }
-        })
-    }
+            tokio::select! {
+                _ = durable.changed() => {}
+                _ = fenced.changed() => {}
+                () = tokio::time::sleep(FENCE_POLL) => {}
+            }
+        }
+    })
 }
 
 /// Sends each lane's queued records, one batch in flight per lane, until the process ends.
