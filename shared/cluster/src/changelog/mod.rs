@@ -362,6 +362,8 @@ fn wait_durable(inner: Arc<Inner>, lane: Option<Lane>) -> Durable {
             if let Some(reason) = fenced.borrow_and_update().clone() {
                 return Err(reason);
             }
+            // Seen before reading the lanes: a landing after this wakes the wait below.
+            let watermark = *durable.borrow_and_update();
             let below = {
                 let lanes = inner.lanes.lock();
                 let lapsed = lanes
@@ -371,10 +373,8 @@ fn wait_durable(inner: Arc<Inner>, lane: Option<Lane>) -> Durable {
                 if let Some(lane) = lapsed {
                     return Err(format!("this node's lease of {lane:?} has lapsed"));
                 }
-                lane.map_or_else(|| lanes.durable_below(), |l| lanes.durable_below_on(l))
+                lane.map_or(watermark, |l| lanes.durable_below_on(l))
             };
-            // Every landing notifies, whether or not it moved the watermark.
-            durable.borrow_and_update();
             if below >= target {
                 return Ok(());
             }
