@@ -111,7 +111,8 @@ impl Store {
         let db = files::open(dir, options.cache_capacity, compress)?;
         let tree = db.open_tree(TREE)?;
         finish_legacy_journal(&tree)?;
-        let log = log::Log::open(db.clone(), tree, options.checkpoint)?;
+        let volatile = options.replica.is_some();
+        let log = log::Log::open(db.clone(), tree, options.checkpoint, volatile)?;
         let store = Store {
             db,
             log,

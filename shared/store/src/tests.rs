@@ -439,6 +439,31 @@ async fn a_store_rebuilt_from_its_replica_has_the_same_state() {
 }
 
 #[tokio::test]
+async fn with_a_replica_the_log_writes_no_values_and_a_sync_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        replica: Some(Arc::new(Recorded::default())),
+        ..never_checkpointing()
+    };
+    {
+        let store = Store::open(dir.path(), &options).unwrap();
+        for version in 0..100 {
+            store
+                .commit(&commit("s/hot", version, &format!("v{version}")))
+                .unwrap();
+        }
+        store.flush().await.unwrap();
+        store.sync().await.unwrap();
+        let stats = store.log_stats();
+        assert!(stats.rounds >= 1 && stats.records == 100, "{stats:?}");
+        assert_eq!((stats.log_writes, stats.log_bytes), (0, 0), "{stats:?}");
+        assert_eq!(stats.checkpoint_writes, 1, "the key's newest value only");
+    }
+    let reopened = Store::open(dir.path(), &options).unwrap();
+    assert_eq!(reopened.load("s/hot").unwrap().unwrap().version, 100);
+}
+
+#[tokio::test]
 async fn a_replica_that_cannot_make_commits_durable_fails_the_flush() {
     let (_dir, store) = with_replica(Arc::new(Refusing { owns: 0 }));
     store.commit(&commit("o/2", 0, "x")).unwrap();

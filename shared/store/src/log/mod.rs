@@ -7,6 +7,11 @@
 //! them. sled recovers its log as a contiguous prefix, so a round is on disk whole or not at all,
 //! and so is everything before it. The checkpoint thread (`checkpoint.rs`) then writes each
 //! key's newest value to its place and drops the rounds it covered.
+//!
+//! With a replica (a cluster's changelog) the log is **volatile**: rounds keep their records
+//! for the checkpoint but write no log values. The replica is then the durable copy, and a
+//! node that stops uncleanly throws its local copy away and restores it from the replica, so
+//! log values would be written (and removed again) for nobody. A clean stop checkpoints first.
 
 mod checkpoint;
 mod rounds;
@@ -150,6 +155,8 @@ struct Shared {
     round_lock: Mutex<()>,
     checkpointing: Mutex<()>,
     policy: CheckpointPolicy,
+    /// Whether rounds write no log values (see the module's doc).
+    volatile: bool,
     counters: Counters,
 }
 
@@ -192,11 +199,12 @@ fn spawn(name: &str, shared: &Arc<Shared>, run: fn(&Shared)) -> std::thread::Joi
 
 impl Log {
     /// Replays what the log holds onto sled (a checkpoint of it), then starts the round and
-    /// checkpoint threads.
+    /// checkpoint threads; `volatile`: its rounds write no log values.
     pub(crate) fn open(
         db: sled::Db,
         tree: sled::Tree,
         policy: CheckpointPolicy,
+        volatile: bool,
     ) -> Result<Log, Error> {
         let replayed = checkpoint::replay(&tree)?;
         if replayed > 0 {
@@ -217,6 +225,7 @@ impl Log {
             round_lock: Mutex::new(()),
             checkpointing: Mutex::new(()),
             policy,
+            volatile,
             counters: Counters::default(),
         });
         let threads = Threads {
