@@ -341,12 +341,17 @@ impl Mesh {
             // decision that owes this command must be durable before the command is applied
             // (a crash must not keep the effect of a decision it undid), and the command's
             // effect before the caller acts on its outcome or forgets the outbox entry — as
-            // a command batch to another node waits for both.
-            self.store
-                .flush_lane_of(crate::outbox::source_key(command_id))
-                .await?;
+            // a command batch to another node waits for both. Embedded the log is one
+            // sequence, and every prefix a crash keeps holds a commit's causes.
+            let replicated = self.store.is_replicated();
+            if replicated {
+                let cause = crate::outbox::source_key(command_id);
+                self.store.flush_key(cause).await?;
+            }
             let outcome = self.deliver_local(command_id, effect).await?;
-            self.store.flush_lane_of(&target).await?;
+            if replicated {
+                self.store.flush_key(&target).await?;
+            }
             return Ok(outcome);
         }
         let entry = OutboxEntry::Effect {

@@ -282,20 +282,24 @@ impl Store {
         flushed
     }
 
-    /// Waits, on a replica, until every commit of `key`'s lane made before this call is
-    /// durable; without a replica returns at once. For a commit that causes another on this
-    /// node (a command between actors): a replica's lanes become durable independently of
-    /// each other, so a crash could keep the effect and lose its cause, while the local log is
-    /// one sequence whose every prefix (what a crash keeps) holds a commit's causes with it.
-    pub async fn flush_lane_of(&self, key: &str) -> Result<(), Error> {
+    /// Waits until every commit of `key`'s lane made before this call is durable: in the
+    /// replica, that lane alone (the others may still be on their way); without one, like
+    /// [`Store::flush`] (the local log is one sequence).
+    pub async fn flush_key(&self, key: &str) -> Result<(), Error> {
         let Some(replica) = &self.replica else {
-            return Ok(());
+            return self.flush().await;
         };
         let lane = Lane::Partition(replica.partition_of(key));
         let started = std::time::Instant::now();
         let flushed = replica.durable_on(lane).await.map_err(Error::Replica);
         timings::flush_waits().observe(started.elapsed().as_secs_f64());
         flushed
+    }
+
+    /// Whether the store has a replica, whose lanes become durable independently of each
+    /// other (so a crash may keep a later commit and lose an earlier one of another lane).
+    pub fn is_replicated(&self) -> bool {
+        self.replica.is_some()
     }
 
     /// Waits until everything written so far is checkpointed on the local disk, with or

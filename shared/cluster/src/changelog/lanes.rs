@@ -6,6 +6,7 @@
 use keel_store::Lane;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// How long records nobody waits for may wait for a batch to ride along with.
 pub(crate) const UNWAITED_DELAY: Duration = Duration::from_millis(500);
@@ -39,6 +40,8 @@ struct LaneState {
     unwaited: Vec<u8>,
     unwaited_since: Option<Instant>,
     in_flight: Option<Batch>,
+    /// Who waits for the lane's records below a number to land.
+    waiters: Vec<(u64, oneshot::Sender<()>)>,
     /// Batches taken so far (names each batch's message id).
     batches: u64,
     /// Bytes of the lane's messages after its snapshot, as far as this writer knows, and the
@@ -201,6 +204,25 @@ impl Lanes {
             state.open = Some((epoch, sequence));
         }
         state.tail += batch.payload.len() as u64;
+        let below = state.queue.front().map_or(self.next, |(n, _)| *n);
+        let (landed, waiting) = std::mem::take(&mut state.waiters)
+            .into_iter()
+            .partition(|(target, _)| *target <= below);
+        state.waiters = waiting;
+        for (_, waiter) in landed {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// `None` when every record of `lane` numbered below `target` is in the changelog, else
+    /// what resolves once they landed (or the lane was closed).
+    pub(crate) fn wait_on(&mut self, lane: Lane, target: u64) -> Option<oneshot::Receiver<()>> {
+        if self.durable_below_on(lane) >= target {
+            return None;
+        }
+        let (waiter, landed) = oneshot::channel();
+        self.lanes.get_mut(&lane)?.waiters.push((target, waiter));
+        Some(landed)
     }
 
     /// Notes what a restore found of `lane`: `tail` bytes after a snapshot of `snapshot` bytes.
@@ -298,6 +320,35 @@ mod tests {
             vec![(p, 50)],
             "the floor when it is small"
         );
+    }
+
+    #[test]
+    fn a_wait_on_one_lane_ends_when_that_lane_landed_whatever_the_others_hold() {
+        let mut lanes = Lanes::default();
+        let (a, b) = (Lane::Partition(1), Lane::Partition(2));
+        lanes.open(a, 1, 0);
+        lanes.open(b, 1, 0);
+        lanes.append(b, b"slow".to_vec()).unwrap();
+        lanes.append(a, b"fast".to_vec()).unwrap();
+        let target = lanes.appended();
+        let mut on_a = lanes.wait_on(a, target).expect("a's record is not in yet");
+        let mut on_b = lanes.wait_on(b, target).expect("b's record is not in yet");
+        lanes.take_batches("n", Instant::now(), |_| true);
+        lanes.landed(a, 5);
+        assert_eq!(on_a.try_recv(), Ok(()));
+        assert!(on_b.try_recv().is_err(), "b's batch is still in flight");
+        assert!(
+            lanes.wait_on(a, target).is_none(),
+            "a is durable up to the target"
+        );
+        assert_eq!(
+            lanes.durable_below(),
+            0,
+            "b holds the node-wide watermark back"
+        );
+        lanes.landed(b, 6);
+        assert_eq!(on_b.try_recv(), Ok(()));
+        assert_eq!(lanes.durable_below(), target);
     }
 
     #[test]

@@ -345,7 +345,7 @@ impl Replica for Changelog {
 
 /// Resolves once every record appended so far (to `lane`, or to every lane) is in the
 /// changelog; fails once this node is fenced out or its lease of a lane with records to send
-/// has lapsed.
+/// has lapsed. A wait on one lane is woken by that lane's landings only.
 fn wait_durable(inner: Arc<Inner>, lane: Option<Lane>) -> Durable {
     let concerned = move |l: &Lane| lane.is_none_or(|lane| lane == *l);
     Box::pin(async move {
@@ -364,8 +364,9 @@ fn wait_durable(inner: Arc<Inner>, lane: Option<Lane>) -> Durable {
             }
             // Seen before reading the lanes: a landing after this wakes the wait below.
             let watermark = *durable.borrow_and_update();
-            let below = {
-                let lanes = inner.lanes.lock();
+            // `Some`: the lane's own landing to wait for; `None`: the watermark's next move.
+            let lane_landing = {
+                let mut lanes = inner.lanes.lock();
                 let lapsed = lanes
                     .with_records()
                     .filter(concerned)
@@ -373,15 +374,26 @@ fn wait_durable(inner: Arc<Inner>, lane: Option<Lane>) -> Durable {
                 if let Some(lane) = lapsed {
                     return Err(format!("this node's lease of {lane:?} has lapsed"));
                 }
-                lane.map_or(watermark, |l| lanes.durable_below_on(l))
+                match lane {
+                    Some(lane) => match lanes.wait_on(lane, target) {
+                        None => return Ok(()),
+                        landing => landing,
+                    },
+                    None if watermark >= target => return Ok(()),
+                    None => None,
+                }
             };
-            if below >= target {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = durable.changed() => {}
-                _ = fenced.changed() => {}
-                () = tokio::time::sleep(FENCE_POLL) => {}
+            match lane_landing {
+                Some(landing) => tokio::select! {
+                    _ = landing => {}
+                    _ = fenced.changed() => {}
+                    () = tokio::time::sleep(FENCE_POLL) => {}
+                },
+                None => tokio::select! {
+                    _ = durable.changed() => {}
+                    _ = fenced.changed() => {}
+                    () = tokio::time::sleep(FENCE_POLL) => {}
+                },
             }
         }
     })
@@ -439,7 +451,13 @@ fn settle(inner: &Inner, batch: Batch, sent: Sent) -> Option<Batch> {
             inner.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
             let mut lanes = inner.lanes.lock();
             lanes.landed(batch.lane, sequence);
-            inner.durable.send_replace(lanes.durable_below());
+            let below = lanes.durable_below();
+            // Only a moved watermark wakes the waits for every lane.
+            inner.durable.send_if_modified(|watermark| {
+                let moved = *watermark != below;
+                *watermark = below;
+                moved
+            });
             None
         }
         Sent::Refused(reason) => {

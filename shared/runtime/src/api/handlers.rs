@@ -60,7 +60,10 @@ pub(crate) async fn dispatch(hosts: &Arc<Hosts>, subject: &str, payload: &[u8]) 
                 .map_err(|e| Error::Internal(format!("query task failed: {e}")))?;
         }
     }?;
-    hosts.mesh.store.flush().await?;
+    // A placement waits for its order's lane only (see `place`); every other write for all.
+    if subject != s::ORDERS_PLACE {
+        hosts.mesh.store.flush().await?;
+    }
     Ok(reply)
 }
 
@@ -398,6 +401,10 @@ async fn place(hosts: &Hosts, payload: &[u8]) -> Reply {
     }
     let key = crate::keys::order(&request.id);
     let (order, created) = hosts.orders.ask(&key, Place { request }).await??;
+    // What the placement had other actors do (reserve, convert a hold) waited for their own
+    // lanes to be durable (`Mesh::command`); the order's commits and the outbox it owes are
+    // on its lane: the reply waits for that lane, not for the slowest of all.
+    hosts.mesh.store.flush_key(&key).await?;
     let view = views::order(&order);
     if created {
         crate::observed::order_placed(view["status"].as_str().unwrap_or("unknown"));
