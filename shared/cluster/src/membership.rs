@@ -88,13 +88,19 @@ struct Sharding {
     held: Arc<Mutex<BTreeMap<Partition, Held>>>,
 }
 
+/// Whether this node holds `partition`'s lease, valid by its own clock: what it must before
+/// it writes the partition's changelog lane or publishes what its decisions owe.
+fn lease_valid(held: &Mutex<BTreeMap<Partition, Held>>, partition: Partition) -> bool {
+    held.lock().get(&partition).is_some_and(Held::is_valid)
+}
+
 impl keel_runtime::Sharding for Sharding {
     fn partition_of(&self, key: &str) -> u32 {
         self.partitioning.of(key)
     }
 
     fn lease_valid(&self, partition: u32) -> bool {
-        self.held.lock().get(&partition).is_some_and(Held::is_valid)
+        lease_valid(&self.held, partition)
     }
 
     fn catalog_caught_up(&self) -> futures::future::BoxFuture<'static, ()> {
@@ -187,7 +193,7 @@ impl Membership {
             let held = Arc::clone(&held);
             Arc::new(move |lane: Lane| match lane {
                 Lane::Catalog => true,
-                Lane::Partition(p) => held.lock().get(&p).is_some_and(Held::is_valid),
+                Lane::Partition(p) => lease_valid(&held, p),
             })
         };
         let changelog = Changelog::start(

@@ -273,13 +273,13 @@ impl Store {
     /// there is one (the local fsync is then not needed: a node that stops uncleanly rebuilds
     /// its partitions from the replica), else on disk (in a shared round of the log).
     pub async fn flush(&self) -> Result<(), Error> {
-        let started = std::time::Instant::now();
-        let flushed = match &self.replica {
-            Some(replica) => replica.durable().await.map_err(Error::Replica),
-            None => self.log.flush().await,
-        };
-        timings::flush_waits().observe(started.elapsed().as_secs_f64());
-        flushed
+        timings::flush_wait(async {
+            match &self.replica {
+                Some(replica) => replica.durable().await.map_err(Error::Replica),
+                None => self.log.flush().await,
+            }
+        })
+        .await
     }
 
     /// Waits until every commit of `key`'s lane made before this call is durable: in the
@@ -290,10 +290,7 @@ impl Store {
             return self.flush().await;
         };
         let lane = Lane::Partition(replica.partition_of(key));
-        let started = std::time::Instant::now();
-        let flushed = replica.durable_on(lane).await.map_err(Error::Replica);
-        timings::flush_waits().observe(started.elapsed().as_secs_f64());
-        flushed
+        timings::flush_wait(async { replica.durable_on(lane).await.map_err(Error::Replica) }).await
     }
 
     /// Whether the store has a replica, whose lanes become durable independently of each

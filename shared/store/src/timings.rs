@@ -3,8 +3,16 @@
 use keel_telemetry::metrics::{histogram, Histogram};
 use std::sync::OnceLock;
 
-/// How long durable writes waited for their commit round ([`crate::Store::flush`]).
-pub(crate) fn flush_waits() -> &'static Histogram {
+/// Waits for `flushed` (a durable write's commit round, [`crate::Store::flush`]), booking how
+/// long it took.
+pub(crate) async fn flush_wait<T>(flushed: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let outcome = flushed.await;
+    flush_waits().observe(started.elapsed().as_secs_f64());
+    outcome
+}
+
+fn flush_waits() -> &'static Histogram {
     static WAITS: OnceLock<Histogram> = OnceLock::new();
     WAITS.get_or_init(|| {
         histogram(

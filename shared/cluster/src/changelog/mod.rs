@@ -28,9 +28,9 @@ pub use snapshots::{Head, Snapshots, Taken, SNAPSHOTS_BUCKET, SNAPSHOT_HEADS_BUC
 
 use crate::{Error, Partitioning};
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use keel_store::{Durable, Lane, Replica};
 use lanes::{lane_token, Batch, Lanes};
 use parking_lot::Mutex;
@@ -383,17 +383,14 @@ fn wait_durable(inner: Arc<Inner>, lane: Option<Lane>) -> Durable {
                     None => None,
                 }
             };
-            match lane_landing {
-                Some(landing) => tokio::select! {
-                    _ = landing => {}
-                    _ = fenced.changed() => {}
-                    () = tokio::time::sleep(FENCE_POLL) => {}
-                },
-                None => tokio::select! {
-                    _ = durable.changed() => {}
-                    _ = fenced.changed() => {}
-                    () = tokio::time::sleep(FENCE_POLL) => {}
-                },
+            let landing = match lane_landing {
+                Some(landing) => Either::Left(landing.map(drop)),
+                None => Either::Right(durable.changed().map(drop)),
+            };
+            tokio::select! {
+                () = landing => {}
+                _ = fenced.changed() => {}
+                () = tokio::time::sleep(FENCE_POLL) => {}
             }
         }
     })

@@ -129,24 +129,40 @@ fn write_round(shared: &Shared, number: u64, records: Vec<Record>) -> Result<Opt
     if records.is_empty() {
         return Ok(None);
     }
-    let c = &shared.counters;
-    if shared.volatile {
-        let bytes = records
+    // `pending`: what the checkpoint is measured by (the log values, or the records they
+    // would hold).
+    let (log_keys, written, pending) = if shared.volatile {
+        let held = records
             .iter()
             .flat_map(|(_, writes)| writes)
             .map(|(key, value)| key.len() + value.as_ref().map_or(0, |v| v.len()))
             .sum();
-        c.add(ROUNDS, 1);
-        c.add(RECORDS, records.len() as u64);
-        return Ok(Some(Done {
-            number,
-            records,
-            log_keys: Vec::new(),
-            bytes,
-        }));
-    }
+        (Vec::new(), 0, held)
+    } else {
+        let (log_keys, written) = write_log_values(shared, number, &records)?;
+        (log_keys, written, written)
+    };
+    let c = &shared.counters;
+    c.add(ROUNDS, 1);
+    c.add(RECORDS, records.len() as u64);
+    c.add(LOG_WRITES, log_keys.len() as u64);
+    c.add(LOG_BYTES, written as u64);
+    Ok(Some(Done {
+        number,
+        records,
+        log_keys,
+        bytes: pending,
+    }))
+}
+
+/// Inserts one log value per partition with records; answers their keys and bytes.
+fn write_log_values(
+    shared: &Shared,
+    number: u64,
+    records: &[Record],
+) -> Result<(Vec<Vec<u8>>, usize), Error> {
     let mut by_partition: BTreeMap<u32, Vec<&Vec<Write>>> = BTreeMap::new();
-    for (partition, writes) in &records {
+    for (partition, writes) in records {
         by_partition.entry(*partition).or_default().push(writes);
     }
     let (mut bytes, mut log_keys) = (0, Vec::with_capacity(by_partition.len()));
@@ -157,14 +173,5 @@ fn write_round(shared: &Shared, number: u64, records: Vec<Record>) -> Result<Opt
         shared.tree.insert(key.as_slice(), value)?;
         log_keys.push(key);
     }
-    c.add(ROUNDS, 1);
-    c.add(RECORDS, records.len() as u64);
-    c.add(LOG_WRITES, log_keys.len() as u64);
-    c.add(LOG_BYTES, bytes as u64);
-    Ok(Some(Done {
-        number,
-        records,
-        log_keys,
-        bytes,
-    }))
+    Ok((log_keys, bytes))
 }
